@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Each creates .venv if missing, installs the CPU build of torch first (so nothing
+# else pulls a CUDA build), then lmlab with the extras CI needs, then runs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+EXTRAS := peers,fast,zh,plot,eval,dev
+STAMP  := $(VENV)/.installed
+TORCH  := torch==2.13.0
+
+.PHONY: demo test setup lint clean bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e ".[$(EXTRAS)]" $(TORCH)
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lmlab demo $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,3 @@
+from lmlab.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``lmlab`` command: one thin module per command group (parse, call the library, print)."""

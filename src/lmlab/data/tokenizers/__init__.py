@@ -1,0 +1,1 @@
+"""lmlab.data.tokenizers"""

@@ -1,0 +1,205 @@
+"""Files written safely, and the saved-model folder.
+
+A saved model is a folder, as on the Hugging Face hub::
+
+    config.json          the family name and its Config dataclass, as JSON
+    model.safetensors    the weights (never a pickle)
+    tokenizer files      whatever the tokenizer's own ``save`` writes
+
+Every write is atomic: the bytes go to a temporary file in the same folder,
+are fsync'ed, then renamed over the target, so a crash leaves either the old
+file or the new one, never half of one. Folders are written the same way
+(a temporary sibling folder, renamed into place).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import CheckpointError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_dir(path: str | Path, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``path`` in one rename.
+
+    If the body raises, the temporary folder is removed and ``path`` is untouched.
+    With ``overwrite=False`` an existing ``path`` is an error (nothing the user had
+    is lost).
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise CheckpointError(f"{path} already exists; refusing to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        for child in tmp.rglob("*"):
+            if child.is_file():
+                with open(child, "rb") as handle:
+                    os.fsync(handle.fileno())
+        _fsync_dir(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def check_safetensors(path: str | Path) -> None:
+    """Validate a safetensors file's header and size before anything is loaded from it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"missing weights file: {path}")
+    size = path.stat().st_size
+    if size < 8:
+        raise CheckpointError(f"{path}: truncated safetensors file ({size} bytes)")
+    with open(path, "rb") as handle:
+        (header_len,) = struct.unpack("<Q", handle.read(8))
+        if header_len > size - 8 or header_len > 100_000_000:
+            raise CheckpointError(f"{path}: bad safetensors header (length {header_len}, file {size} bytes)")
+        try:
+            header = json.loads(handle.read(header_len).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise CheckpointError(f"{path}: bad safetensors header (not JSON)") from None
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            end = max(end, int(info["data_offsets"][1]))
+        except (KeyError, TypeError, IndexError, ValueError):
+            raise CheckpointError(f"{path}: bad safetensors header entry {name!r}") from None
+    if 8 + header_len + end > size:
+        raise CheckpointError(
+            f"{path}: truncated safetensors file (needs {8 + header_len + end} bytes, has {size})"
+        )
+
+
+def save_tensors(path: str | Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
+    """Save a dict of torch tensors as safetensors, atomically."""
+    from safetensors.torch import save
+
+    contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(contiguous, metadata=metadata))
+
+
+def load_tensors(path: str | Path) -> dict:
+    """Load a safetensors file into a dict of torch tensors, with a checked header."""
+    from safetensors.torch import load_file
+
+    check_safetensors(path)
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: cannot read safetensors: {err}") from None
+
+
+def save_model_folder(folder: str | Path, family: str, config: dict, tensors: dict,
+                      extra: dict[str, bytes] | None = None) -> Path:
+    """Write a model folder (config.json + model.safetensors + extra files) atomically."""
+    folder = Path(folder)
+    with atomic_dir(folder) as tmp:
+        (tmp / CONFIG_NAME).write_text(json.dumps({"family": family, **config}, indent=2) + "\n")
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / WEIGHTS_NAME))
+        for name, data in (extra or {}).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_bytes(data)
+    return folder
+
+
+def read_model_config(folder: str | Path) -> dict:
+    """config.json of a model folder, with one-line errors for every way it can be wrong."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"model folder not found: {folder}")
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{folder}: no {CONFIG_NAME} (not a saved model folder)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return config
+
+
+def load_model_folder(folder: str | Path) -> tuple[dict, dict]:
+    """(config dict, tensors) of a model folder; every failure is a CheckpointError."""
+    config = read_model_config(folder)
+    tensors = load_tensors(Path(folder) / WEIGHTS_NAME)
+    return config, tensors
+
+
+def load_state_strict(module, tensors: dict, where: str) -> None:
+    """Load ``tensors`` into a torch module; any missing, extra or mis-shaped key is an error."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
+        raise CheckpointError(f"{where}: weights do not match the config ({'; '.join(parts)})")
+    for key, value in tensors.items():
+        if tuple(own[key].shape) != tuple(value.shape):
+            raise CheckpointError(
+                f"{where}: weight {key!r} has shape {tuple(value.shape)}, config expects {tuple(own[key].shape)}"
+            )
+    module.load_state_dict(tensors, strict=True)

@@ -1,0 +1,50 @@
+"""An explicit table of model families: name -> where its Config, Model and presets live.
+
+No import magic: each family is one row, written by hand, loaded only when asked
+for (so ``import lmlab`` stays light and a family with an optional dependency does
+not break the others). A row is ``"module:ConfigClass"``, ``"module:ModelClass"``
+and ``"module:PRESETS"`` (a dict name -> dict of config values).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from .errors import ConfigError, closest
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    config: str
+    model: str
+    presets: str | None = None
+
+    def _load(self, spec: str):
+        module_name, attr = spec.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def config_class(self):
+        return self._load(self.config)
+
+    def model_class(self):
+        return self._load(self.model)
+
+    def preset_table(self) -> dict:
+        return self._load(self.presets) if self.presets else {}
+
+
+# One row per family. Rows are added as families land (see DESIGN.md, "Layout").
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> None:
+    FAMILIES[family.name] = family
+
+
+def get(name: str) -> Family:
+    if name not in FAMILIES:
+        known = ", ".join(sorted(FAMILIES)) or "none yet"
+        raise ConfigError(f"unknown model family {name!r}{closest(name, FAMILIES)}; known: {known}")
+    return FAMILIES[name]
