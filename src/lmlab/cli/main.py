@@ -31,8 +31,9 @@ GROUPS = {
     "tokenizer": "tokenizer",
     "ngram": "ngram",
     "embed": "embed",
+    "eval": "evaluate",
 }
-TOP_LEVEL = ["demo", "train", "generate", "evaluate", "finetune"]
+TOP_LEVEL = ["demo", "train", "generate", "finetune"]
 
 
 def _attach() -> None:

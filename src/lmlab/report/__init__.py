@@ -1,1 +1,46 @@
-"""lmlab.report"""
+"""The lineage comparison: every family's demo rows in one table (and plots).
+
+A family takes part in ``lmlab demo`` by exposing ``run_demo(data: DemoData) ->
+list[DemoRow]`` in a module listed in :data:`lmlab.cli.demo.DEMO_ENTRIES`.
+All perplexities are per word on the same word-level test stream
+(``data.test_sentences``: sentence-split, word-tokenized, lowercased; ``</s>``
+predicted and counted once per sentence, ``<s>`` context only, OOVs mapped to
+``<unk>`` of the closed training vocabulary ``data.vocab``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class DemoData:
+    """What every family gets in the demo: one corpus, one split, one vocabulary."""
+
+    corpus_name: str
+    train_documents: list          # list[lmlab.data.corpus.Document]
+    valid_documents: list
+    test_documents: list
+    train_sentences: list[list[str]]   # lowercased word tokens, one list per sentence
+    valid_sentences: list[list[str]]
+    test_sentences: list[list[str]]
+    vocab: list[str]               # closed vocabulary (includes <unk>, <s>, </s>)
+    out_dir: Path
+    seed: int = 0
+    deadline: float = float("inf")  # time.monotonic() value the demo must end by
+
+    def seconds_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+@dataclass
+class DemoRow:
+    """One row of the lineage table."""
+
+    family: str                    # "statistical", "neural LM", "embeddings", "transformer", ...
+    model: str                     # e.g. "MKN 5-gram"
+    metrics: dict[str, float] = field(default_factory=dict)  # e.g. {"test ppl": 231.4}
+    train_seconds: float | None = None
+    notes: str = ""
