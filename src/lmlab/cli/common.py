@@ -1,0 +1,58 @@
+"""Small helpers the CLI modules share: a stderr console, status lines, tables, output folders."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import UsageError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def status(message: str):
+    """A spinner on stderr while a step runs (silent when stderr is not a terminal)."""
+    if err_console.is_terminal:
+        with err_console.status(message):
+            yield
+    else:
+        err_console.print(f"[dim]{message}[/dim]")
+        yield
+
+
+def table(title: str, columns: list[str], rows: list[list]) -> Table:
+    out = Table(title=title, show_lines=False)
+    for i, name in enumerate(columns):
+        out.add_column(name, justify="left" if i == 0 else "right")
+    for row in rows:
+        out.add_row(*[fmt(v) for v in row])
+    return out
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3f}" if abs(value) < 1 else f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def fresh_output_dir(path: Path, force: bool) -> Path:
+    """Refuse to write into a non-empty folder unless --force (nothing the user had is lost)."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not force:
+        raise UsageError(f"{path} already exists and is not empty; choose another --out or pass --force")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

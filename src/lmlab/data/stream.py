@@ -1,0 +1,271 @@
+"""Token streams on disk, and the batch sources every neural family trains from.
+
+A prepared split is a folder::
+
+    ids.bin        all token ids of the split, back to back (uint16 if the vocabulary fits, else uint32)
+    offsets.npy    int64, n_documents + 1 entries: document i is ids[offsets[i]:offsets[i+1]]
+    meta.json      tokenizer kind, vocabulary size, dtype, counts, SHA-256 of the source text
+
+:class:`TokenStream` opens it as a numpy memmap (nothing is loaded until read).
+``offsets.npy`` is read with ``allow_pickle=False``.
+
+Batch sources are *random access and deterministic*: ``batch(step)`` is a pure
+function of the step number (and the seed), so a resumed run asks for the same
+batches the uninterrupted run would have seen, and ranks of a distributed run
+take disjoint rows of the same global batch. Three shapes:
+
+- :class:`LMBlocks` — contiguous blocks of ``seq_len + 1`` tokens cut from the
+  whole stream (documents separated by ``</s>``), shuffled each epoch: the
+  input is ``block[:-1]``, the target ``block[1:]`` (GPT-style causal LMs).
+- :class:`BPTTBatches` — the stream laid out in ``batch_size`` parallel
+  columns and read in consecutive windows, so an RNN can carry its hidden
+  state from one batch to the next (truncated BPTT); each batch also says
+  where a document starts, so the state can be reset there.
+- :class:`PackedSequences` / :class:`SentenceRows` — fixed-length rows packed
+  with document ids (for masking attention across documents), or one
+  document per row, padded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..errors import DataError
+from ..io import atomic_write_bytes, atomic_write_text
+
+
+def dtype_for(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
+
+
+def write_stream(folder: str | Path, documents: Iterable[list[int]], vocab_size: int,
+                 meta: dict | None = None, source_text_hash: str | None = None) -> "TokenStream":
+    """Write encoded documents (each a list of ids) as a token stream folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dtype = dtype_for(vocab_size)
+    lengths, chunks = [], []
+    for doc in documents:
+        arr = np.asarray(doc, dtype=np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
+            raise DataError(f"token id out of range [0, {vocab_size}) while writing {folder}")
+        chunks.append(arr.astype(dtype))
+        lengths.append(arr.size)
+    ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    atomic_write_bytes(folder / "ids.bin", ids.tobytes())
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, offsets, allow_pickle=False)
+    atomic_write_bytes(folder / "offsets.npy", buffer.getvalue())
+    info = {
+        "vocab_size": int(vocab_size), "dtype": dtype.name, "n_tokens": int(ids.size),
+        "n_documents": len(lengths), "ids_sha256": hashlib.sha256(ids.tobytes()).hexdigest(),
+        "source_sha256": source_text_hash, **(meta or {}),
+    }
+    atomic_write_text(folder / "meta.json", json.dumps(info, indent=2) + "\n")
+    return TokenStream(folder)
+
+
+class TokenStream:
+    """A prepared split: ``ids`` (memmap), ``offsets`` (document starts), ``meta``."""
+
+    def __init__(self, folder: str | Path):
+        folder = Path(folder)
+        for name in ("ids.bin", "offsets.npy", "meta.json"):
+            if not (folder / name).is_file():
+                raise DataError(f"{folder}: not a token stream (missing {name}); run `lmlab corpus prepare`")
+        try:
+            self.meta = json.loads((folder / "meta.json").read_text("utf-8"))
+            self.offsets = np.load(folder / "offsets.npy", allow_pickle=False)
+        except (ValueError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DataError(f"{folder}: corrupt token stream metadata ({err})") from None
+        dtype = np.dtype(self.meta["dtype"])
+        size = (folder / "ids.bin").stat().st_size
+        if size != self.meta["n_tokens"] * dtype.itemsize or self.offsets[-1] != self.meta["n_tokens"]:
+            raise DataError(f"{folder}: ids.bin has {size} bytes, meta.json expects "
+                            f"{self.meta['n_tokens']} {dtype.name} tokens (truncated?)")
+        self.folder = folder
+        self.ids = (np.memmap(folder / "ids.bin", dtype=dtype, mode="r") if size
+                    else np.zeros(0, dtype=dtype))
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    @property
+    def n_documents(self) -> int:
+        return int(self.offsets.size - 1)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.meta["vocab_size"])
+
+    def document(self, i: int) -> np.ndarray:
+        return np.asarray(self.ids[self.offsets[i]:self.offsets[i + 1]])
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def _rank_rows(rows: np.ndarray, rank: int, world: int) -> np.ndarray:
+    if rows.shape[0] % world:
+        raise DataError(f"global batch of {rows.shape[0]} rows does not divide over {world} ranks")
+    per = rows.shape[0] // world
+    return rows[rank * per:(rank + 1) * per]
+
+
+@dataclass
+class LMBlocks:
+    """Shuffled contiguous blocks of ``seq_len + 1`` tokens; ``batch(step)`` -> int64 [B, T+1]."""
+
+    ids: np.ndarray
+    seq_len: int
+    batch_size: int
+    seed: int = 0
+    shuffle: bool = True
+
+    def __post_init__(self):
+        self.n_blocks = (len(self.ids) - 1) // self.seq_len
+        if self.n_blocks < self.batch_size:
+            raise DataError(f"stream of {len(self.ids)} tokens gives {self.n_blocks} blocks of {self.seq_len}; "
+                            f"need at least batch_size={self.batch_size}")
+        self.steps_per_epoch = self.n_blocks // self.batch_size
+
+    def block(self, index: int) -> np.ndarray:
+        start = index * self.seq_len
+        return np.asarray(self.ids[start:start + self.seq_len + 1], dtype=np.int64)
+
+    def batch(self, step: int, rank: int = 0, world: int = 1) -> np.ndarray:
+        epoch, within = divmod(step, self.steps_per_epoch)
+        order = _epoch_order(self.n_blocks, self.seed, epoch) if self.shuffle else np.arange(self.n_blocks)
+        chosen = order[within * self.batch_size:(within + 1) * self.batch_size]
+        rows = np.stack([self.block(int(i)) for i in chosen])  # [B, T+1]
+        return _rank_rows(rows, rank, world)
+
+    def sequential(self) -> Iterable[np.ndarray]:
+        """Every block once, in order (for evaluation); the last partial batch included."""
+        for first in range(0, self.n_blocks, self.batch_size):
+            yield np.stack([self.block(i) for i in range(first, min(first + self.batch_size, self.n_blocks))])
+
+
+@dataclass
+class BPTTBatches:
+    """Truncated-BPTT batches: ``batch(step)`` -> (ids [B, T+1], doc_start bool [B, T]).
+
+    The stream is cut into ``batch_size`` equal columns; step ``s`` reads tokens
+    ``s*T .. s*T+T`` of every column, so the hidden state of row b at the end of
+    one batch is the right initial state for row b of the next. ``doc_start[b, t]``
+    is True where input position t is the first token of a document (the state
+    should be reset before it). Steps wrap around epochs in the same order.
+    """
+
+    ids: np.ndarray
+    batch_size: int
+    bptt: int
+    doc_starts: np.ndarray | None = None  # bool per token, True at each document's first token
+
+    def __post_init__(self):
+        n = (len(self.ids) - 1) // self.batch_size
+        if n < self.bptt + 1:
+            raise DataError(f"stream of {len(self.ids)} tokens is too short for batch {self.batch_size} x bptt {self.bptt}")
+        self.column_len = n
+        self.columns = np.asarray(self.ids[: n * self.batch_size + 1], dtype=np.int64)
+        starts = (np.zeros(len(self.columns), dtype=bool) if self.doc_starts is None
+                  else np.asarray(self.doc_starts[: len(self.columns)], dtype=bool))
+        self.starts = starts
+        self.steps_per_epoch = (n - 1) // self.bptt
+
+    def batch(self, step: int, rank: int = 0, world: int = 1):
+        within = step % self.steps_per_epoch
+        t0 = within * self.bptt
+        base = (np.arange(self.batch_size) * self.column_len)[:, None] + t0  # [B, 1]
+        index = base + np.arange(self.bptt + 1)[None, :]                       # [B, T+1]
+        ids = self.columns[index]
+        starts = self.starts[index[:, :-1]]
+        starts[:, 0] |= within == 0  # a new epoch starts every column afresh
+        return _rank_rows(ids, rank, world), _rank_rows(starts, rank, world)
+
+
+@dataclass
+class PackedSequences:
+    """Fixed-length rows packed from whole documents: ``batch(step)`` -> (ids [B, T], doc_ids [B, T]).
+
+    Documents are laid back to back (each may be split across rows); ``doc_ids``
+    numbers the documents inside a row from 0, so an attention mask can keep a
+    token from attending across a document boundary (-1 marks padding).
+    """
+
+    stream: TokenStream
+    seq_len: int
+    batch_size: int
+    seed: int = 0
+    pad_id: int = 0
+
+    def __post_init__(self):
+        ids = np.asarray(self.stream.ids, dtype=np.int64)
+        doc_of_token = np.repeat(np.arange(self.stream.n_documents), np.diff(self.stream.offsets))
+        n_rows = -(-len(ids) // self.seq_len)
+        pad = n_rows * self.seq_len - len(ids)
+        self.rows = np.concatenate([ids, np.full(pad, self.pad_id)]).reshape(n_rows, self.seq_len)
+        docs = np.concatenate([doc_of_token, np.full(pad, -1)]).reshape(n_rows, self.seq_len)
+        first = np.where(docs >= 0, docs - docs[:, :1], -1)  # renumber from 0 inside each row
+        self.doc_ids = first
+        if n_rows < self.batch_size:
+            raise DataError(f"{n_rows} packed rows is fewer than batch_size={self.batch_size}")
+        self.steps_per_epoch = n_rows // self.batch_size
+
+    def batch(self, step: int, rank: int = 0, world: int = 1):
+        epoch, within = divmod(step, self.steps_per_epoch)
+        order = _epoch_order(len(self.rows), self.seed, epoch)
+        chosen = order[within * self.batch_size:(within + 1) * self.batch_size]
+        return _rank_rows(self.rows[chosen], rank, world), _rank_rows(self.doc_ids[chosen], rank, world)
+
+
+@dataclass
+class SentenceRows:
+    """One document (or sentence) per row, truncated to ``max_len`` and right-padded.
+
+    ``batch(step)`` -> (ids [B, L], lengths [B]) with L the longest row of the batch.
+    """
+
+    stream: TokenStream
+    max_len: int
+    batch_size: int
+    seed: int = 0
+    pad_id: int = 0
+
+    def __post_init__(self):
+        if self.stream.n_documents < self.batch_size:
+            raise DataError(f"{self.stream.n_documents} rows is fewer than batch_size={self.batch_size}")
+        self.steps_per_epoch = self.stream.n_documents // self.batch_size
+
+    def batch(self, step: int, rank: int = 0, world: int = 1):
+        epoch, within = divmod(step, self.steps_per_epoch)
+        order = _epoch_order(self.stream.n_documents, self.seed, epoch)
+        chosen = order[within * self.batch_size:(within + 1) * self.batch_size]
+        docs = [self.stream.document(int(i))[: self.max_len] for i in chosen]
+        lengths = np.array([len(d) for d in docs], dtype=np.int64)
+        out = np.full((len(docs), max(1, int(lengths.max()))), self.pad_id, dtype=np.int64)
+        for row, doc in enumerate(docs):
+            out[row, :len(doc)] = doc
+        return _rank_rows(out, rank, world), _rank_rows(lengths, rank, world)
+
+
+def encode_word_sentences(sentences: list[list[str]], tokenizer, add_bos: bool = False) -> list[list[int]]:
+    """Each sentence as ids with ``</s>`` appended (and ``<s>`` prepended if asked)."""
+    eos = tokenizer.token_to_id["</s>"]
+    bos = tokenizer.token_to_id["<s>"]
+    out = []
+    for sentence in sentences:
+        ids = tokenizer.encode_tokens(sentence)
+        out.append(([bos] if add_bos else []) + ids + [eos])
+    return out
