@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from lmlab.data.stream import (BPTTBatches, LMBlocks, PackedSequences, SentenceRows, TokenStream,
                                write_stream)
@@ -39,19 +40,19 @@ def test_lm_blocks_shapes_determinism_and_shards(tmp_path):
     stream = write_stream(tmp_path / "s", _docs(), vocab_size=300)
     blocks = LMBlocks(stream.ids, seq_len=16, batch_size=4, seed=3)
     b0 = blocks.batch(0)
-    assert b0.shape == (4, 17) and b0.dtype == np.int64
-    assert np.array_equal(b0, LMBlocks(stream.ids, 16, 4, seed=3).batch(0))  # deterministic
+    assert b0.shape == (4, 17) and b0.dtype == torch.int64
+    assert torch.equal(b0, LMBlocks(stream.ids, 16, 4, seed=3).batch(0))  # deterministic
     ids = np.asarray(stream.ids)
     for row in b0:  # every row is a contiguous slice of the stream
-        starts = [s for s in range(0, len(ids) - 16, 16) if np.array_equal(ids[s:s + 17], row)]
+        starts = [s for s in range(0, len(ids) - 16, 16) if np.array_equal(ids[s:s + 17], row.numpy())]
         assert starts
-    halves = [blocks.batch(5, rank=r, world=2) for r in range(2)]
-    assert np.array_equal(np.concatenate(halves), blocks.batch(5))
+    halves = [blocks.batch(5, shard=r, shards=2) for r in range(2)]
+    assert torch.equal(torch.cat(halves), blocks.batch(5))
     unique = LMBlocks(np.arange(1000), seq_len=16, batch_size=4, seed=3)
-    firsts = np.concatenate([unique.batch(s)[:, 0] for s in range(unique.steps_per_epoch)])
+    firsts = torch.cat([unique.batch(s)[:, 0] for s in range(unique.steps_per_epoch)]).numpy()
     assert len(set(firsts.tolist())) == len(firsts)  # no block twice in one epoch
     assert (firsts % 16 == 0).all()
-    assert not np.array_equal(unique.batch(0), unique.batch(unique.steps_per_epoch))  # reshuffled
+    assert not torch.equal(unique.batch(0), unique.batch(unique.steps_per_epoch))  # reshuffled
 
 
 def test_bptt_batches_are_consecutive(tmp_path):
@@ -62,11 +63,11 @@ def test_bptt_batches_are_consecutive(tmp_path):
     bptt = BPTTBatches(stream.ids, batch_size=3, bptt=8, doc_starts=starts)
     (x0, s0), (x1, s1) = bptt.batch(0), bptt.batch(1)
     assert x0.shape == (3, 9) and s0.shape == (3, 8)
-    assert np.array_equal(x0[:, -1], x1[:, 0])  # the next window continues each column
+    assert torch.equal(x0[:, -1], x1[:, 0])  # the next window continues each column
     col = np.asarray(stream.ids[: bptt.column_len])
-    assert np.array_equal(x0[0], col[:9])
+    assert np.array_equal(x0[0].numpy(), col[:9])
     assert s0[0, 0]  # epoch start resets every column
-    assert np.array_equal(s1[0], starts[8:16])
+    assert np.array_equal(s1[0].numpy(), starts[8:16])
 
 
 def test_packed_and_sentence_rows(tmp_path):

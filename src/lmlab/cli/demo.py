@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         small: bool = typer.Option(False, "--small", help="Use wiki-vital-small (~2,500 documents)."),
-        budget: float = typer.Option(600.0, "--budget", help="Seconds the whole run may take (families are skipped past it)."),
+        budget: float = typer.Option(300.0, "--budget", help="Seconds the whole run may take (families are skipped past it)."),
         out: Path = typer.Option(Path("runs/demo"), "--out", help="Where report.md (and ppl.png) go."),
         only: str = typer.Option("", "--only", help="Comma-separated families to run: baseline," + ",".join(DEMO_ENTRIES)),
         seed: int = typer.Option(0, help="Seed for every family."),

@@ -9,10 +9,13 @@ A prepared split is a folder::
 :class:`TokenStream` opens it as a numpy memmap (nothing is loaded until read).
 ``offsets.npy`` is read with ``allow_pickle=False``.
 
-Batch sources are *random access and deterministic*: ``batch(step)`` is a pure
-function of the step number (and the seed), so a resumed run asks for the same
-batches the uninterrupted run would have seen, and ranks of a distributed run
-take disjoint rows of the same global batch. Three shapes:
+Batch sources are *random access and deterministic* and follow the Trainer's
+``BatchSource`` protocol: ``batch(step, shard, shards)`` is a pure function of the
+step number (and the seed) returning torch tensors; ``batch_size`` is the
+*global* batch, and ``shards`` (micro-batches x processes) split it into equal,
+disjoint parts. So a resumed run asks for the same batches the uninterrupted run
+would have seen, and 4 micro-batches of B rows are exactly one batch of 4B.
+Shapes:
 
 - :class:`LMBlocks` — contiguous blocks of ``seq_len + 1`` tokens cut from the
   whole stream (documents separated by ``</s>``), shuffled each epoch: the
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import torch
 
 from ..errors import DataError
 from ..io import atomic_write_bytes, atomic_write_text
@@ -116,11 +120,13 @@ def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def _rank_rows(rows: np.ndarray, rank: int, world: int) -> np.ndarray:
-    if rows.shape[0] % world:
-        raise DataError(f"global batch of {rows.shape[0]} rows does not divide over {world} ranks")
-    per = rows.shape[0] // world
-    return rows[rank * per:(rank + 1) * per]
+def _shard_rows(rows: np.ndarray, shard: int, shards: int) -> torch.Tensor:
+    """Rows of part ``shard`` of ``shards`` of a global batch, as a torch tensor."""
+    if rows.shape[0] % shards:
+        raise DataError(f"global batch of {rows.shape[0]} rows does not divide into {shards} shards "
+                        f"(micro-batches x processes)")
+    per = rows.shape[0] // shards
+    return torch.from_numpy(np.ascontiguousarray(rows[shard * per:(shard + 1) * per]))
 
 
 @dataclass
@@ -144,17 +150,20 @@ class LMBlocks:
         start = index * self.seq_len
         return np.asarray(self.ids[start:start + self.seq_len + 1], dtype=np.int64)
 
-    def batch(self, step: int, rank: int = 0, world: int = 1) -> np.ndarray:
+    def batch(self, step: int, shard: int = 0, shards: int = 1) -> np.ndarray:
         epoch, within = divmod(step, self.steps_per_epoch)
         order = _epoch_order(self.n_blocks, self.seed, epoch) if self.shuffle else np.arange(self.n_blocks)
         chosen = order[within * self.batch_size:(within + 1) * self.batch_size]
         rows = np.stack([self.block(int(i)) for i in chosen])  # [B, T+1]
-        return _rank_rows(rows, rank, world)
+        return _shard_rows(rows, shard, shards)
 
-    def sequential(self) -> Iterable[np.ndarray]:
-        """Every block once, in order (for evaluation); the last partial batch included."""
-        for first in range(0, self.n_blocks, self.batch_size):
-            yield np.stack([self.block(i) for i in range(first, min(first + self.batch_size, self.n_blocks))])
+    def eval_batches(self, rank: int = 0, world: int = 1) -> Iterable[torch.Tensor]:
+        """Every block once, in order (the Trainer's EvalSource); process ``rank`` takes every
+        ``world``-th batch. The last partial batch is included."""
+        for index, first in enumerate(range(0, self.n_blocks, self.batch_size)):
+            if index % world == rank:
+                last = min(first + self.batch_size, self.n_blocks)
+                yield torch.from_numpy(np.stack([self.block(i) for i in range(first, last)]))
 
 
 @dataclass
@@ -184,7 +193,7 @@ class BPTTBatches:
         self.starts = starts
         self.steps_per_epoch = (n - 1) // self.bptt
 
-    def batch(self, step: int, rank: int = 0, world: int = 1):
+    def batch(self, step: int, shard: int = 0, shards: int = 1):
         within = step % self.steps_per_epoch
         t0 = within * self.bptt
         base = (np.arange(self.batch_size) * self.column_len)[:, None] + t0  # [B, 1]
@@ -192,7 +201,16 @@ class BPTTBatches:
         ids = self.columns[index]
         starts = self.starts[index[:, :-1]]
         starts[:, 0] |= within == 0  # a new epoch starts every column afresh
-        return _rank_rows(ids, rank, world), _rank_rows(starts, rank, world)
+        return _shard_rows(ids, shard, shards), _shard_rows(starts, shard, shards)
+
+    def eval_batches(self, rank: int = 0, world: int = 1):
+        """One pass over the columns in order, as (ids, doc_start) pairs (state carried across).
+
+        Only rank 0 evaluates: the columns must be read in order to carry the state."""
+        if rank != 0:
+            return
+        for step in range(self.steps_per_epoch):
+            yield self.batch(step)
 
 
 @dataclass
@@ -223,11 +241,11 @@ class PackedSequences:
             raise DataError(f"{n_rows} packed rows is fewer than batch_size={self.batch_size}")
         self.steps_per_epoch = n_rows // self.batch_size
 
-    def batch(self, step: int, rank: int = 0, world: int = 1):
+    def batch(self, step: int, shard: int = 0, shards: int = 1):
         epoch, within = divmod(step, self.steps_per_epoch)
         order = _epoch_order(len(self.rows), self.seed, epoch)
         chosen = order[within * self.batch_size:(within + 1) * self.batch_size]
-        return _rank_rows(self.rows[chosen], rank, world), _rank_rows(self.doc_ids[chosen], rank, world)
+        return _shard_rows(self.rows[chosen], shard, shards), _shard_rows(self.doc_ids[chosen], shard, shards)
 
 
 @dataclass
@@ -248,7 +266,7 @@ class SentenceRows:
             raise DataError(f"{self.stream.n_documents} rows is fewer than batch_size={self.batch_size}")
         self.steps_per_epoch = self.stream.n_documents // self.batch_size
 
-    def batch(self, step: int, rank: int = 0, world: int = 1):
+    def batch(self, step: int, shard: int = 0, shards: int = 1):
         epoch, within = divmod(step, self.steps_per_epoch)
         order = _epoch_order(self.stream.n_documents, self.seed, epoch)
         chosen = order[within * self.batch_size:(within + 1) * self.batch_size]
@@ -257,7 +275,7 @@ class SentenceRows:
         out = np.full((len(docs), max(1, int(lengths.max()))), self.pad_id, dtype=np.int64)
         for row, doc in enumerate(docs):
             out[row, :len(doc)] = doc
-        return _rank_rows(out, rank, world), _rank_rows(lengths, rank, world)
+        return _shard_rows(out, shard, shards), _shard_rows(lengths, shard, shards)
 
 
 def encode_word_sentences(sentences: list[list[str]], tokenizer, add_bos: bool = False) -> list[list[int]]:
