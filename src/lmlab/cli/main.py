@@ -24,8 +24,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# command group name -> module under lmlab.cli exposing ``app`` (a typer.Typer)
-# or ``register(app)`` for top-level commands. Modules that do not exist yet are skipped.
+# command group name -> module under lmlab.cli exposing ``app`` (a typer.Typer);
+# top-level command name -> module exposing ``register(app)``. Only the module of the
+# command being run is imported (so `lmlab corpus list` does not pay for torch or
+# transformers); `lmlab --help` imports them all. A module not written yet is skipped.
 GROUPS = {
     "corpus": "corpus",
     "tokenizer": "tokenizer",
@@ -33,29 +35,43 @@ GROUPS = {
     "embed": "embed",
     "eval": "evaluate",
 }
-TOP_LEVEL = ["demo", "train", "generate", "finetune"]
+TOP_LEVEL = {
+    "demo": "demo",
+    "train": "train",
+    "generate": "generate",
+    "finetune": "finetune",
+}
 
 
-def _attach() -> None:
+def _import(module_name: str):
+    try:
+        return importlib.import_module(f"lmlab.cli.{module_name}")
+    except ModuleNotFoundError as err:
+        if err.name == f"lmlab.cli.{module_name}":
+            return None
+        raise
+
+
+def _attach(command: str | None) -> None:
     for name, module_name in GROUPS.items():
-        try:
-            module = importlib.import_module(f"lmlab.cli.{module_name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"lmlab.cli.{module_name}":
-                continue
-            raise
-        app.add_typer(module.app, name=name)
-    for module_name in TOP_LEVEL:
-        try:
-            module = importlib.import_module(f"lmlab.cli.{module_name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"lmlab.cli.{module_name}":
-                continue
-            raise
-        module.register(app)
+        if command in (None, name):
+            module = _import(module_name)
+            if module is not None:
+                app.add_typer(module.app, name=name)
+    for name, module_name in TOP_LEVEL.items():
+        if command in (None, name):
+            module = _import(module_name)
+            if module is not None:
+                module.register(app)
 
 
-_attach()
+def _command_of(argv: list[str]) -> str | None:
+    """The command named on the command line, if it is one we know (else None: attach all)."""
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        return arg if arg in GROUPS or arg in TOP_LEVEL else None
+    return None
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -69,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in argv or os.environ.get("LMLAB_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
     try:
+        _attach(_command_of(argv))
         app(args=argv, prog_name="lmlab")
     except LmlabError as err:
         if debug:
