@@ -24,6 +24,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+@app.callback()
+def _root() -> None:
+    """lmlab: n-grams to Transformers, trained, measured and used on the same data."""
+
+
 # command group name -> module under lmlab.cli exposing ``app`` (a typer.Typer);
 # top-level command name -> module exposing ``register(app)``. Only the module of the
 # command being run is imported (so `lmlab corpus list` does not pay for torch or
