@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from rich.table import Table
 
 from ..errors import UsageError
 
-console = Console()
+# piped output is not wrapped at 80 columns: tables stay one line per row
+console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True)
 
 
@@ -25,10 +27,11 @@ def status(message: str):
         yield
 
 
-def table(title: str, columns: list[str], rows: list[list]) -> Table:
+def table(title: str, columns: list[str], rows: list[list], left: int = 1) -> Table:
+    """A rich table; the first ``left`` columns are left-aligned, numbers right-aligned."""
     out = Table(title=title, show_lines=False)
     for i, name in enumerate(columns):
-        out.add_column(name, justify="left" if i == 0 else "right")
+        out.add_column(name, justify="left" if i < left else "right")
     for row in rows:
         out.add_row(*[fmt(v) for v in row])
     return out

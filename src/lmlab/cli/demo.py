@@ -63,7 +63,8 @@ def unigram_baseline(data: DemoData) -> DemoRow:
             log_prob += math.log((counts[w] + 1) / total)
         log_prob += math.log((counts["</s>"] + 1) / total)
         n += len(sentence) + 1
-    return DemoRow("baseline", "add-one unigram", {"test ppl": math.exp(-log_prob / n), "OOV %": 100 * oov / n},
+    return DemoRow("baseline", "add-one unigram",
+                   {"test ppl": math.exp(-log_prob / n), "OOVs": oov, "bits/word": -log_prob / n / math.log(2)},
                    time.monotonic() - start, f"V={len(predicted)} predicted types")
 
 
@@ -189,8 +190,8 @@ def register(app: typer.Typer) -> None:
         elapsed = time.monotonic() - started
         metric_names = _metric_names(rows)
         console.print(table(f"lmlab lineage on {corpus_name} (test split; {COUNTING_RULE})",
-                            ["family", "model", *metric_names, "train s", "notes"],
-                            [[r.family, r.model, *[r.metrics.get(m) for m in metric_names], r.train_seconds, r.notes]
+                            ["family", "model", *metric_names, "train s"], left=2,
+                            [[r.family, r.model, *[r.metrics.get(m) for m in metric_names], r.train_seconds]
                              for r in rows]))
         report = _report(data, stats, rows, elapsed)
         if _plot(rows, out / "ppl.png"):
