@@ -190,9 +190,9 @@ def register(app: typer.Typer) -> None:
         elapsed = time.monotonic() - started
         metric_names = _metric_names(rows)
         console.print(table(f"lmlab lineage on {corpus_name} (test split; {COUNTING_RULE})",
-                            ["family", "model", *metric_names, "train s"], left=2,
+                            ["family", "model", *metric_names, "train s"],
                             [[r.family, r.model, *[r.metrics.get(m) for m in metric_names], r.train_seconds]
-                             for r in rows]))
+                             for r in rows], left=2))
         report = _report(data, stats, rows, elapsed)
         if _plot(rows, out / "ppl.png"):
             report += "\n![test perplexity](ppl.png)\n"
