@@ -1,0 +1,248 @@
+"""``lmlab embed``: train word2vec / GloVe / fastText vectors, evaluate them, query them; the fastText classifier."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from ..errors import UsageError, closest
+from .common import console, err_console, status, table
+
+app = typer.Typer(help="Static word embeddings: word2vec, GloVe, fastText (+ classifier).", no_args_is_help=True)
+
+MODELS = ("word2vec", "glove", "fasttext")
+FORMATS = ("word2vec", "word2vec-binary", "glove")
+
+
+def _sentences(corpus: str, split: str):
+    from ..data import sources
+    from ..data.corpus import word_sentences
+
+    with status(f"loading {corpus}"):
+        data = sources.load(corpus)
+        if split == "all":
+            docs = data.documents
+        else:
+            docs = data.split()[split]
+        return word_sentences(docs)
+
+
+@contextmanager
+def _progress(name: str, epochs: int):
+    """A progress bar over epochs on stderr (when it is a terminal), else nothing."""
+    if not err_console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                  TimeRemainingColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task(name, total=epochs)
+        yield lambda epoch, fraction: bar.update(task, completed=epoch + fraction)
+
+
+def _load_any(path: Path):
+    """(Vectors, word -> vector function or None): a vectors file, or a saved model folder."""
+    from ..embeddings.vectors import Vectors
+
+    if path.is_dir():
+        from ..io import read_model_config
+
+        family = read_model_config(path).get("family")
+        if family == "fasttext":
+            from ..embeddings.fasttext import FastText
+
+            model = FastText.load(path)
+            return model.wv, model.word_vector
+        if family == "word2vec":
+            from ..embeddings.word2vec import Word2Vec
+
+            return Word2Vec.load(path).wv, None
+        raise UsageError(f"{path}: a {family!r} model folder has no word vectors")
+    return Vectors.load(path), None
+
+
+@app.command("train")
+def train(
+    model: str = typer.Argument(..., help="word2vec | glove | fasttext"),
+    corpus: str = typer.Argument(..., help="A built-in corpus (e.g. wiki-vital) or a text file / folder / glob."),
+    out: Path = typer.Option(..., "--out", "-o", help="Vectors file to write."),
+    fmt: str = typer.Option("word2vec", "--format", help="word2vec | word2vec-binary | glove"),
+    save_model: Path | None = typer.Option(None, help="Also save the whole model as a folder (fastText: needed for OOV words)."),
+    split: str = typer.Option("train", help="Which documents to train on: train | valid | test | all."),
+    sg: bool = typer.Option(False, "--sg/--cbow", help="Skip-gram or CBOW (word2vec, fastText)."),
+    hs: bool = typer.Option(False, "--hs/--no-hs", help="Hierarchical softmax output layer."),
+    negative: int = typer.Option(5, help="Negative samples (0: off; then --hs is required)."),
+    size: int = typer.Option(100, help="Vector size."),
+    window: int | None = typer.Option(None, help="Window (default 5; GloVe 10)."),
+    min_count: int = typer.Option(5, help="Drop words seen fewer times."),
+    sample: float = typer.Option(1e-3, help="Sub-sampling threshold t (0: off)."),
+    alpha: float | None = typer.Option(None, help="Initial learning rate (default 0.025; GloVe eta 0.05)."),
+    epochs: int | None = typer.Option(None, help="Epochs (default 5; GloVe 25)."),
+    workers: int = typer.Option(2, help="Threads (Hogwild); 1 with --seed is deterministic."),
+    seed: int = typer.Option(1, help="Random seed."),
+    min_n: int = typer.Option(3, help="fastText: shortest character n-gram."),
+    max_n: int = typer.Option(6, help="fastText: longest character n-gram."),
+    bucket: int = typer.Option(2_000_000, help="fastText: hash buckets for n-grams."),
+    x_max: float = typer.Option(100.0, help="GloVe: weighting cut-off x_max."),
+    glove_output: str = typer.Option("sum", help="GloVe: sum (W + W~) | word | context."),
+    evaluate: bool = typer.Option(False, "--eval", help="Evaluate the vectors afterwards (WS353, SimLex, analogies)."),
+) -> None:
+    """Train vectors on a corpus and write them in a word2vec / GloVe file."""
+    if model not in MODELS:
+        raise UsageError(f"unknown model {model!r}{closest(model, MODELS)}; choose one of {', '.join(MODELS)}")
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}{closest(fmt, FORMATS)}; choose one of {', '.join(FORMATS)}")
+    if split not in ("train", "valid", "test", "all"):
+        raise UsageError(f"--split must be train, valid, test or all, not {split!r}")
+    sentences = _sentences(corpus, split)
+    if model == "glove":
+        from ..embeddings.glove import GloVe, GloVeConfig
+
+        if save_model is not None:
+            raise UsageError("--save-model: GloVe has no model beyond its vectors; use --out (and --glove-output)")
+        cfg = GloVeConfig(vector_size=size, window=window or 10, min_count=min_count, x_max=x_max,
+                          eta=alpha or 0.05, epochs=epochs or 25, workers=workers, seed=seed, output=glove_output)
+        trained = GloVe(cfg).fit(sentences, verbose=True)
+        losses = trained.history
+    else:
+        if model == "word2vec":
+            from ..embeddings.word2vec import Word2Vec as Model
+            from ..embeddings.word2vec import Word2VecConfig
+
+            cfg = Word2VecConfig(vector_size=size, window=window or 5, min_count=min_count, sg=sg, hs=hs,
+                                 negative=negative, sample=sample, alpha=alpha or 0.025, epochs=epochs or 5,
+                                 workers=workers, seed=seed)
+        else:
+            from ..embeddings.fasttext import FastText as Model
+            from ..embeddings.fasttext import FastTextConfig
+
+            cfg = FastTextConfig(vector_size=size, window=window or 5, min_count=min_count, sg=sg, hs=hs,
+                                 negative=negative, sample=sample, alpha=alpha or 0.025, epochs=epochs or 5,
+                                 workers=workers, seed=seed, min_n=min_n, max_n=max_n, bucket=bucket)
+        with _progress(f"{model} {'sg' if sg else 'cbow'}", cfg.epochs) as progress:
+            trained = Model(cfg).fit(sentences, verbose=True, progress=progress)
+        losses = [h.loss for h in trained.history]
+        if save_model is not None:
+            trained.save(save_model)
+    wv = trained.wv
+    wv.save(out, fmt)
+    n_words = sum(len(s) for s in sentences)
+    console.print(f"{model}: {len(wv):,} words × {wv.dim} from {n_words:,} tokens in {trained.train_seconds:.1f} s; "
+                  f"loss {losses[0]:.4f} -> {losses[-1]:.4f}; wrote {out} ({fmt})"
+                  + (f" and {save_model}/" if save_model else ""))
+    if evaluate:
+        _print_eval(wv, "add", 300000, sections=False)
+
+
+def _print_eval(wv, method: str, restrict_vocab: int, sections: bool) -> None:
+    from ..embeddings.evaluate import evaluate_all
+
+    with status("evaluating"):
+        report = evaluate_all(wv, method=method, restrict_vocab=restrict_vocab)
+    rows = [[r.name, r.spearman, r.pearson, r.pairs, r.oov_pairs] for r in (report.ws353, report.simlex)]
+    console.print(table("word similarity", ["dataset", "Spearman", "Pearson", "pairs", "OOV pairs"], rows))
+    parts = report.analogy.sections if sections else []
+    parts = parts + [report.analogy.semantic, report.analogy.syntactic, report.analogy.total]
+    rows = [[s.section, s.accuracy, s.correct, s.total, s.oov] for s in parts]
+    console.print(table(f"analogies (3Cos{'Add' if method == 'add' else 'Mul'}, top {restrict_vocab:,} words)",
+                        ["section", "accuracy", "correct", "answered", "OOV (skipped)"], rows))
+
+
+@app.command("eval")
+def eval_vectors(
+    vectors: Path = typer.Argument(..., help="A word2vec (text/binary) or GloVe file, or a saved model folder."),
+    method: str = typer.Option("add", help="Analogy scoring: add (3CosAdd) | mul (3CosMul)."),
+    restrict_vocab: int = typer.Option(300000, help="Answer analogies among the N most frequent words."),
+    sections: bool = typer.Option(False, help="Show every analogy section."),
+) -> None:
+    """WordSim-353 and SimLex-999 Spearman, Google analogy accuracy (per section and total)."""
+    if method not in ("add", "mul"):
+        raise UsageError(f"--method must be 'add' or 'mul', not {method!r}")
+    wv, _ = _load_any(vectors)
+    _print_eval(wv, method, restrict_vocab, sections)
+
+
+@app.command("similar")
+def similar(
+    word: str = typer.Argument(..., help="The query word (fastText model folders also answer OOV words)."),
+    vectors: Path = typer.Option(..., "--vectors", "-v", help="Vectors file or saved model folder."),
+    topn: int = typer.Option(10, help="How many neighbours."),
+    restrict_vocab: int | None = typer.Option(None, help="Search the N most frequent words only."),
+) -> None:
+    """Nearest words by cosine similarity."""
+    import numpy as np
+
+    wv, oov_vector = _load_any(vectors)
+    if word in wv:
+        out = wv.most_similar(word, topn=topn, restrict_vocab=restrict_vocab)
+    elif oov_vector is not None:
+        v = oov_vector(word)
+        limit = len(wv) if restrict_vocab is None else restrict_vocab
+        scores = wv.unit[:limit] @ (v / max(float(np.linalg.norm(v)), 1e-12))
+        best = np.argsort(-scores)[:topn]
+        out = [(wv.words[i], float(scores[i])) for i in best]
+    else:
+        wv.row(word)  # raises the one-line "not in the vocabulary" error
+        return
+    console.print(table(f"nearest to {word!r}", ["word", "cosine"], [[w, s] for w, s in out]))
+
+
+@app.command("analogy")
+def analogy(
+    a: str = typer.Argument(...), b: str = typer.Argument(...), c: str = typer.Argument(...),
+    vectors: Path = typer.Option(..., "--vectors", "-v", help="Vectors file or saved model folder."),
+    method: str = typer.Option("add", help="add (3CosAdd) | mul (3CosMul)."),
+    topn: int = typer.Option(5, help="How many answers."),
+    restrict_vocab: int | None = typer.Option(None, help="Answer among the N most frequent words only."),
+) -> None:
+    """A : B :: C : ?  (e.g. man king woman -> queen)."""
+    wv, _ = _load_any(vectors)
+    out = wv.analogy(a, b, c, method=method, topn=topn, restrict_vocab=restrict_vocab)
+    console.print(table(f"{a} : {b} :: {c} : ?", ["word", "score"], [[w, s] for w, s in out]))
+
+
+@app.command("classify")
+def classify(
+    corpus: str = typer.Argument("rotten-tomatoes", help="A labelled built-in corpus (documents with meta['label'])."),
+    size: int = typer.Option(100, help="Embedding size."),
+    word_ngrams: int = typer.Option(2, help="Word n-grams (1: bag of words; 2: + hashed bigrams)."),
+    bucket: int = typer.Option(2_000_000, help="Hash buckets for word n-grams."),
+    lr: float = typer.Option(0.1, help="Initial learning rate (decays linearly to 0)."),
+    epochs: int = typer.Option(5, help="Epochs."),
+    min_count: int = typer.Option(1, help="Drop words seen fewer times."),
+    seed: int = typer.Option(1, help="Random seed."),
+    predict: list[str] | None = typer.Option(None, help="Also label these texts."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Save the trained classifier in this folder."),
+) -> None:
+    """Train the fastText classifier on the train split; accuracy on valid and test."""
+    import time
+
+    from ..data import sources
+    from ..embeddings.fasttext import ClassifierConfig, FastTextClassifier, labelled_documents
+    from ..errors import DataError
+
+    with status(f"loading {corpus}"):
+        splits = sources.load(corpus).split()
+        data = {name: labelled_documents(docs) for name, docs in splits.items()}
+    if not data["train"][0]:
+        raise DataError(f"{corpus}: no labelled documents (meta['label']) in the train split")
+    t0 = time.perf_counter()
+    clf = FastTextClassifier(ClassifierConfig(vector_size=size, word_ngrams=word_ngrams, bucket=bucket, alpha=lr,
+                                              epochs=epochs, min_count=min_count, seed=seed))
+    clf.fit(*data["train"], verbose=True)
+    seconds = time.perf_counter() - t0
+    rows = [[name, len(docs), clf.accuracy(docs, labels) if docs else float("nan")]
+            for name, (docs, labels) in data.items()]
+    console.print(table(f"fastText classifier on {corpus} ({seconds:.1f} s, labels {', '.join(clf.labels)})",
+                        ["split", "documents", "accuracy"], rows))
+    if out is not None:
+        clf.save(out)
+        console.print(f"saved the classifier to {out}/")
+    if predict:
+        from ..data.tokenizers.word import word_tokenize
+
+        labels = clf.predict([word_tokenize(t, lowercase=True) for t in predict])
+        console.print(table("predictions", ["text", "label"], [[t, lab] for t, lab in zip(predict, labels)]))
