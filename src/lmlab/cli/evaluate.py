@@ -1,0 +1,93 @@
+"""``lmlab eval``: score a saved model on a split of its corpus or on a text file.
+
+    lmlab eval ppl runs/lstm/model test           # the test split of the corpus it was trained on
+    lmlab eval ppl runs/nnlm/model notes.txt      # any text file (sentence-split, tokenized, lowercased)
+    lmlab eval ppl model.arpa test --corpus wiki-vital
+
+Word-level models report exact per-word perplexity: every word and ``</s>`` predicted,
+``<s>`` context only, out-of-vocabulary words scored as ``<unk>``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from pathlib import Path
+
+import typer
+
+from ..errors import CheckpointError, UsageError
+from .common import console, status, table
+
+app = typer.Typer(help="Evaluate saved models: perplexity on a split or a file.", no_args_is_help=True)
+
+# saved-model family (config.json "family") -> "module:load" returning (model, vocab)
+LOADERS = {
+    "nnlm": "lmlab.models.nnlm:load",
+    "rnnlm": "lmlab.models.rnnlm:load",
+}
+SPLITS = ("train", "valid", "test")
+
+
+def _sentences(target: str, corpus: str | None, pretokenized: bool) -> tuple[list[list[str]], str]:
+    from ..data import sources
+    from ..data.corpus import read_user_corpus, word_sentences
+
+    if target in SPLITS:
+        if not corpus:
+            raise UsageError(f"{target!r} is a split: the model does not record its corpus, pass --corpus NAME")
+        return word_sentences(sources.load(corpus).split()[target]), f"{corpus}/{target}"
+    path = Path(target)
+    if not path.exists():
+        raise UsageError(f"{target!r} is neither a split ({', '.join(SPLITS)}) nor an existing file")
+    if pretokenized:
+        from ..data.corpus import decode_utf8
+
+        lines = decode_utf8(path.read_bytes(), str(path)).splitlines()
+        return [line.split() for line in lines if line.strip()], str(path)
+    return word_sentences(read_user_corpus(path).documents), str(path)
+
+
+@app.command("ppl")
+def ppl(
+    model_dir: Path = typer.Argument(..., help="A saved model folder (lmlab train's export), or an ARPA file."),
+    target: str = typer.Argument(..., help="train | valid | test (of the model's corpus), or a text file."),
+    corpus: str | None = typer.Option(None, help="Corpus for a split (default: the one the model was trained on)."),
+    pretokenized: bool = typer.Option(False, help="FILE has one tokenized sentence per line (as KenLM's query)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
+) -> None:
+    """Exact perplexity of a word-level model (per word; </s> counted, <s> not)."""
+    from ..eval.perplexity import PerplexityResult, word_perplexity
+
+    if model_dir.is_file() and model_dir.name.endswith((".arpa", ".arpa.gz")):
+        from ..ngram import read_arpa
+
+        with status(f"reading {model_dir}"):
+            model = read_arpa(model_dir)
+        sentences, where = _sentences(target, corpus, pretokenized)
+        ev = model.evaluate(sentences)
+        result = PerplexityResult(nats=-ev.log10_prob * math.log(10), tokens=ev.tokens, oov=ev.oovs,
+                                  sentences=ev.sentences)
+        family = "ngram (ARPA)"
+    else:
+        from ..io import read_model_config
+
+        raw = read_model_config(model_dir)
+        family = raw.get("family")
+        if family not in LOADERS:
+            raise CheckpointError(f"{model_dir}: family {family!r} has no word-level scorer; "
+                                  f"known: {', '.join(LOADERS)}")
+        module_name, attr = LOADERS[family].split(":")
+        with status(f"loading {model_dir}"):
+            model, vocab = getattr(importlib.import_module(module_name), attr)(model_dir)
+        corpus = corpus or (raw.get("data") or {}).get("corpus")
+        sentences, where = _sentences(target, corpus, pretokenized)
+        with status(f"scoring {len(sentences):,} sentences"):
+            result = word_perplexity(model, sentences, vocab)
+    numbers = result.as_dict()
+    if as_json:
+        print(json.dumps({"model": str(model_dir), "family": family, "text": where, **numbers}))
+        return
+    console.print(table(f"{model_dir} ({family}) on {where}",
+                        ["metric", "value"], [[k, v] for k, v in numbers.items()]))

@@ -1,0 +1,209 @@
+"""Orchestration for the word-level neural LMs (NNLM, RNN / LSTM LM): data, training jobs, demo rows.
+
+- :class:`WordDataConfig` / :func:`load_word_data`: a corpus's word-level stream (the one every
+  word-level LM scores: sentence-split, word-tokenized, lowercased), its closed vocabulary and
+  the training unigram counts the output layers are built from.
+- :func:`nnlm_job` / :func:`rnnlm_job`: what ``lmlab train configs/nnlm.toml`` (``lstm.toml``)
+  runs: a :class:`lmlab.train.TrainingJob` from the run file's ``[data]``, ``[model]`` and
+  ``[batch]`` tables.
+- :func:`run_demo`: the NNLM and LSTM rows of ``lmlab demo`` (exact per-word test perplexity).
+
+The models themselves are in :mod:`lmlab.models.nnlm` and :mod:`lmlab.models.rnnlm`; this file
+only wires data, models and the Trainer together.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import config as config_io
+from ..errors import ConfigError, DataError
+from ..eval.perplexity import encode_sentences, word_perplexity
+from ..nn.softmax import SoftmaxConfig
+from ..report import DemoData, DemoRow
+from ..train.trainer import TrainConfig, Trainer, TrainingJob
+from . import nnlm, rnnlm
+
+SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
+
+
+@dataclass
+class WordDataConfig:
+    """The ``[data]`` table: which corpus, and its closed vocabulary."""
+
+    corpus: str = "wiki-vital"
+    vocab_size: int = 10000       # most frequent training words kept (specials included)
+    min_count: int = 1
+
+
+@dataclass
+class BatchConfig:
+    """The ``[batch]`` table: rows per step, and the BPTT length of the recurrent models."""
+
+    batch_size: int = 64
+    bptt: int = 35
+    eval_batch_size: int = 16
+
+
+@dataclass
+class WordData:
+    vocab: list[str]
+    counts: np.ndarray                       # training unigram counts per id (words and </s>)
+    train: list[list[list[int]]]             # per document, per sentence: ids w_1 .. w_n </s>
+    valid: list[list[list[int]]]
+    test_sentences: list[list[str]]
+    description: dict = field(default_factory=dict)
+
+
+def closed_vocabulary(sentences: list[list[str]], vocab_size: int, min_count: int = 1) -> list[str]:
+    """Specials, then the most frequent training words (ties by word), at most ``vocab_size`` in all."""
+    counts = collections.Counter(w for s in sentences for w in s)
+    words = sorted((w for w, n in counts.items() if n >= min_count and w not in SPECIALS),
+                   key=lambda w: (-counts[w], w))
+    return SPECIALS + words[: max(0, vocab_size - len(SPECIALS))]
+
+
+def unigram_counts(sentences_ids: list[list[int]], vocab_size: int) -> np.ndarray:
+    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sentences_ids]) if sentences_ids else np.zeros(0)
+    return np.bincount(flat.astype(np.int64), minlength=vocab_size)
+
+
+def load_word_data(cfg: WordDataConfig) -> WordData:
+    """Load and split the corpus, build the vocabulary on train, encode train and valid by document."""
+    from ..data import sources
+    from ..data.corpus import word_sentences
+
+    splits = sources.load(cfg.corpus).split()
+    per_doc = {name: [word_sentences([d]) for d in docs] for name, docs in
+               (("train", splits.train), ("valid", splits.valid))}
+    train_flat = [s for doc in per_doc["train"] for s in doc]
+    if not train_flat:
+        raise DataError(f"corpus {cfg.corpus!r} has no training sentences")
+    vocab = closed_vocabulary(train_flat, cfg.vocab_size, cfg.min_count)
+    index = {w: i for i, w in enumerate(vocab)}
+    encoded = {name: [encode_sentences(doc, index)[0] for doc in docs if doc] for name, docs in per_doc.items()}
+    counts = unigram_counts([s for doc in encoded["train"] for s in doc], len(vocab))
+    return WordData(vocab, counts, encoded["train"], encoded["valid"], word_sentences(splits.test),
+                    {"corpus": cfg.corpus, "vocab_size": len(vocab), "min_count": cfg.min_count})
+
+
+def _sections(run: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(run) - allowed)
+    if unknown:
+        raise ConfigError(f"run file: unknown table {unknown[0]!r}; known: {', '.join(sorted(allowed))}")
+
+
+def nnlm_job(run: dict) -> TrainingJob:
+    """A training job for the NNLM from a run file (tables [data] [model] [batch]; [train] is the CLI's)."""
+    _sections(run, {"family", "data", "model", "batch", "train"})
+    data_cfg = config_io.from_dict(WordDataConfig, run.get("data", {}), where="data")
+    model_cfg = config_io.from_dict(nnlm.NNLMConfig, run.get("model", {}), where="model")
+    batch = config_io.from_dict(BatchConfig, run.get("batch", {}), where="batch")
+    data = load_word_data(data_cfg)
+    model = nnlm.build(model_cfg, data.vocab, data.counts)
+    bos = data.vocab.index("<s>")
+    train = nnlm.ngram_windows([s for doc in data.train for s in doc], model_cfg.order, bos)
+    valid = nnlm.ngram_windows([s for doc in data.valid for s in doc], model_cfg.order, bos)
+    seed = int(run.get("train", {}).get("seed", 0))
+    return TrainingJob(
+        model=model, objective=nnlm.WindowObjective(), train_source=nnlm.WindowBatches(train, batch.batch_size, seed),
+        eval_source=nnlm.WindowEval(valid), export=lambda folder: nnlm.save(model, folder, data.vocab, data.description),
+        describe=f"NNLM n={model_cfg.order} softmax={model_cfg.softmax.kind} |V|={len(data.vocab)} "
+                 f"on {data_cfg.corpus}: {len(train):,} training windows")
+
+
+def rnnlm_job(run: dict) -> TrainingJob:
+    """A training job for the RNN / LSTM LM (truncated BPTT over the documents of the train split)."""
+    _sections(run, {"family", "data", "model", "batch", "train"})
+    data_cfg = config_io.from_dict(WordDataConfig, run.get("data", {}), where="data")
+    model_cfg = config_io.from_dict(rnnlm.RNNLMConfig, run.get("model", {}), where="model")
+    batch = config_io.from_dict(BatchConfig, run.get("batch", {}), where="batch")
+    data = load_word_data(data_cfg)
+    model = rnnlm.build(model_cfg, data.vocab, data.counts)
+    bos, V = data.vocab.index("<s>"), len(data.vocab)
+    train_ids, train_starts = rnnlm.document_stream(data.train, bos)
+    valid_ids, valid_starts = rnnlm.document_stream(data.valid, bos)
+    return TrainingJob(
+        model=model, objective=rnnlm.BPTTObjective(V, bos),
+        train_source=rnnlm.BPTTStream(train_ids, train_starts, V, batch.batch_size, batch.bptt),
+        eval_source=rnnlm.BPTTStream(valid_ids, valid_starts, V, batch.eval_batch_size, batch.bptt),
+        export=lambda folder: rnnlm.save(model, folder, data.vocab, data.description),
+        describe=f"{model_cfg.cell.upper()} LM {model_cfg.layers}x{model_cfg.hidden_dim} "
+                 f"softmax={model_cfg.softmax.kind} |V|={V} on {data_cfg.corpus}: {len(train_ids):,} training tokens")
+
+
+# ----------------------------------------------------------------------------- the demo
+
+
+def train_for(trainer: Trainer, seconds: float, max_steps: int) -> tuple[int, float]:
+    """Run Trainer steps until ``max_steps`` or ``seconds`` have passed; (steps, seconds taken)."""
+    start = time.monotonic()
+    steps = 0
+    while steps < max_steps and time.monotonic() - start < seconds:
+        trainer.train_step()
+        steps += 1
+    return steps, time.monotonic() - start
+
+
+def _quiet(seed: int, lr: float) -> TrainConfig:
+    return TrainConfig(seed=seed, max_steps=10**9, lr=lr, weight_decay=0.0, progress="off", tensorboard=False,
+                       plot=False, mfu=False, clip_norm=1.0)
+
+
+def run_demo(data: DemoData) -> list[DemoRow]:
+    """NNLM (5-gram context) and a 1-layer LSTM with tied embeddings, each trained
+    for a share of the time left (about 60 s in all), scored exactly per word on the test sentences.
+
+    Runs on one thread: these small matrices gain nothing from a second one, and on a shared
+    machine OpenMP's spinning threads make each step many times slower.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run_demo(data)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_demo(data: DemoData) -> list[DemoRow]:
+    torch.manual_seed(data.seed)
+    budget = max(0.0, min(60.0, data.seconds_left()))
+    if budget < 10:
+        return [DemoRow("neural LM", "NNLM / LSTM (skipped)", notes="time budget spent")]
+    vocab = list(data.vocab)
+    index = {w: i for i, w in enumerate(vocab)}
+    bos = index["<s>"]
+    train_ids, _ = encode_sentences(data.train_sentences, index)
+    counts = unigram_counts(train_ids, len(vocab))
+    rows = []
+    out_dir = Path(data.out_dir) / "neural"
+    # the NNLM: about 35% of the budget for training, the LSTM 45%, the rest for exact scoring
+    # class-based softmax (sqrt(|V|) frequency classes): ~6x faster steps than the full softmax
+    # on this machine, and still exactly normalised for the perplexity
+    classes = SoftmaxConfig(kind="class")
+    model = nnlm.build(nnlm.NNLMConfig(order=5, embed_dim=64, hidden_dim=128, softmax=classes),
+                       vocab, counts)
+    windows = nnlm.ngram_windows(train_ids, 5, bos)
+    trainer = Trainer(model, nnlm.WindowObjective(), nnlm.WindowBatches(windows, 256, data.seed),
+                      _quiet(data.seed, 5e-3), out_dir / "nnlm")
+    steps, took = train_for(trainer, 0.35 * budget, 10**9)
+    ppl = word_perplexity(model, data.test_sentences, vocab)
+    rows.append(DemoRow("neural LM", "NNLM 5-gram (Bengio 2003)", {"test ppl": ppl.perplexity}, took,
+                        f"{steps} steps x 256 windows ({steps * 256 / max(len(windows), 1):.2f} epochs), class softmax"))
+    lstm = rnnlm.build(rnnlm.RNNLMConfig(embed_dim=128, hidden_dim=128, layers=1, dropout=0.1, tie_embeddings=True,
+                                         softmax=classes),
+                       vocab, counts)
+    stream, starts = rnnlm.document_stream([train_ids], bos)
+    trainer = Trainer(lstm, rnnlm.BPTTObjective(len(vocab), bos), rnnlm.BPTTStream(stream, starts, len(vocab), 32, 35),
+                      _quiet(data.seed, 3e-3), out_dir / "lstm")
+    steps, took = train_for(trainer, max(5.0, min(0.45 * budget, data.seconds_left() - 0.15 * budget)), 10**9)
+    ppl = word_perplexity(lstm, data.test_sentences, vocab)
+    rows.append(DemoRow("neural LM", "LSTM 1x128, tied (Zaremba 2014)", {"test ppl": ppl.perplexity}, took,
+                        f"{steps} steps x 32x35 tokens ({steps * 32 * 35 / len(stream):.2f} epochs), class softmax"))
+    return rows

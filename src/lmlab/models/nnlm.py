@@ -1,0 +1,214 @@
+"""Bengio et al. (2003), "A Neural Probabilistic Language Model": the feed-forward NNLM.
+
+The ``n-1`` previous words are looked up in the embedding matrix ``C`` and concatenated,
+``x_t = [C(w_{t-1}); ...; C(w_{t-n+1})]`` (``(n-1) m``); one tanh hidden layer follows,
+``h_t = tanh(W x_t + c)``. With direct (skip) connections the output layer sees
+``x_t ⊕ tanh(W x_t + c)`` (seed 004), which is Bengio's ``y = b + W' x + U tanh(d + H x)`` with the
+two output matrices stacked. The output layer is any :mod:`lmlab.nn.softmax` layer (full,
+class-based, Huffman or WordNet tree, importance sampling, NCE); evaluation is always exact.
+
+Like an n-gram model, each sentence is scored on its own: the context of the first word is
+``<s>`` repeated ``n-1`` times, and ``</s>`` is predicted at the end (``<s>`` never is).
+
+What this file does not do: the paper's asynchronous parallel training, weight-decay-free
+embeddings, or mixing with an interpolated trigram (see docs/neural_lm.md for MKN mixing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import config as config_io
+from ..errors import CheckpointError, ConfigError, DataError
+from ..io import load_model_folder, load_state_strict, save_model_folder
+from ..nn.softmax import OutputLayer, SoftmaxConfig, build_output_layer, output_layer_from_state
+
+FAMILY = "nnlm"
+
+
+@dataclass
+class NNLMConfig:
+    vocab_size: int = 0
+    order: int = 5              # n: the model sees the n-1 previous words
+    embed_dim: int = 64         # m
+    hidden_dim: int = 128       # h
+    direct: bool = False        # direct connections x_t -> output
+    dropout: float = 0.0
+    bos_id: int = 1             # <s>, pads the context at a sentence start
+    softmax: SoftmaxConfig = field(default_factory=SoftmaxConfig)
+
+    def validate(self) -> None:
+        if self.vocab_size == 1 or self.vocab_size < 0:  # 0: set from the data's vocabulary
+            raise ConfigError(f"model.vocab_size must be >= 2, got {self.vocab_size}")
+        if self.order < 2:
+            raise ConfigError(f"model.order must be >= 2 (a bigram at least), got {self.order}")
+        for name in ("embed_dim", "hidden_dim"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def output_dim(self) -> int:
+        return self.hidden_dim + ((self.order - 1) * self.embed_dim if self.direct else 0)
+
+
+class NNLM(nn.Module):
+    """Embeddings -> concatenation -> tanh layer (-> ⊕ input) -> output layer."""
+
+    def __init__(self, config: NNLMConfig, output: OutputLayer):
+        super().__init__()
+        config.validate()
+        if config.vocab_size < 2:
+            raise ConfigError("model.vocab_size is not set (build the model with its vocabulary)")
+        self.config = config
+        n1, m = config.order - 1, config.embed_dim
+        self.embed = nn.Embedding(config.vocab_size, m)
+        self.hidden = nn.Linear(n1 * m, config.hidden_dim)  # W, c
+        self.drop = nn.Dropout(config.dropout)
+        self.output = output
+
+    def features(self, context: Tensor) -> Tensor:
+        """``context`` (N, n-1) word ids, oldest first -> the output layer's input (N, output_dim)."""
+        N = context.shape[0]
+        x = self.embed(context).reshape(N, -1)  # (N, n-1, m) -> (N, (n-1) m)
+        h = torch.tanh(self.hidden(self.drop(x)))
+        if self.config.direct:
+            h = torch.cat([x, h], dim=-1)  # x_t ⊕ tanh(W x_t + c)
+        return self.drop(h)
+
+    def loss(self, context: Tensor, target: Tensor) -> Tensor:
+        """Mean training loss (the output layer's, approximate for IS / NCE in train mode)."""
+        return self.output.loss(self.features(context), target)
+
+    def log_prob(self, context: Tensor, target: Tensor) -> Tensor:
+        """Exact ``log P(target | context)`` (N,)."""
+        return self.output.log_prob(self.features(context), target)
+
+    @torch.no_grad()
+    def score_sentences(self, sentences: list[list[int]], batch_tokens: int = 8192) -> list[Tensor]:
+        """Per-token natural-log probabilities of ``w_1 .. w_n </s>`` for each sentence (ids incl. </s>)."""
+        was_training = self.training
+        self.eval()
+        windows = ngram_windows(sentences, self.config.order, self.config.bos_id)
+        device = self.embed.weight.device
+        out = []
+        for start in range(0, len(windows), batch_tokens):
+            chunk = torch.as_tensor(windows[start:start + batch_tokens], device=device)
+            out.append(self.log_prob(chunk[:, :-1], chunk[:, -1]).float().cpu())
+        flat = torch.cat(out) if out else torch.zeros(0)
+        self.train(was_training)
+        return list(torch.split(flat, [len(s) for s in sentences]))
+
+
+def ngram_windows(sentences: list[list[int]], order: int, bos_id: int) -> np.ndarray:
+    """Every (n-1 context ids, target id) row of the sentences, context padded with ``<s>``.
+
+    Each sentence is its ids ``w_1 .. w_n </s>``; returns an int64 array (tokens, n).
+    """
+    rows = []
+    for sent in sentences:
+        padded = np.concatenate([np.full(order - 1, bos_id, dtype=np.int64), np.asarray(sent, dtype=np.int64)])
+        # sliding windows of length n: (len(sent), n)
+        rows.append(np.lib.stride_tricks.sliding_window_view(padded, order))
+    if not rows:
+        raise DataError("no sentences to make n-gram windows from")
+    return np.ascontiguousarray(np.concatenate(rows))
+
+
+class WindowBatches:
+    """Trainer batch source: shuffled (context, target) windows, ``batch(step, shard, shards)`` -> (B, n).
+
+    The global batch of step ``s`` is rows ``[s G, (s+1) G)`` of a per-epoch permutation
+    (``G = shards * batch_size``), seeded by ``(seed, epoch)``: deterministic and resumable.
+    """
+
+    def __init__(self, windows: np.ndarray, batch_size: int, seed: int = 0):
+        if len(windows) < batch_size:
+            raise DataError(f"{len(windows)} training windows is fewer than one batch of {batch_size}")
+        self.windows = windows
+        self.batch_size = batch_size
+        self.seed = seed
+        self._epoch, self._perm = -1, None
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.windows))
+        return self._perm
+
+    def batch(self, step: int, shard: int = 0, shards: int = 1) -> Tensor:
+        per_epoch = len(self.windows) // (self.batch_size * shards)
+        if per_epoch == 0:
+            raise DataError(f"{len(self.windows)} windows cannot fill {shards} x {self.batch_size} rows")
+        epoch, within = divmod(step, per_epoch)
+        start = (within * shards + shard) * self.batch_size
+        return torch.from_numpy(self.windows[self._permutation(epoch)[start:start + self.batch_size]])
+
+
+class WindowEval:
+    """Evaluation source: all windows in order, in fixed-size chunks (split across ranks)."""
+
+    def __init__(self, windows: np.ndarray, batch_size: int = 4096):
+        self.windows = windows
+        self.batch_size = batch_size
+
+    def eval_batches(self, rank: int = 0, world: int = 1):
+        for i, start in enumerate(range(0, len(self.windows), self.batch_size)):
+            if i % world == rank:
+                yield torch.from_numpy(self.windows[start:start + self.batch_size])
+
+
+class WindowObjective:
+    """Next-word prediction from a window row: context = row[:-1], target = row[-1]."""
+
+    stateful = False
+
+    def prepare(self, ids: Tensor, generator: torch.Generator) -> Tensor:
+        return ids
+
+    def loss(self, model: NNLM, batch: Tensor):
+        n = batch.shape[0]
+        return model.loss(batch[:, :-1], batch[:, -1]) * n, n
+
+
+# ----------------------------------------------------------------------------- building, saving, loading
+
+
+def build(config: NNLMConfig, vocab: list[str], counts) -> NNLM:
+    """An NNLM whose output layer is built from the training counts (trees, classes, noise)."""
+    config.vocab_size = len(vocab)
+    if "<s>" not in vocab:
+        raise ConfigError("the vocabulary has no <s> token")
+    config.bos_id = list(vocab).index("<s>")
+    config.validate()
+    output = build_output_layer(config.softmax, config.output_dim, vocab, counts)
+    return NNLM(config, output)
+
+
+def save(model: NNLM, folder: str | Path, vocab: list[str], data: dict | None = None) -> Path:
+    """A model folder: config.json (family, config, vocabulary, the data it was trained on), model.safetensors."""
+    if len(vocab) != model.config.vocab_size:
+        raise ConfigError(f"vocabulary of {len(vocab)} words for a model of {model.config.vocab_size}")
+    return save_model_folder(folder, FAMILY, {"config": config_io.to_dict(model.config), "vocab": list(vocab),
+                                             "data": data or {}},
+                             model.state_dict())
+
+
+def load(folder: str | Path) -> tuple[NNLM, list[str]]:
+    raw, tensors = load_model_folder(folder)
+    if raw.get("family") != FAMILY:
+        raise CheckpointError(f"{folder}: a {raw.get('family')!r} model, not {FAMILY!r}")
+    config = config_io.from_dict(NNLMConfig, raw.get("config", {}), where=f"{folder}/config.json")
+    vocab = raw.get("vocab")
+    if not isinstance(vocab, list) or len(vocab) != config.vocab_size:
+        raise CheckpointError(f"{folder}/config.json: vocabulary missing or not {config.vocab_size} words")
+    output = output_layer_from_state(config.softmax, config.output_dim, config.vocab_size, tensors, "output.")
+    model = NNLM(config, output)
+    load_state_strict(model, tensors, str(folder))
+    return model, vocab

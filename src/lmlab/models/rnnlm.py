@@ -1,0 +1,295 @@
+"""Recurrent language models: the Elman RNN LM (Mikolov et al. 2010) and the stacked LSTM LM
+(Zaremba, Sutskever & Vinyals 2014, "Recurrent Neural Network Regularization").
+
+``e_t = C(w_{t-1})``; ``h_t = RNN(e_t, h_{t-1})`` through ``layers`` stacked cells (LSTM, or the
+plain ``tanh`` Elman cell), dropout on the non-recurrent connections (Zaremba et al.), and an
+output layer from :mod:`lmlab.nn.softmax` on ``h_t``. With ``tie_embeddings`` the output word
+vectors are the input embeddings (Press & Wolf 2017; Inan et al. 2017), which needs
+``hidden_dim == embed_dim`` and an output layer with word vectors (full, class, IS, NCE).
+
+Training is truncated back-propagation through time over the token stream of each split: the
+documents' sentences back to back, each as ``<s> w_1 .. w_n </s>``. Consecutive blocks of a lane
+continue each other, so the hidden state is carried from one block to the next (the Trainer
+detaches it: that is the truncation) and reset to zero where a document starts. ``<s>`` is only
+ever an input: targets equal to ``<s>`` are masked out, so exactly the events the n-gram models
+predict (the words and ``</s>``) are trained and scored.
+
+Scoring for perplexity (:meth:`RNNLM.score_sentences`) starts every sentence from a zero state,
+as an n-gram does, so every word-level LM in lmlab is compared on the same conditioning.
+
+What this file does not do: variational (locked) dropout, weight-dropped LSTMs (AWD-LSTM),
+dynamic evaluation, or a projection layer for tying unequal sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import config as config_io
+from ..errors import CheckpointError, ConfigError, DataError
+from ..io import load_model_folder, load_state_strict, save_model_folder
+from ..nn.softmax import (
+    OutputLayer,
+    SoftmaxConfig,
+    build_output_layer,
+    output_layer_from_state,
+    supports_tying,
+)
+
+FAMILY = "rnnlm"
+
+
+@dataclass
+class RNNLMConfig:
+    vocab_size: int = 0
+    cell: Literal["lstm", "rnn"] = "lstm"
+    embed_dim: int = 128
+    hidden_dim: int = 128
+    layers: int = 2
+    dropout: float = 0.2
+    tie_embeddings: bool = False
+    bos_id: int = 1             # <s>: the first input of every sentence, never a target
+    softmax: SoftmaxConfig = field(default_factory=SoftmaxConfig)
+
+    def validate(self) -> None:
+        if self.vocab_size == 1 or self.vocab_size < 0:  # 0: set from the data's vocabulary
+            raise ConfigError(f"model.vocab_size must be >= 2, got {self.vocab_size}")
+        for name in ("embed_dim", "hidden_dim", "layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.tie_embeddings:
+            if self.hidden_dim != self.embed_dim:
+                raise ConfigError(f"model.tie_embeddings needs hidden_dim == embed_dim "
+                                  f"(got {self.hidden_dim} and {self.embed_dim})")
+            if not supports_tying(self.softmax.kind):
+                raise ConfigError(f"model.tie_embeddings: softmax.kind={self.softmax.kind!r} has no word vectors")
+
+
+State = tuple[Tensor, ...]  # LSTM: (h, c); RNN: (h,); each (layers, B, hidden_dim)
+
+
+class RNNLM(nn.Module):
+    """Embedding -> dropout -> stacked LSTM / Elman RNN -> dropout -> output layer."""
+
+    def __init__(self, config: RNNLMConfig, output: OutputLayer):
+        super().__init__()
+        config.validate()
+        if config.vocab_size < 2:
+            raise ConfigError("model.vocab_size is not set (build the model with its vocabulary)")
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
+        rnn_cls = nn.LSTM if config.cell == "lstm" else nn.RNN
+        self.rnn = rnn_cls(config.embed_dim, config.hidden_dim, num_layers=config.layers, batch_first=True,
+                           dropout=config.dropout if config.layers > 1 else 0.0)
+        self.drop = nn.Dropout(config.dropout)
+        self.output = output
+        if config.tie_embeddings:
+            self.embed.weight = output.word_weight  # one matrix: input and output word vectors
+
+    def initial_state(self, batch_size: int) -> State:
+        zeros = torch.zeros(self.config.layers, batch_size, self.config.hidden_dim,
+                            device=self.embed.weight.device, dtype=self.embed.weight.dtype)
+        return (zeros, zeros.clone()) if self.config.cell == "lstm" else (zeros,)
+
+    def _run(self, e: Tensor, state: State) -> tuple[Tensor, State]:
+        if self.config.cell == "lstm":
+            out, (h, c) = self.rnn(e, state)
+            return out, (h, c)
+        out, h = self.rnn(e, state[0])
+        return out, (h,)
+
+    def forward(self, x: Tensor, state: State | None = None, reset: Tensor | None = None
+                ) -> tuple[Tensor, State]:
+        """``x`` (B, T) ids -> hidden states (B, T, H) and the state after the last step.
+
+        ``reset`` (B, T) bool zeroes a row's state just before position t (a document starts).
+        The block is cut at the columns where some row resets; between them the cuDNN-style
+        fused RNN runs on the whole segment.
+        """
+        B, T = x.shape
+        e = self.drop(self.embed(x))  # (B, T, E)
+        state = self.initial_state(B) if state is None else state
+        cuts = [0] if reset is None else sorted({0, *reset.any(0).nonzero().flatten().tolist()})
+        outs = []
+        for i, a in enumerate(cuts):
+            b = cuts[i + 1] if i + 1 < len(cuts) else T
+            if reset is not None and bool(reset[:, a].any()):
+                keep = (~reset[:, a]).to(e.dtype)[None, :, None]  # (1, B, 1)
+                state = tuple(s * keep for s in state)
+            out, state = self._run(e[:, a:b], state)
+            outs.append(out)
+        h = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+        return self.drop(h), state
+
+    @torch.no_grad()
+    def score_sentences(self, sentences: list[list[int]], batch_size: int = 64) -> list[Tensor]:
+        """Per-token natural-log probabilities of ``w_1 .. w_n </s>`` (ids incl. </s>), each sentence
+        from a zero state with ``<s>`` as its first input."""
+        was_training = self.training
+        self.eval()
+        device = self.embed.weight.device
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        result: list[Tensor | None] = [None] * len(sentences)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            T = max(len(sentences[i]) for i in idx)
+            x = torch.full((len(idx), T), self.config.bos_id, dtype=torch.long)
+            y = torch.full((len(idx), T), self.config.bos_id, dtype=torch.long)
+            mask = torch.zeros(len(idx), T, dtype=torch.bool)
+            for row, i in enumerate(idx):
+                s = torch.as_tensor(sentences[i], dtype=torch.long)
+                x[row, 1:len(s)] = s[:-1]  # inputs: <s> w_1 .. w_n
+                y[row, :len(s)] = s        # targets: w_1 .. w_n </s>
+                mask[row, :len(s)] = True
+            h, _ = self(x.to(device))
+            lp = self.output.log_prob(h[mask.to(device)], y[mask].to(device)).float().cpu()
+            for row, piece in zip(idx, torch.split(lp, mask.sum(1).tolist())):
+                result[row] = piece
+        self.train(was_training)
+        return result  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- the token stream and BPTT
+
+
+def document_stream(documents: list[list[list[int]]], bos_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, doc_start): each document's sentences as ``<s> w_1 .. w_n </s>`` back to back.
+
+    ``documents`` holds, per document, its sentences as ids ``w_1 .. w_n </s>``.
+    """
+    ids, starts = [], []
+    for doc in documents:
+        first = True
+        for sent in doc:
+            piece = np.concatenate([[bos_id], np.asarray(sent, dtype=np.int64)])
+            flag = np.zeros(len(piece), dtype=bool)
+            flag[0] = first
+            first = False
+            ids.append(piece)
+            starts.append(flag)
+    if not ids:
+        raise DataError("no sentences in the documents")
+    return np.concatenate(ids).astype(np.int64), np.concatenate(starts)
+
+
+class BPTTStream:
+    """Trainer batch source for truncated BPTT: ``batch(step, shard, shards)`` -> (B, T+1) ids.
+
+    The stream is cut into ``shards * batch_size`` lanes; step ``s`` reads tokens
+    ``[s T, s T + T]`` of each lane (so a lane's block continues its previous block), and shard
+    ``i`` gets lanes ``[i B, (i+1) B)``. The first token of a document is flagged by adding
+    ``vocab_size`` to its id (the objective decodes it into a reset mask); every lane restarts,
+    flagged, at the beginning of each pass over the data.
+    """
+
+    def __init__(self, ids: np.ndarray, doc_start: np.ndarray, vocab_size: int, batch_size: int, bptt: int):
+        self.ids = np.asarray(ids, dtype=np.int64) + vocab_size * np.asarray(doc_start, dtype=np.int64)
+        self.vocab_size = vocab_size
+        self.batch_size = batch_size
+        self.bptt = bptt
+
+    def _lanes(self, n_lanes: int) -> tuple[np.ndarray, int]:
+        lane_len = (len(self.ids) - 1) // n_lanes
+        steps = (lane_len - 1) // self.bptt
+        if steps < 1:
+            raise DataError(f"stream of {len(self.ids)} tokens is too short for {n_lanes} lanes x bptt {self.bptt}")
+        return lane_len, steps
+
+    def batch(self, step: int, shard: int = 0, shards: int = 1) -> Tensor:
+        lanes = shards * self.batch_size
+        lane_len, steps = self._lanes(lanes)
+        within = step % steps
+        lane = np.arange(shard * self.batch_size, (shard + 1) * self.batch_size)
+        index = (lane * lane_len)[:, None] + within * self.bptt + np.arange(self.bptt + 1)[None, :]  # (B, T+1)
+        out = self.ids[index].copy()
+        if within == 0:  # a new pass: every lane starts afresh
+            out[:, 0] = out[:, 0] % self.vocab_size + self.vocab_size
+        return torch.from_numpy(out)
+
+    def eval_batches(self, rank: int = 0, world: int = 1):
+        """Every block of every lane in order (an evaluation pass over the stream)."""
+        lanes = world * self.batch_size
+        _, steps = self._lanes(lanes)
+        for step in range(steps):
+            yield self.batch(step, rank, world)
+
+
+class BPTTObjective:
+    """Next-token loss over a BPTT block with carried state (``stateful``: the Trainer carries it)."""
+
+    stateful = True
+
+    def __init__(self, vocab_size: int, bos_id: int):
+        self.vocab_size = vocab_size
+        self.bos_id = bos_id
+
+    def prepare(self, ids: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+        reset = ids >= self.vocab_size
+        tokens = ids % self.vocab_size
+        target = tokens[:, 1:]
+        return {"x": tokens[:, :-1], "y": target, "reset": reset[:, :-1], "mask": target != self.bos_id}
+
+    def loss(self, model: RNNLM, batch: dict[str, Tensor], state: State | None):
+        h, state = model(batch["x"], state, batch["reset"])
+        mask = batch["mask"]
+        n = int(mask.sum())
+        if n == 0:  # a block of nothing but <s> targets
+            return h.sum() * 0.0, 0, state
+        loss = model.output.loss(h[mask], batch["y"][mask]) * n  # (n_targets, H) -> summed loss
+        return loss, n, state
+
+
+# ----------------------------------------------------------------------------- building, saving, loading
+
+
+def build(config: RNNLMConfig, vocab: list[str], counts) -> RNNLM:
+    """An RNN LM whose output layer is built from the training counts (trees, classes, noise)."""
+    config.vocab_size = len(vocab)
+    if "<s>" not in vocab:
+        raise ConfigError("the vocabulary has no <s> token")
+    config.bos_id = list(vocab).index("<s>")
+    config.validate()
+    output = build_output_layer(config.softmax, config.hidden_dim, vocab, counts)
+    return RNNLM(config, output)
+
+
+def _tensors(model: RNNLM) -> dict[str, Tensor]:
+    state = model.state_dict()
+    if model.config.tie_embeddings:
+        state.pop("embed.weight")  # the same matrix is saved once, as output.word_weight
+    return state
+
+
+def save(model: RNNLM, folder: str | Path, vocab: list[str], data: dict | None = None) -> Path:
+    """A model folder: config.json (family, config, vocabulary, the data it was trained on), model.safetensors."""
+    if len(vocab) != model.config.vocab_size:
+        raise ConfigError(f"vocabulary of {len(vocab)} words for a model of {model.config.vocab_size}")
+    return save_model_folder(folder, FAMILY, {"config": config_io.to_dict(model.config), "vocab": list(vocab),
+                                             "data": data or {}},
+                             _tensors(model))
+
+
+def load(folder: str | Path) -> tuple[RNNLM, list[str]]:
+    raw, tensors = load_model_folder(folder)
+    if raw.get("family") != FAMILY:
+        raise CheckpointError(f"{folder}: a {raw.get('family')!r} model, not {FAMILY!r}")
+    config = config_io.from_dict(RNNLMConfig, raw.get("config", {}), where=f"{folder}/config.json")
+    vocab = raw.get("vocab")
+    if not isinstance(vocab, list) or len(vocab) != config.vocab_size:
+        raise CheckpointError(f"{folder}/config.json: vocabulary missing or not {config.vocab_size} words")
+    output = output_layer_from_state(config.softmax, config.hidden_dim, config.vocab_size, tensors, "output.")
+    model = RNNLM(config, output)
+    if config.tie_embeddings:
+        if "output.word_weight" not in tensors:
+            raise CheckpointError(f"{folder}: tied model without output.word_weight")
+        tensors = {**tensors, "embed.weight": tensors["output.word_weight"]}
+    load_state_strict(model, tensors, str(folder))
+    return model, vocab
