@@ -14,6 +14,10 @@ TORCH  := torch==2.13.0
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
+	@# optional system data: WordNet 3.0 for the WordNet-tree softmax (its test skips without it)
+	@test -d /usr/share/wordnet || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && apt-get install -y -qq wordnet-base) >/dev/null 2>&1; } || \
+		echo "note: wordnet-base not installed; the WordNet-tree softmax test will skip"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
