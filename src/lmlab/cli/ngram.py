@@ -1,0 +1,240 @@
+"""``lmlab ngram``: build, eval, score, sample, compare -- with the habits of lmplz / query / SRILM ngram.
+
+TEXT arguments are a file of tokenized sentences (one per line, tokens separated
+by spaces, as lmplz reads it; ``-`` is stdin; ``.gz`` is fine) or a built-in
+corpus as ``NAME[:SPLIT]`` (e.g. ``wiki-vital:train``), which goes through
+``lmlab.data.corpus.word_sentences`` (sentence-split, word-tokenized, lowercased).
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from ..errors import DataError, UsageError
+from .common import console, err_console, table
+
+app = typer.Typer(help="Statistical n-gram LMs: KenLM-compatible ARPA models, every classic smoothing method.",
+                  no_args_is_help=True)
+
+
+def read_text(spec: str, default_split: str) -> list[list[str]]:
+    """Sentences from a tokenized text file, stdin ('-'), or a built-in corpus NAME[:SPLIT]."""
+    if spec == "-":
+        return [line.split() for line in sys.stdin if line.strip()]
+    path = Path(spec)
+    if path.is_file():
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}: not valid UTF-8 at byte {err.start}") from None
+        sentences = [line.split() for line in text.splitlines() if line.strip()]
+        if not sentences:
+            raise DataError(f"{path}: no sentences (the file is empty)")
+        return sentences
+    from ..data import sources
+    from ..data.corpus import word_sentences
+
+    name, _, split = spec.partition(":")
+    split = split or default_split
+    if name not in sources.SOURCES:
+        raise DataError(f"{spec!r} is neither a file nor a built-in corpus NAME[:SPLIT]")
+    return word_sentences(sources.load(name).split()[split])
+
+
+def _stage(i: int, total: int, what: str) -> float:
+    err_console.print(f"=== {i}/{total} {what} ===")
+    return time.perf_counter()
+
+
+@app.command("build")
+def build_cmd(
+    text: str = typer.Argument(..., help="Training text: tokenized file, '-', or NAME[:SPLIT] (default split train)."),
+    out: Path = typer.Option(..., "--out", "-o", "--arpa", help="ARPA file to write (.gz: compressed)."),
+    order: int = typer.Option(3, "--order", "-n", help="n-gram order (lmplz -o)."),
+    smoothing: str = typer.Option("mkn", "--smoothing", "-s", help="Method: see `lmlab ngram methods`."),
+    prune: list[int] | None = typer.Option(None, "--prune", help="Count cut-offs per order, lmplz style: --prune 0 --prune 0 --prune 1"),
+    prune_entropy: float | None = typer.Option(None, help="Stolcke relative-entropy threshold (e.g. 1e-8)."),
+    target_size: int | None = typer.Option(None, help="Stolcke-prune down to at most this many n-grams."),
+    valid: str | None = typer.Option(None, help="Held-out text for jelinek-mercer / dirichlet (default: every 10th sentence)."),
+    delta: float = typer.Option(0.5, help="delta for add-delta."),
+    vocab_min_count: int = typer.Option(1, help="Closed vocabulary: words seen fewer times become <unk>."),
+) -> None:
+    """Estimate an n-gram model and write it as ARPA (progress on each stage, like lmplz)."""
+    from ..ngram import count_ngrams, write_arpa
+    from ..ngram.counts import Vocabulary, adjusted_counts, count_of_counts
+    from ..ngram.model import check_order
+    from ..ngram.prune import prune_counts
+    from ..ngram.prune import prune_entropy as stolcke
+    from ..ngram.smoothing import make_smoother
+
+    check_order(order)
+    smoother = make_smoother(smoothing, delta=delta)
+    total = 4 if (prune or prune_entropy is not None or target_size is not None) else 3
+    t0 = _stage(1, total, "Counting n-grams")
+    sentences = read_text(text, "train")
+    vocab = None
+    if vocab_min_count > 1:
+        from ..ngram.demo import closed_vocabulary
+
+        vocab = Vocabulary(closed_vocabulary(sentences, vocab_min_count))
+    cnts = count_ngrams(sentences, order, vocab)
+    err_console.print(f"Sentences {cnts.n_sentences} tokens {cnts.n_tokens} types {cnts.V}")
+    for n in range(1, order + 1):
+        err_console.print(f"{n}-grams: {cnts.size(n)}")
+    t1 = _stage(2, total, f"Estimating ({smoothing}) [{time.perf_counter() - t0:.2f}s]")
+    if smoother.needs_heldout:
+        if valid is not None:
+            smoother.fit_params(cnts, read_text(valid, "valid"))
+        else:
+            tune = [s for i, s in enumerate(sentences) if i % 10 != 9]
+            smoother.fit_params(count_ngrams(tune, order, cnts.vocab), sentences[9::10])
+    model = smoother.estimate(cnts)
+    if smoothing in ("mkn", "kn"):
+        adj = adjusted_counts(cnts)
+        for n in range(1, order + 1):
+            coc = count_of_counts(adj[n - 1], 4)
+            d = model.info["discounts"][n - 1]
+            ds = " ".join(f"D{k}={v:.6g}" for k, v in zip(("1", "2", "3+"), d if isinstance(d, list) else [d]))
+            err_console.print(f"{n} {cnts.size(n)} n1..n4={coc[1:].tolist()} {ds}")
+    stage = 3
+    if total == 4:
+        _stage(stage, total, "Pruning")
+        stage += 1
+        if prune:
+            model = prune_counts(model, cnts, list(prune))
+        if prune_entropy is not None or target_size is not None:
+            model = stolcke(model, threshold=prune_entropy, target_size=target_size)
+        err_console.print("kept: " + ", ".join(f"{n + 1}-grams {s}" for n, s in enumerate(model.sizes())))
+    t2 = _stage(stage, total, f"Writing ARPA model [{time.perf_counter() - t1:.2f}s]")
+    write_arpa(model, out)
+    err_console.print(f"wrote {out} ({model.describe()}) in {time.perf_counter() - t2:.2f}s; "
+                      f"total {time.perf_counter() - t0:.2f}s")
+
+
+def _load(model_path: Path):
+    from ..ngram import read_arpa
+
+    return read_arpa(model_path)
+
+
+@app.command("eval")
+def eval_cmd(
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="ARPA file (KenLM, SRILM or lmlab)."),
+    text: str = typer.Argument(..., help="Test text: tokenized file, '-', or NAME[:SPLIT] (default split test)."),
+) -> None:
+    """Perplexity including and excluding OOVs, OOV count, bits per word (KenLM query -v summary)."""
+    model = _load(model_path)
+    ev = model.evaluate(read_text(text, "test"))
+    console.print(f"Perplexity including OOVs:\t{ev.perplexity}")
+    console.print(f"Perplexity excluding OOVs:\t{ev.perplexity_no_oov}")
+    console.print(f"OOVs:\t{ev.oovs}")
+    console.print(f"Tokens:\t{ev.tokens}")
+    console.print(f"Bits per word:\t{ev.bits_per_word}")
+    console.print(f"[dim]{model.describe()}. Counted: {ev.sentences} sentences; every word and one </s> per "
+                  f"sentence is predicted, <s> is context only; OOVs are scored as <unk>.[/dim]")
+
+
+@app.command("score")
+def score_cmd(
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="ARPA file."),
+    text: str = typer.Argument(..., help="Text to score: tokenized file, '-', or NAME[:SPLIT]."),
+    per: str = typer.Option("sentence", help="'sentence' (Total/OOV per line) or 'word' (word=id order log10p)."),
+) -> None:
+    """Per-sentence or per-word log10 probabilities, in KenLM query's format."""
+    import numpy as np
+
+    if per not in ("sentence", "word"):
+        raise UsageError(f"--per must be 'sentence' or 'word', not {per!r}")
+    model = _load(model_path)
+    sentences = read_text(text, "test")
+    logp, is_oov, sent, matched = model.score_sentences(sentences)
+    ids_index = model.vocab.index
+    bounds = np.searchsorted(sent, np.arange(len(sentences) + 1))
+    out = sys.stdout
+    for i, s in enumerate(sentences):
+        lo, hi = bounds[i], bounds[i + 1]
+        total = float(logp[lo:hi].sum())
+        oov = int(is_oov[lo:hi].sum())
+        if per == "word":
+            words = s + ["</s>"]
+            parts = [f"{w}={ids_index.get(w, 0)} {int(matched[lo + j])} {logp[lo + j]:.7g}" for j, w in enumerate(words)]
+            out.write("\t".join(parts) + f"\tTotal: {total:.7g} OOV: {oov}\n")
+        else:
+            out.write(f"Total: {total:.7g} OOV: {oov}\n")
+
+
+@app.command("sample")
+def sample_cmd(
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="ARPA file."),
+    n: int = typer.Option(5, "--n", "-n", help="Number of sentences."),
+    seed: int = typer.Option(0, help="Random seed."),
+    max_words: int = typer.Option(60, help="Stop a sentence after this many words."),
+) -> None:
+    """Draw sentences from the model."""
+    model = _load(model_path)
+    for words in model.sample(n, seed=seed, max_words=max_words):
+        console.print(" ".join(words), markup=False, highlight=False)
+
+
+@app.command("methods")
+def methods_cmd() -> None:
+    """The smoothing methods and what each is."""
+    from ..ngram import METHODS
+
+    console.print(table("smoothing methods", ["name", "method"], [[k, v] for k, v in METHODS.items()]))
+
+
+@app.command("compare")
+def compare_cmd(
+    corpus: str = typer.Argument("wiki-vital", help="A built-in corpus (train/valid/test splits) or a tokenized file (split 80/10/10 by line)."),
+    methods: str | None = typer.Option(None, help="Comma-separated methods (default: all but mle)."),
+    orders: str = typer.Option("2,3", help="Comma-separated orders."),
+    fractions: str = typer.Option("0.1,0.3,1.0", help="Training sizes as fractions of the training split."),
+    min_count: int = typer.Option(2, help="Closed vocabulary: words seen fewer times in train are <unk>."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for comparison.md, comparison.csv, comparison.png."),
+) -> None:
+    """All methods x orders x training sizes on one corpus -> table (+ plot)."""
+    from ..ngram.demo import compare_methods, comparison_markdown, plot_comparison
+
+    path = Path(corpus)
+    if path.is_file():
+        sentences = read_text(corpus, "train")
+        n = len(sentences)
+        train, valid, test = sentences[: int(0.8 * n)], sentences[int(0.8 * n): int(0.9 * n)], sentences[int(0.9 * n):]
+    else:
+        from ..data import sources
+        from ..data.corpus import word_sentences
+
+        splits = sources.load(corpus).split()
+        train, valid, test = (word_sentences(splits[s]) for s in ("train", "valid", "test"))
+    try:
+        order_list = [int(x) for x in orders.split(",")]
+        frac_list = [float(x) for x in fractions.split(",")]
+    except ValueError:
+        raise UsageError("--orders and --fractions are comma-separated numbers") from None
+    method_list = methods.split(",") if methods else None
+
+    def progress(row):
+        err_console.print(f"{row.method:20s} {row.order}-gram {row.train_words:>9,} words: "
+                          f"ppl {row.perplexity:10.2f} ({row.seconds:.2f}s)")
+
+    rows = compare_methods(train, valid, test, method_list, order_list, frac_list, min_count, progress)
+    md = comparison_markdown(rows)
+    console.print(md, markup=False, highlight=False)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "comparison.md").write_text(md + "\n", encoding="utf-8")
+        csv = ["method,order,train_words,perplexity,perplexity_excl_oov,oovs,tokens,seconds"]
+        csv += [f"{r.method},{r.order},{r.train_words},{r.perplexity:.6g},{r.perplexity_no_oov:.6g},"
+                f"{r.oovs},{r.tokens},{r.seconds:.3f}" for r in rows]
+        (out / "comparison.csv").write_text("\n".join(csv) + "\n", encoding="utf-8")
+        if plot_comparison(rows, out / "comparison.png"):
+            err_console.print(f"plot: {out / 'comparison.png'}")
