@@ -127,10 +127,16 @@ def _load(model_path: Path):
 
 @app.command("eval")
 def eval_cmd(
-    model_path: Path = typer.Argument(..., metavar="MODEL", help="ARPA file (KenLM, SRILM or lmlab)."),
+    model_path: Path = typer.Argument(..., metavar="MODEL",
+                                      help="ARPA file (KenLM, SRILM or lmlab), or an adapted model's .json."),
     text: str = typer.Argument(..., help="Test text: tokenized file, '-', or NAME[:SPLIT] (default split test)."),
 ) -> None:
     """Perplexity including and excluding OOVs, OOV count, bits per word (KenLM query -v summary)."""
+    from .ngram_adapt import is_adapted_model, print_eval_adapted
+
+    if is_adapted_model(model_path):
+        print_eval_adapted(model_path, text)
+        return
     model = _load(model_path)
     ev = model.evaluate(read_text(text, "test"))
     console.print(f"Perplexity including OOVs:\t{ev.perplexity}")
@@ -238,3 +244,9 @@ def compare_cmd(
         (out / "comparison.csv").write_text("\n".join(csv) + "\n", encoding="utf-8")
         if plot_comparison(rows, out / "comparison.png"):
             err_console.print(f"plot: {out / 'comparison.png'}")
+
+
+# `lmlab ngram adapt cache|mixture|maxent` (issue 4) lives in its own module
+from .ngram_adapt import register_adapt  # noqa: E402
+
+register_adapt(app)
