@@ -98,15 +98,33 @@ def _report(data: DemoData, stats: list[list], rows: list[DemoRow], elapsed: flo
              "", "## Corpus", "", "| split | documents | sentences | tokens | types | OOV | bytes |",
              "|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in stats]
-    metric_names = _metric_names(rows)
-    lines += ["", "## Models", "", "| family | model | " + " | ".join(metric_names) + " | train s | notes |",
-              "|---|---|" + "---|" * len(metric_names) + "---|---|"]
-    for row in rows:
-        values = [fmt(row.metrics.get(m)) for m in metric_names]
-        lines.append(f"| {row.family} | {row.model} | " + " | ".join(values) +
-                     f" | {fmt(row.train_seconds)} | {row.notes} |")
+    for title, members in _grouped(rows):
+        metric_names = _metric_names(members)
+        lines += ["", f"## {title[0].upper()}{title[1:]}", "",
+                  "| family | model | " + " | ".join(metric_names) + " | train s | notes |",
+                  "|---|---|" + "---|" * len(metric_names) + "---|---|"]
+        for row in members:
+            values = [fmt(row.metrics.get(m)) for m in metric_names]
+            lines.append(f"| {row.family} | {row.model} | " + " | ".join(values) +
+                         f" | {fmt(row.train_seconds)} | {row.notes} |")
     lines += ["", f"Total demo time: {elapsed:.1f} s."]
     return "\n".join(lines) + "\n"
+
+
+GROUPS = (
+    ("language models", lambda r: "test ppl" in r.metrics),
+    ("classifiers", lambda r: any("acc" in m and "analogy" not in m for m in r.metrics)),
+    ("word vectors and other rows", lambda r: True),
+)
+
+
+def _grouped(rows: list[DemoRow]) -> list[tuple[str, list[DemoRow]]]:
+    """Rows split into tables whose columns they share: LMs, classifiers, the rest."""
+    groups: dict[str, list[DemoRow]] = {name: [] for name, _ in GROUPS}
+    for row in rows:
+        name = next(name for name, test in GROUPS if test(row))
+        groups[name].append(row)
+    return [(name, members) for name, members in groups.items() if members]
 
 
 def _metric_names(rows: list[DemoRow]) -> list[str]:
@@ -188,11 +206,13 @@ def register(app: typer.Typer) -> None:
                 family_rows = module.run_demo(data)
             rows.extend(family_rows)
         elapsed = time.monotonic() - started
-        metric_names = _metric_names(rows)
-        console.print(table(f"lmlab lineage on {corpus_name} (test split; {COUNTING_RULE})",
-                            ["family", "model", *metric_names, "train s"],
-                            [[r.family, r.model, *[r.metrics.get(m) for m in metric_names], r.train_seconds]
-                             for r in rows], left=2))
+        for title, members in _grouped(rows):
+            metric_names = _metric_names(members)
+            caption = f"test split; {COUNTING_RULE}" if title == "language models" else "test split"
+            console.print(table(f"lmlab lineage on {corpus_name}: {title} ({caption})",
+                                ["family", "model", *metric_names, "train s"],
+                                [[r.family, r.model, *[r.metrics.get(m) for m in metric_names], r.train_seconds]
+                                 for r in members], left=2))
         report = _report(data, stats, rows, elapsed)
         if _plot(rows, out / "ppl.png"):
             report += "\n![test perplexity](ppl.png)\n"
