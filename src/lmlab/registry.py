@@ -35,8 +35,18 @@ class Family:
         return self._load(self.presets) if self.presets else {}
 
 
-# One row per family. Rows are added as families land (see DESIGN.md, "Layout").
-FAMILIES: dict[str, Family] = {}
+# One row per family (see DESIGN.md, "Layout"). Training recipes (data + objective) are
+# in the builder table of lmlab.cli.train; this table says where each model lives.
+FAMILIES: dict[str, Family] = {
+    row.name: row for row in [
+        Family("bert", "lmlab.models.bert:BertConfig", "lmlab.models.bert:BertForPreTraining",
+               "lmlab.models.bert:PRESETS"),
+        Family("albert", "lmlab.models.albert:AlbertConfig", "lmlab.models.albert:AlbertForPreTraining",
+               "lmlab.models.albert:PRESETS"),
+        Family("electra", "lmlab.models.electra:ElectraConfig", "lmlab.models.electra:ElectraForPreTraining",
+               "lmlab.models.electra:PRESETS"),
+    ]
+}
 
 
 def register(family: Family) -> None:

@@ -37,6 +37,7 @@ DEMO_ENTRIES = {
     "neural": "lmlab.models.demo_neural",
     "embeddings": "lmlab.embeddings.demo",
     "gpt": "lmlab.models.demo_gpt",
+    "bert": "lmlab.models.demo_bert",
 }
 
 COUNTING_RULE = ("per word on the test sentences; </s> predicted and counted once per sentence; "

@@ -1,0 +1,254 @@
+"""Pretraining recipes for the BERT family and ELECTRA, the ``lmlab train`` builder, and the demo rows.
+
+A *recipe* turns a corpus into what the Trainer runs, the way each paper prepares its data:
+
+| family | tokenizer | inputs (``objectives/sentence.py``) | masking | extra loss |
+|---|---|---|---|---|
+| bert | WordPiece | ``[CLS] A [SEP] B [SEP]`` pairs, NSP 50/50 | token, 80/10/10 | NSP |
+| roberta | byte-level BPE | FULL-SENTENCES (or DOC-SENTENCES), no NSP | token, dynamic | — |
+| albert | WordPiece (the paper: SentencePiece) | SOP pairs | n-gram (6/11, 3/11, 2/11) | SOP |
+| spanbert | WordPiece | single DOC-SENTENCES rows | geometric spans | SBO |
+| electra | WordPiece | single rows (FULL-SENTENCES) | token, all [MASK] | λ · RTD |
+
+:func:`build` is the ``lmlab train`` builder (``family = "bert" | "roberta" | "albert" |
+"spanbert" | "electra"``; tables ``[data]``, ``[tokenizer]``, ``[model]`` (preset fields),
+``[objective]`` (MaskingConfig fields)). :func:`run_demo` pretrains a tiny BERT and a tiny
+ELECTRA for the same number of steps on the demo's training documents, fine-tunes both on
+``rotten-tomatoes`` (mean pooling: at this size the [CLS] state barely varies with the input and
+[CLS] fine-tuning often collapses to the majority class, see docs/bert_family.md) and reports test
+accuracy, macro-F1 and the majority-class accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import config as cfg
+from ..errors import ConfigError, closest
+
+FAMILIES = ("bert", "roberta", "albert", "spanbert", "electra")
+
+
+@dataclass
+class DataSpec:
+    corpus: str = "wiki-vital-small"
+    split: str = "train"
+    max_documents: int = 0            # 0: all documents of the split
+    seq_len: int = 128
+    batch_size: int = 16
+    input_format: str = ""            # pairs | full-sentences | doc-sentences ("" = the family's own)
+    duplicates: int = 1               # passes with fresh NSP/SOP pairings (BERT's dupe_factor)
+    eval_documents: int = 0           # documents of the valid split held out for evaluation
+    seed: int = 0
+
+
+@dataclass
+class TokenizerSpec:
+    kind: str = ""                    # "" = the family's own (wordpiece; bytebpe for roberta)
+    vocab_size: int = 8192
+
+
+@dataclass
+class Recipe:
+    family: str
+    data: DataSpec = field(default_factory=DataSpec)
+    tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
+    model: dict = field(default_factory=dict)       # overrides of the tiny preset
+    objective: dict = field(default_factory=dict)   # MaskingConfig fields
+
+
+TINY = {  # the model sizes the recipes start from; ``model`` overrides them
+    "bert": {"d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512, "max_length": 512},
+    "roberta": {"d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512},
+    "spanbert": {"d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512, "max_length": 512},
+    "albert": {"d_embedding": 64, "d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512},
+    "electra": {"d_embedding": 128, "d_model": 128, "n_layers": 2, "n_heads": 4, "d_ff": 512},
+}
+
+
+def special_ids(tokenizer) -> dict:
+    if tokenizer.kind == "bytebpe":
+        names = {"pad": "<pad>", "cls": "<s>", "sep": "</s>", "mask": "<mask>", "unk": "<unk>"}
+    else:
+        names = {"pad": "[PAD]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]", "unk": "[UNK]"}
+    ids = {key: tokenizer.token_to_id(token) for key, token in names.items()}
+    if any(v is None for k, v in ids.items() if k != "unk"):
+        raise ConfigError(f"the {tokenizer.kind} tokenizer lacks BERT's special tokens {list(names.values())}")
+    return ids
+
+
+def tokenizer_files(tokenizer) -> dict[str, bytes]:
+    """The files a SubwordTokenizer saves, as bytes (for a model folder)."""
+    return {"tokenizer.json": tokenizer.tokenizer.to_str().encode("utf-8"),
+            "tokenizer_config.json": (json.dumps({"type": tokenizer.kind}, indent=2) + "\n").encode("utf-8")}
+
+
+def make_model(family: str, vocab_size: int, specials: dict, overrides: dict | None = None):
+    """A fresh model of ``family`` at the tiny sizes, with ``overrides`` applied (unknown keys refused)."""
+    overrides = dict(overrides or {})
+    if family in ("bert", "roberta", "spanbert"):
+        from .bert import PRESETS, BertConfig, BertForPreTraining
+
+        base = {"bert": "bert-base", "roberta": "roberta-base", "spanbert": "spanbert-base"}[family]
+        values = {**PRESETS[base], **TINY[family], "vocab_size": vocab_size, "pad_token_id": specials["pad"]}
+        if family == "roberta":
+            values["position_offset"] = specials["pad"] + 1
+            values["max_length"] = 512 + values["position_offset"]
+        config = cfg.from_dict(BertConfig, {**values, **overrides}, where="model")
+        config.validate()
+        return BertForPreTraining(config)
+    if family == "albert":
+        from .albert import AlbertConfig, AlbertForPreTraining
+
+        values = {**TINY["albert"], "vocab_size": vocab_size, "pad_token_id": specials["pad"]}
+        return AlbertForPreTraining(cfg.from_dict(AlbertConfig, {**values, **overrides}, where="model"))
+    if family == "electra":
+        from .electra import ElectraConfig, ElectraForPreTraining
+
+        values = {**TINY["electra"], "vocab_size": vocab_size, "pad_token_id": specials["pad"]}
+        return ElectraForPreTraining(cfg.from_dict(ElectraConfig, {**values, **overrides}, where="model"))
+    raise ConfigError(f"unknown family {family!r}{closest(family, FAMILIES)}; known: {', '.join(FAMILIES)}")
+
+
+@dataclass
+class Prepared:
+    """Everything a pretraining run needs."""
+
+    model: torch.nn.Module
+    objective: object
+    train_source: object
+    eval_source: object
+    tokenizer: object
+    specials: dict
+    describe: str
+
+
+def prepare(recipe: Recipe, documents=None, eval_docs=None) -> Prepared:
+    """Corpus -> tokenizer -> rows -> model + objective (see the table in the module docstring)."""
+    from ..data import sources
+    from ..data.tokenizers import train_tokenizer
+    from ..objectives import masking
+    from ..objectives.mlm import Masker, MaskingConfig, MLMObjective
+    from ..objectives.rtd import RTDObjective
+    from ..objectives.sentence import Rows, encode_documents, packed_rows, pair_rows
+
+    family, data = recipe.family, recipe.data
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown family {family!r}{closest(family, FAMILIES)}; known: {', '.join(FAMILIES)}")
+    if documents is None:
+        splits = sources.load(data.corpus).split()
+        documents = splits[data.split]
+        if data.eval_documents:
+            eval_docs = splits.valid[: data.eval_documents]
+    if data.max_documents:
+        documents = documents[: data.max_documents]
+    texts = [d.text for d in documents]
+    kind = recipe.tokenizer.kind or ("bytebpe" if family == "roberta" else "wordpiece")
+    tokenizer = train_tokenizer(kind, texts, vocab_size=recipe.tokenizer.vocab_size)
+    specials = special_ids(tokenizer)
+    encoded = encode_documents(texts, tokenizer)
+    fmt = data.input_format or {"bert": "pairs", "albert": "pairs", "roberta": "full-sentences",
+                                "spanbert": "doc-sentences", "electra": "full-sentences"}[family]
+    generator = torch.Generator().manual_seed(data.seed)
+    task = {"bert": "nsp", "albert": "sop"}.get(family) if fmt == "pairs" else None
+    if fmt == "pairs" and task is None:
+        raise ConfigError(f"{family} has no sentence-pair task; use full-sentences or doc-sentences")
+
+    def rows_of(docs_ids):
+        if fmt == "pairs":
+            return pair_rows(docs_ids, data.seq_len, specials["cls"], specials["sep"], specials["pad"], generator,
+                             task=task, duplicates=data.duplicates)
+        if fmt not in ("full-sentences", "doc-sentences"):
+            raise ConfigError(f"data.input_format must be pairs, full-sentences or doc-sentences, got {fmt!r}")
+        return packed_rows(docs_ids, data.seq_len, specials["cls"], specials["sep"], specials["pad"],
+                           cross_documents=fmt == "full-sentences")
+
+    rows = rows_of(encoded)
+    eval_source = None
+    if eval_docs:
+        eval_source = Rows(rows_of(encode_documents([d.text for d in eval_docs], tokenizer)), data.batch_size)
+    default_scheme = {"albert": "ngram", "spanbert": "span"}.get(family, "token")
+    objective_table = {"scheme": default_scheme, **recipe.objective}
+    if family == "electra":
+        objective_table = {"mask_prob": 1.0, "random_prob": 0.0, **objective_table}
+    masking_config = cfg.from_dict(MaskingConfig, objective_table, where="objective")
+    starts, ends = masking.word_boundary_tables(tokenizer)
+    special_list = [specials[k] for k in ("pad", "cls", "sep", "mask")]
+    masker = Masker(masking_config, tokenizer.vocab_size, specials["mask"], special_list, starts, ends)
+    model = make_model(family, tokenizer.vocab_size, specials, recipe.model)
+    if family == "electra":
+        objective = RTDObjective(masker, specials["pad"], rtd_weight=model.config.rtd_weight)
+    else:
+        objective = MLMObjective(masker, specials["pad"], specials["sep"], sentence_task=task,
+                                 sbo=family == "spanbert")
+    describe = (f"{family}: {len(rows)} rows x {data.seq_len} ({fmt}), {kind} vocab {tokenizer.vocab_size}, "
+                f"masking {masking_config.scheme}")
+    return Prepared(model, objective, Rows(rows, data.batch_size, seed=data.seed), eval_source, tokenizer,
+                    specials, describe)
+
+
+def build(run):
+    """``lmlab train`` builder: a RunFile (family, [data], [tokenizer], [model], [objective]) -> TrainingJob."""
+    from ..train import TrainingJob
+
+    recipe = Recipe(run.family, cfg.from_dict(DataSpec, run.data, where="data"),
+                    cfg.from_dict(TokenizerSpec, run.tokenizer, where="tokenizer"), dict(run.model),
+                    dict(run.objective))
+    prepared = prepare(recipe)
+
+    def export(folder: Path) -> None:
+        prepared.model.save_pretrained(folder, extra_files=tokenizer_files(prepared.tokenizer))
+
+    return TrainingJob(prepared.model, prepared.objective, prepared.train_source, prepared.eval_source, export,
+                       prepared.describe)
+
+
+def pretrain(prepared: Prepared, steps: int, out_dir: Path, lr: float = 1e-3, seed: int = 0,
+             threads: int = 0) -> dict:
+    """Run the Trainer for ``steps`` (linear warm-up 10%) quietly; returns the last record's numbers."""
+    from ..train import TrainConfig, Trainer
+
+    config = TrainConfig(seed=seed, max_steps=steps, lr=lr, schedule="linear", warmup_steps=max(1, steps // 10),
+                         weight_decay=0.01, progress="off", tensorboard=False, plot=False, mfu=False,
+                         threads=threads, device="cpu", precision="fp32")
+    result = Trainer(prepared.model, prepared.objective, prepared.train_source, config, out_dir,
+                     eval_source=prepared.eval_source).fit()
+    return {"loss": result.loss, **result.eval}
+
+
+def run_demo(data) -> list:
+    """Tiny BERT and ELECTRA, same steps on the demo's training documents, fine-tuned on rotten-tomatoes."""
+    import tempfile
+
+    from ..report import DemoRow
+    from ..tasks.classification import FinetuneSpec, finetune_model
+
+    rows = []
+    steps = 100
+    for family in ("bert", "electra"):
+        if data.seconds_left() < 30:
+            rows.append(DemoRow("transformer", f"{family} (tiny)", {}, None, "skipped: out of time"))
+            continue
+        start = time.monotonic()
+        torch.manual_seed(data.seed)
+        recipe = Recipe(family, DataSpec(seq_len=64, batch_size=16, max_documents=1500, seed=data.seed),
+                        TokenizerSpec(vocab_size=4096))
+        prepared = prepare(recipe, documents=data.train_documents)
+        with tempfile.TemporaryDirectory() as tmp:
+            pre = pretrain(prepared, steps, Path(tmp) / "pretrain", lr=1e-3, seed=data.seed)
+            spec = FinetuneSpec(task="rotten-tomatoes", steps=150, batch_size=32, max_len=48, lr=1e-3,
+                                pooling="mean", seed=data.seed)
+            scores = finetune_model(prepared.model, prepared.tokenizer, prepared.specials, spec, Path(tmp) / "ft")
+        rows.append(DemoRow("transformer", f"{family} (tiny) -> rotten-tomatoes",
+                            {"test acc": scores["accuracy"], "macro-F1": scores["macro_f1"],
+                             "majority acc": scores["majority_baseline"], "pretrain loss": pre["loss"]},
+                            time.monotonic() - start,
+                            f"{steps} pretraining steps of 16x64 on the demo train split, "
+                            f"{spec.steps} fine-tuning steps (mean pooling); test split by movie "
+                            f"(n={scores['n_test']})"))
+    return rows

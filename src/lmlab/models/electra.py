@@ -1,0 +1,232 @@
+"""ELECTRA: a small MLM generator and a discriminator trained for replaced-token detection.
+
+Paper: Clark et al. (2020), "ELECTRA: Pre-training Text Encoders as Discriminators Rather Than
+Generators", §2 and §3.2.
+
+    m_i ~ unif{1, n} for 15% of positions,  x^masked = REPLACE(x, m, [MASK])
+    generator:      p_G(x_t | x^masked) = softmax(e(x_t)^T h_G(x^masked)_t)      at t ∈ m
+    x̂_i ~ p_G(x_i | x^masked) for i ∈ m,    x^corrupt = REPLACE(x, m, x̂)
+    discriminator:  D(x^corrupt, t) = sigmoid(w^T h_D(x^corrupt)_t)
+    L = L_MLM(x, θ_G) + λ L_Disc(x, θ_D),  λ = 50
+    L_Disc = Σ_t -1(x^corrupt_t = x_t) log(1 - D(x^corrupt, t)) - 1(x^corrupt_t ≠ x_t) log D(x^corrupt, t)
+
+Design points from the paper, all implemented here:
+- the generator is smaller: width (hidden, FFN, heads) × ``generator_ratio`` (default 1/4, the
+  paper's best, §3.2 "Smaller Generators"), same depth;
+- generator and discriminator share the token and position (and segment) embeddings (§3.2
+  "Weight Sharing"); the embeddings have their own size E, projected to each encoder's width;
+- a sampled token that equals the original is labelled *original* (footnote 2 of §2);
+- no gradient flows through the sampling step: x̂ is drawn under ``torch.no_grad`` from detached
+  logits, so the discriminator loss cannot reach the generator (the paper trains it by MLM only).
+
+The discriminator (:class:`ElectraDiscriminator`) is what gets fine-tuned and what Hugging Face's
+``ElectraForPreTraining`` holds (:mod:`lmlab.interop.hf_bert`). The objective (masking, the
+weighted loss) is ``objectives/rtd.py``.
+
+Not here: the adversarial generator the paper tried (§3.2), two-stage training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import config as cfg
+from .. import io
+from ..errors import CheckpointError, ConfigError, UsageError
+from ..nn.attention import padding_mask
+from ..nn.feedforward import activation_module
+from ..nn.positional import LearnedPositions
+from .bert import bert_layer, init_weights
+
+
+@dataclass
+class ElectraConfig:
+    vocab_size: int = 30522
+    d_embedding: int = 128                 # E, shared by generator and discriminator
+    d_model: int = 256                     # discriminator H (ELECTRA-Small)
+    n_layers: int = 12
+    n_heads: int = 4
+    d_ff: int = 1024
+    generator_ratio: float = 0.25          # generator width / discriminator width
+    max_length: int = 512
+    type_vocab_size: int = 2
+    activation: Literal["relu", "gelu", "gelu_tanh"] = "gelu"
+    dropout: float = 0.1
+    attn_dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    init_std: float = 0.02
+    pad_token_id: int = 0
+    rtd_weight: float = 50.0               # λ
+
+    def validate(self) -> None:
+        for name in ("vocab_size", "d_embedding", "d_model", "n_layers", "n_heads", "d_ff", "max_length"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"electra config: {name} must be positive, got {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"electra config: d_model={self.d_model} not divisible by n_heads={self.n_heads}")
+        if not 0 < self.generator_ratio <= 1:
+            raise ConfigError(f"electra config: generator_ratio must be in (0, 1], got {self.generator_ratio}")
+        g_model, g_heads, _ = self.generator_sizes()
+        if g_model % g_heads:
+            raise ConfigError(f"electra config: generator width {g_model} not divisible by its {g_heads} heads")
+
+    def generator_sizes(self) -> tuple[int, int, int]:
+        """(d_model, n_heads, d_ff) of the generator: the discriminator's × generator_ratio."""
+        d_model = max(1, round(self.d_model * self.generator_ratio))
+        n_heads = max(1, round(self.n_heads * self.generator_ratio))
+        return d_model, n_heads, max(1, round(self.d_ff * self.generator_ratio))
+
+
+PRESETS: dict[str, dict] = {
+    "electra-small": {},
+    "electra-base": {"d_embedding": 768, "d_model": 768, "n_heads": 12, "d_ff": 3072},
+    "electra-tiny": {"d_embedding": 64, "d_model": 128, "n_layers": 2, "n_heads": 4, "d_ff": 512},
+}
+
+
+class ElectraEmbeddings(nn.Module):
+    """LN(E_token[x] + E_position[t] + E_segment[s]) in E dimensions; shared by both networks."""
+
+    def __init__(self, config: ElectraConfig) -> None:
+        super().__init__()
+        E = config.d_embedding
+        self.token = nn.Embedding(config.vocab_size, E, padding_idx=config.pad_token_id)
+        self.position = LearnedPositions(config.max_length, E)
+        self.segment = nn.Embedding(config.type_vocab_size, E)
+        self.norm = nn.LayerNorm(E, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+        self.max_length = config.max_length
+
+    def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None) -> Tensor:
+        T = input_ids.shape[1]
+        if T > self.max_length:
+            raise UsageError(f"sequence of {T} tokens is longer than the model's {self.max_length} positions")
+        positions = torch.arange(T, device=input_ids.device)[None, :]
+        segment_ids = torch.zeros_like(input_ids) if segment_ids is None else segment_ids
+        return self.dropout(self.norm(self.token(input_ids) + self.position(positions) + self.segment(segment_ids)))
+
+
+class ElectraEncoder(nn.Module):
+    """Embedded input (B, T, E) -> optional projection E -> H -> L post-LN layers -> (B, T, H)."""
+
+    def __init__(self, d_embedding: int, d_model: int, n_layers: int, n_heads: int, d_ff: int,
+                 config: ElectraConfig) -> None:
+        super().__init__()
+        self.project = nn.Linear(d_embedding, d_model) if d_embedding != d_model else None
+        self.layers = nn.ModuleList(
+            bert_layer(d_model, n_heads, d_ff, config.activation, config.dropout, config.attn_dropout,
+                       config.layer_norm_eps) for _ in range(n_layers))
+
+    def forward(self, h: Tensor, attention_mask: Tensor | None) -> Tensor:
+        mask = padding_mask(attention_mask) if attention_mask is not None else None  # (B, 1, 1, T)
+        if self.project is not None:
+            h = self.project(h)  # (B, T, E) -> (B, T, H)
+        for layer in self.layers:
+            h = layer(h, mask=mask)
+        return h
+
+
+class ElectraDiscriminator(nn.Module):
+    """Embeddings + encoder + RTD head: D(x, t) = sigmoid(w^T GELU(W h_t)). What gets fine-tuned."""
+
+    def __init__(self, config: ElectraConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.embeddings = ElectraEmbeddings(config)
+        self.encoder = ElectraEncoder(config.d_embedding, config.d_model, config.n_layers, config.n_heads,
+                                      config.d_ff, config)
+        self.head_dense = nn.Linear(config.d_model, config.d_model)
+        self.head_activation = activation_module(config.activation)
+        self.head_out = nn.Linear(config.d_model, 1)
+        init_weights(self, config.init_std)
+
+    def hidden(self, input_ids: Tensor, segment_ids: Tensor | None = None,
+               attention_mask: Tensor | None = None) -> Tensor:
+        return self.encoder(self.embeddings(input_ids, segment_ids), attention_mask)
+
+    def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None,
+                attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """-> (hidden (B, T, H), RTD logits (B, T))."""
+        h = self.hidden(input_ids, segment_ids, attention_mask)
+        return h, self.head_out(self.head_activation(self.head_dense(h))).squeeze(-1)
+
+
+class ElectraGeneratorHead(nn.Module):
+    """The generator's encoder and MLM head; it reads the *shared* embeddings given to it."""
+
+    def __init__(self, config: ElectraConfig) -> None:
+        super().__init__()
+        d_model, n_heads, d_ff = config.generator_sizes()
+        self.encoder = ElectraEncoder(config.d_embedding, d_model, config.n_layers, n_heads, d_ff, config)
+        self.transform = nn.Linear(d_model, config.d_embedding)
+        self.activation = activation_module(config.activation)
+        self.norm = nn.LayerNorm(config.d_embedding, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, embedded: Tensor, attention_mask: Tensor | None, selected: Tensor,
+                token_embedding: Tensor) -> Tensor:
+        """embedded (B, T, E), selected (B, T) bool -> logits at the selected positions (N, V)."""
+        h = self.encoder(embedded, attention_mask)[selected]                  # (N, H_G)
+        return F.linear(self.norm(self.activation(self.transform(h))), token_embedding, self.bias)
+
+
+class ElectraOutput(NamedTuple):
+    generator_logits: Tensor    # (N, V) at the masked positions
+    rtd_logits: Tensor          # (B, T)
+    rtd_labels: Tensor          # (B, T) 1 = replaced, 0 = original (a sample equal to the original is 0)
+    corrupted_ids: Tensor       # (B, T) x^corrupt
+
+
+class ElectraForPreTraining(nn.Module):
+    """Generator + discriminator with shared embeddings; ``forward`` runs the whole ELECTRA step."""
+
+    family = "electra"
+
+    def __init__(self, config: ElectraConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.discriminator = ElectraDiscriminator(config)
+        self.generator = ElectraGeneratorHead(config)
+        init_weights(self.generator, config.init_std)
+
+    @property
+    def encoder(self) -> ElectraDiscriminator:
+        return self.discriminator
+
+    def forward(self, masked_ids: Tensor, original_ids: Tensor, selected: Tensor,
+                segment_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                sampler: torch.Generator | None = None) -> ElectraOutput:
+        embeddings = self.discriminator.embeddings
+        token_embedding = embeddings.token.weight
+        generator_logits = self.generator(embeddings(masked_ids, segment_ids), attention_mask, selected,
+                                          token_embedding)                                    # (N, V)
+        with torch.no_grad():  # x̂ ~ p_G: sampling is not differentiated (§2)
+            probs = torch.softmax(generator_logits.detach().float(), dim=-1)
+            sampled = torch.multinomial(probs, 1, generator=sampler).squeeze(1) if probs.numel() else \
+                torch.zeros(0, dtype=torch.long, device=masked_ids.device)
+            corrupted = original_ids.clone()
+            corrupted[selected] = sampled
+            rtd_labels = (corrupted != original_ids).float()  # sampled == original -> "original"
+        _, rtd_logits = self.discriminator(corrupted, segment_ids, attention_mask)
+        return ElectraOutput(generator_logits, rtd_logits, rtd_labels, corrupted)
+
+    def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
+        return io.save_model_folder(folder, self.family, cfg.to_dict(self.config), self.state_dict(), extra_files)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> ElectraForPreTraining:
+        data, tensors = io.load_model_folder(folder)
+        family = data.pop("family", None)
+        if family != cls.family:
+            raise CheckpointError(f"{folder}: holds a {family!r} model, not {cls.family!r}")
+        model = cls(cfg.from_dict(ElectraConfig, data, where=f"{folder}/config.json"))
+        io.load_state_strict(model, tensors, str(folder))
+        return model

@@ -1,0 +1,422 @@
+"""Fine-tuning pretrained encoders: sequence classification and token classification, with metrics.
+
+Devlin et al. (2019) §4: a task adds one output layer to the pretrained encoder and every
+parameter is fine-tuned. Sequence classification reads the pooled [CLS] state (BERT, ALBERT:
+``tanh(W_p h_[CLS])``; ELECTRA has no pooler, so — as its paper's code does — a dense + GELU
+layer on h_[CLS]); token classification reads every token's state (NER-style tagging; a word's
+label sits on its first sub-token, the others are ignored, as in BERT §5.3).
+
+    P(c | x) = softmax(W_c dropout(pooled))              L = -Σ log P(c_gold | x)
+
+Tasks (real data, nothing synthetic):
+
+| task | data | classes | split |
+|---|---|---|---|
+| ``rotten-tomatoes`` | review snippets | fresh / rotten | by movie (no movie in two splits) |
+| ``wiki-topics`` | ``wiki-vital`` lead sections | the 11 topics | only documents of the *pretraining test split* are used, re-split 80/20 by id — so no fine-tuning or test document was seen in pretraining |
+| ``peoples-daily-ner`` | People's Daily, per character | BIO over person / place / organisation | by paragraph id |
+
+Metrics: accuracy and macro-F1 (F1 of every class that occurs in the gold or predicted labels,
+averaged with equal weight); tagging reports token accuracy and entity-level micro-F1 over BIO spans.
+
+:func:`finetune` (``lmlab finetune MODEL_DIR TASK``) loads a saved lmlab model folder (bert,
+albert or electra family, with its tokenizer), trains with the one Trainer, and scores the test
+split. Not here: QA heads, sentence-pair GLUE tasks, the feature-based (frozen) use.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.corpus import split_fraction
+from ..errors import CheckpointError, DataError, UsageError, closest
+
+TASKS = ("rotten-tomatoes", "wiki-topics", "peoples-daily-ner")
+IGNORE = -100
+
+
+# --------------------------------------------------------------------------- heads
+
+
+def encoder_of(model: nn.Module) -> nn.Module:
+    """The encoder inside a pretraining model (BERT/RoBERTa/SpanBERT, ALBERT, ELECTRA's discriminator)."""
+    from ..models.albert import Albert, AlbertForPreTraining
+    from ..models.bert import Bert, BertForPreTraining
+    from ..models.electra import ElectraDiscriminator, ElectraForPreTraining
+
+    if isinstance(model, BertForPreTraining):
+        return model.bert
+    if isinstance(model, AlbertForPreTraining):
+        return model.albert
+    if isinstance(model, ElectraForPreTraining):
+        return model.discriminator
+    if isinstance(model, (Bert, Albert, ElectraDiscriminator)):
+        return model
+    raise UsageError(f"cannot fine-tune a {type(model).__name__} (BERT, ALBERT or ELECTRA models only)")
+
+
+def encode(encoder: nn.Module, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor | None]:
+    """(hidden (B, T, H), pooled (B, H) or None when the encoder has no pooler)."""
+    from ..models.electra import ElectraDiscriminator
+
+    if isinstance(encoder, ElectraDiscriminator):
+        return encoder.hidden(input_ids, attention_mask=attention_mask), None
+    return encoder(input_ids, attention_mask=attention_mask)
+
+
+POOLINGS = ("cls", "mean")
+
+
+class SequenceClassifier(nn.Module):
+    """encoder + dropout + linear on a sequence vector.
+
+    ``pooling="cls"`` (the papers'): the pooled [CLS] state (a dense + GELU layer on h_[CLS] for
+    ELECTRA, which has no pooler). ``pooling="mean"``: the mean of the real tokens' states (as in
+    Sentence-BERT) — more robust for small models whose [CLS] state barely varies with the input.
+    """
+
+    def __init__(self, encoder: nn.Module, n_classes: int, dropout: float = 0.1, pooling: str = "cls") -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise UsageError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        d = encoder.config.d_model
+        self.pooling = pooling
+        self.encoder = encoder
+        self.cls_dense = None if hasattr(encoder, "pooler") else nn.Linear(d, d)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(d, n_classes)
+        for layer in (self.cls_dense, self.out):
+            if layer is not None:
+                nn.init.normal_(layer.weight, std=0.02)
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:  # -> (B, C)
+        hidden, pooled = encode(self.encoder, input_ids, attention_mask)
+        if self.pooling == "mean":
+            weights = attention_mask.to(hidden.dtype)[:, :, None]                          # (B, T, 1)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)           # (B, H)
+        elif pooled is None:
+            pooled = F.gelu(self.cls_dense(self.dropout(hidden[:, 0])))
+        return self.out(self.dropout(pooled))
+
+
+class TokenClassifier(nn.Module):
+    """encoder + dropout + linear on every token: (B, T, n_labels)."""
+
+    def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(encoder.config.d_model, n_labels)
+        nn.init.normal_(self.out.weight, std=0.02)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        hidden, _ = encode(self.encoder, input_ids, attention_mask)
+        return self.out(self.dropout(hidden))
+
+
+# --------------------------------------------------------------------------- objectives
+
+
+class SequenceObjective:
+    """Rows (B, T + 1): token ids and the class in the last column. Loss: Σ CE over the rows."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def prepare(self, ids: Tensor, generator: torch.Generator) -> dict:
+        ids = ids.long()
+        tokens = ids[:, :-1]
+        return {"input_ids": tokens, "attention_mask": (tokens != self.pad_id).long(), "labels": ids[:, -1]}
+
+    def loss(self, model, batch: dict):
+        from ..train import LossOutput
+
+        logits = model(batch["input_ids"], batch["attention_mask"])
+        loss = F.cross_entropy(logits.float(), batch["labels"], reduction="sum")
+        correct = (logits.argmax(-1) == batch["labels"]).sum()
+        return LossOutput(loss, batch["labels"].numel(), metrics={"acc": correct.detach()})
+
+
+class TaggingObjective:
+    """Rows (B, 2T): T token ids then T labels (IGNORE on padding and non-first pieces)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def prepare(self, ids: Tensor, generator: torch.Generator) -> dict:
+        ids = ids.long()
+        T = ids.shape[1] // 2
+        tokens, labels = ids[:, :T], ids[:, T:]
+        return {"input_ids": tokens, "attention_mask": (tokens != self.pad_id).long(), "labels": labels}
+
+    def loss(self, model, batch: dict):
+        from ..train import LossOutput
+
+        logits = model(batch["input_ids"], batch["attention_mask"])
+        labels = batch["labels"]
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="sum")
+        n = int((labels != IGNORE).sum())
+        correct = ((logits.argmax(-1) == labels) & (labels != IGNORE)).sum()
+        return LossOutput(loss, n, metrics={"acc": correct.detach()})
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def accuracy(gold: list[int], predicted: list[int]) -> float:
+    if len(gold) != len(predicted) or not gold:
+        raise UsageError(f"accuracy needs two equal, non-empty label lists ({len(gold)} vs {len(predicted)})")
+    return sum(g == p for g, p in zip(gold, predicted)) / len(gold)
+
+
+def macro_f1(gold: list[int], predicted: list[int]) -> float:
+    """Mean over classes (in gold or predicted) of F1 = 2PR / (P + R) (0 where undefined)."""
+    classes = sorted(set(gold) | set(predicted))
+    scores = []
+    for c in classes:
+        tp = sum(g == c and p == c for g, p in zip(gold, predicted))
+        fp = sum(g != c and p == c for g, p in zip(gold, predicted))
+        fn = sum(g == c and p != c for g, p in zip(gold, predicted))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores)
+
+
+def bio_spans(labels: list[str]) -> set[tuple[int, int, str]]:
+    """(start, end, type) of every entity in a BIO sequence (an I- without its B- starts an entity)."""
+    spans, start, kind = set(), None, None
+    for i, label in enumerate(list(labels) + ["O"]):
+        if label.startswith("B-") or label == "O" or (label.startswith("I-") and label[2:] != kind):
+            if start is not None:
+                spans.add((start, i, kind))
+            start, kind = (i, label[2:]) if label != "O" else (None, None)
+    return spans
+
+
+def entity_f1(gold: list[list[str]], predicted: list[list[str]]) -> float:
+    tp = fp = fn = 0
+    for g, p in zip(gold, predicted):
+        gs, ps = bio_spans(g), bio_spans(p)
+        tp += len(gs & ps)
+        fp += len(ps - gs)
+        fn += len(gs - ps)
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+# --------------------------------------------------------------------------- task data
+
+
+@dataclass
+class FinetuneSpec:
+    task: str = "rotten-tomatoes"
+    steps: int = 300
+    batch_size: int = 32
+    max_len: int = 128
+    lr: float = 1e-4
+    warmup_fraction: float = 0.1
+    dropout: float = 0.1
+    max_train: int = 0          # 0: every training example
+    pooling: str = "cls"        # sequence tasks: "cls" (pooled [CLS]) or "mean" (mean of token states)
+    seed: int = 0
+    threads: int = 0
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise UsageError(f"unknown task {self.task!r}{closest(self.task, TASKS)}; choose one of {', '.join(TASKS)}")
+        for name in ("steps", "batch_size", "max_len"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_len < 4:
+            raise UsageError(f"max_len={self.max_len} is too short")
+        if self.pooling not in POOLINGS:
+            raise UsageError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+
+
+def sequence_task(task: str) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
+    """(class names, train [(text, class)], test [(text, class)]) of a sequence task."""
+    from ..data import sources
+
+    if task == "rotten-tomatoes":
+        splits = sources.load("rotten-tomatoes").split()
+        names = ["rotten", "fresh"]
+        pick = lambda docs: [(d.text, names.index(d.meta["label"])) for d in docs if d.meta.get("label") in names]
+        return names, pick(splits.train), pick(splits.test)
+    if task == "wiki-topics":
+        test_docs = [d for d in sources.load("wiki-vital").split().test if d.meta.get("topic")]
+        names = sorted({d.meta["topic"] for d in test_docs})
+        train, test = [], []
+        for d in test_docs:  # the pretraining test split only, re-split by id
+            (train if split_fraction(d.id, seed=1) < 0.8 else test).append((d.text, names.index(d.meta["topic"])))
+        return names, train, test
+    raise UsageError(f"{task!r} is not a sequence classification task")
+
+
+NER_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
+
+
+def ner_task() -> tuple[list[str], list, list]:
+    """People's Daily per character: (label names, train [(chars, labels)], test [...]); BIO over PER/LOC/ORG."""
+    from ..data import sources
+
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    train, test = [], []
+    for doc in sources.load("peoples-daily").documents:
+        chars, labels, previous = [], [], None
+        for word, tag in zip(doc.meta["words"], doc.meta["tags"]):
+            kind = NER_TYPES.get(tag)
+            for k, ch in enumerate(word):
+                chars.append(ch)
+                if kind is None:
+                    labels.append("O")
+                else:  # consecutive words of one tag (surname + given name) continue the entity
+                    labels.append(("I-" if (k > 0 or previous == tag) else "B-") + kind)
+            previous = tag if kind else None
+        (train if split_fraction(doc.id, seed=2) < 0.9 else test).append((chars, [names.index(x) for x in labels]))
+    return names, train, test
+
+
+def sequence_rows(examples, tokenizer, specials: dict, max_len: int) -> Tensor:
+    """``[CLS] tokens [SEP] [PAD]... label`` rows, (N, max_len + 1)."""
+    ids = tokenizer.encode_batch([text for text, _ in examples])
+    rows = torch.full((len(examples), max_len + 1), specials["pad"], dtype=torch.long)
+    for i, (tokens, (_, label)) in enumerate(zip(ids, examples)):
+        body = [specials["cls"], *tokens[: max_len - 2], specials["sep"]]
+        rows[i, : len(body)] = torch.tensor(body)
+        rows[i, -1] = label
+    return rows
+
+
+def tagging_rows(examples, tokenizer, specials: dict, max_len: int) -> Tensor:
+    """(N, 2 max_len): ids then labels; each character's label on its first piece."""
+    rows = torch.full((len(examples), 2 * max_len), specials["pad"], dtype=torch.long)
+    rows[:, max_len:] = IGNORE
+    for i, (chars, labels) in enumerate(examples):
+        pieces = tokenizer.encode_batch(chars)
+        ids, tags = [specials["cls"]], [IGNORE]
+        for char_pieces, label in zip(pieces, labels):
+            char_pieces = char_pieces or ([specials["unk"]] if specials.get("unk") is not None else [])
+            if len(ids) + len(char_pieces) > max_len - 1:
+                break
+            ids += char_pieces
+            tags += [label] + [IGNORE] * (len(char_pieces) - 1)
+        ids.append(specials["sep"])
+        tags.append(IGNORE)
+        rows[i, : len(ids)] = torch.tensor(ids)
+        rows[i, max_len: max_len + len(tags)] = torch.tensor(tags)
+    return rows
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _predict(model: nn.Module, rows: Tensor, objective, batch_size: int) -> tuple[list, list]:
+    model.eval()
+    gold, predicted = [], []
+    with torch.no_grad():
+        for first in range(0, rows.shape[0], batch_size):
+            batch = objective.prepare(rows[first:first + batch_size], torch.Generator())
+            logits = model(batch["input_ids"], batch["attention_mask"])
+            gold.append(batch["labels"])
+            predicted.append(logits.argmax(-1))
+    return gold, predicted
+
+
+def finetune_model(pretrained: nn.Module, tokenizer, specials: dict, spec: FinetuneSpec, out_dir: Path) -> dict:
+    """Fine-tune ``pretrained`` (its encoder, in place) on ``spec.task``; scores on the test split."""
+    from ..objectives.sentence import Rows
+    from ..train import TrainConfig, Trainer
+
+    spec.validate()
+    start = time.monotonic()
+    torch.manual_seed(spec.seed)
+    encoder = encoder_of(pretrained)
+    if spec.task == "peoples-daily-ner":
+        names, train, test = ner_task()
+        model = TokenClassifier(encoder, len(names), spec.dropout)
+        objective = TaggingObjective(specials["pad"])
+        make_rows = tagging_rows
+    else:
+        names, train, test = sequence_task(spec.task)
+        model = SequenceClassifier(encoder, len(names), spec.dropout, spec.pooling)
+        objective = SequenceObjective(specials["pad"])
+        make_rows = sequence_rows
+    if spec.max_train:
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(spec.seed))[: spec.max_train]
+        train = [train[i] for i in order.tolist()]
+    if not train or not test:
+        raise DataError(f"task {spec.task!r} has an empty train or test split")
+    train_rows = make_rows(train, tokenizer, specials, spec.max_len)
+    test_rows = make_rows(test, tokenizer, specials, spec.max_len)
+    config = TrainConfig(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
+                         warmup_steps=max(1, int(spec.warmup_fraction * spec.steps)), weight_decay=0.01,
+                         progress="off", tensorboard=False, plot=False, mfu=False, threads=spec.threads,
+                         device="cpu", precision="fp32", checkpoint_every=0)
+    result = Trainer(model, objective, Rows(train_rows, min(spec.batch_size, len(train_rows)), seed=spec.seed),
+                     config, out_dir).fit()
+    gold, predicted = _predict(model, test_rows, objective, 128)
+    scores = {"task": spec.task, "n_train": len(train), "n_test": len(test), "train_loss": result.loss,
+              "seconds": time.monotonic() - start, "classes": names}
+    if spec.task == "peoples-daily-ner":
+        g_seqs, p_seqs = [], []
+        for g, p in zip(torch.cat(gold), torch.cat(predicted)):
+            keep = g != IGNORE
+            g_seqs.append([names[i] for i in g[keep].tolist()])
+            p_seqs.append([names[i] for i in p[keep].tolist()])
+        flat_g = [x for s in g_seqs for x in s]
+        flat_p = [x for s in p_seqs for x in s]
+        scores.update(accuracy=accuracy(flat_g, flat_p), entity_f1=entity_f1(g_seqs, p_seqs),
+                      macro_f1=macro_f1([names.index(x) for x in flat_g], [names.index(x) for x in flat_p]))
+    else:
+        g = torch.cat(gold).tolist()
+        p = torch.cat(predicted).tolist()
+        majority = max(set(g), key=g.count)
+        scores.update(accuracy=accuracy(g, p), macro_f1=macro_f1(g, p),
+                      majority_baseline=accuracy(g, [majority] * len(g)))
+    scores["head"] = model
+    return scores
+
+
+def load_pretrained(folder: str | Path):
+    """(model, tokenizer, special ids) of a saved lmlab bert / albert / electra folder."""
+    from ..data.tokenizers import load_tokenizer
+    from ..io import read_model_config
+    from ..models.demo_bert import special_ids
+
+    family = read_model_config(folder).get("family")
+    if family == "bert":
+        from ..models.bert import BertForPreTraining as cls
+    elif family == "albert":
+        from ..models.albert import AlbertForPreTraining as cls
+    elif family == "electra":
+        from ..models.electra import ElectraForPreTraining as cls
+    else:
+        raise CheckpointError(f"{folder}: family {family!r} cannot be fine-tuned here (bert, albert, electra)")
+    model = cls.from_pretrained(folder)
+    if not (Path(folder) / "tokenizer.json").is_file():
+        raise CheckpointError(f"{folder}: no tokenizer.json next to the model (needed to encode the task's text)")
+    tokenizer = load_tokenizer(folder)
+    return model, tokenizer, special_ids(tokenizer)
+
+
+def finetune(model_dir: str | Path, spec: FinetuneSpec, out_dir: str | Path) -> dict:
+    """Load a saved model folder, fine-tune on ``spec.task``, save the classifier, return the scores."""
+    from ..io import save_model_folder
+    from ..models.demo_bert import tokenizer_files
+
+    model, tokenizer, specials = load_pretrained(model_dir)
+    out_dir = Path(out_dir)
+    scores = finetune_model(model, tokenizer, specials, spec, out_dir / "train")
+    head = scores.pop("head")
+    save_model_folder(out_dir / "model", f"{spec.task}-classifier",
+                      {"base": str(model_dir), "task": spec.task, "classes": scores["classes"],
+                       "max_len": spec.max_len},
+                      head.state_dict(), tokenizer_files(tokenizer))
+    return scores
+
