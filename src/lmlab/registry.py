@@ -39,6 +39,12 @@ class Family:
 # in the builder table of lmlab.cli.train; this table says where each model lives.
 FAMILIES: dict[str, Family] = {
     row.name: row for row in [
+        Family("nnlm", "lmlab.models.nnlm:NNLMConfig", "lmlab.models.nnlm:NNLM"),
+        Family("rnnlm", "lmlab.models.rnnlm:RNNLMConfig", "lmlab.models.rnnlm:RNNLM"),
+        Family("transformer", "lmlab.models.transformer:TransformerConfig", "lmlab.models.transformer:Transformer",
+               "lmlab.models.transformer:PRESETS"),
+        Family("gpt", "lmlab.models.gpt:GPTConfig", "lmlab.models.gpt:GPTLanguageModel", "lmlab.models.gpt:PRESETS"),
+        Family("gpt-classifier", "lmlab.models.gpt:GPTClassifierConfig", "lmlab.models.gpt:GPTClassifier"),
         Family("bert", "lmlab.models.bert:BertConfig", "lmlab.models.bert:BertForPreTraining",
                "lmlab.models.bert:PRESETS"),
         Family("albert", "lmlab.models.albert:AlbertConfig", "lmlab.models.albert:AlbertForPreTraining",

@@ -44,6 +44,7 @@ BUILDERS: dict[str, str] = {
     "albert": "lmlab.models.demo_bert:build",
     "spanbert": "lmlab.models.demo_bert:build",
     "electra": "lmlab.models.demo_bert:build",
+    "gpt": "lmlab.models.demo_gpt:gpt_job",
 }
 
 

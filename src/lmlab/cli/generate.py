@@ -1,0 +1,165 @@
+"""``lmlab generate MODEL_DIR "prompt"``: continue a prompt with a saved GPT, streaming tokens as they come.
+
+MODEL_DIR is an lmlab GPT folder (``config.json`` with ``"family": "gpt"``) or a Hugging Face
+GPT-2 folder (``model_type: gpt2``; loaded through :mod:`lmlab.interop.hf`). The tokenizer is read
+from the same folder (lmlab tokenizer files, a ``tokenizer.json``, or GPT-2's ``vocab.json`` +
+``merges.txt``); ``--ids`` takes the prompt as token ids instead and prints ids.
+
+Greedy by default; ``--sample`` (implied by ``--temperature``, ``--top-k`` or ``--top-p``) samples;
+``--beam K`` runs beam search (printed at the end, not streamed). Generation stops at the model's
+end-of-text id (unless ``--ignore-eos``), at any ``--stop-id``, or after ``--max-new-tokens``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import CheckpointError, UsageError
+
+
+class _GPT2Files:
+    """GPT-2's own tokenizer files (vocab.json + merges.txt) through the ``tokenizers`` library."""
+
+    def __init__(self, folder: Path) -> None:
+        from tokenizers import ByteLevelBPETokenizer
+
+        self._tok = ByteLevelBPETokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text).ids
+
+    def decode(self, ids, skip_specials: bool = False) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=skip_specials)
+
+
+def load_model(folder: Path):
+    """An lmlab GPTLanguageModel from an lmlab GPT folder or a Hugging Face GPT-2 folder."""
+    from ..interop.hf import is_hf_gpt2_folder, load_gpt2
+    from ..io import read_model_config
+    from ..models.gpt import GPTLanguageModel
+
+    if is_hf_gpt2_folder(folder):
+        return load_gpt2(folder)
+    family = read_model_config(folder).get("family")
+    if family != "gpt":
+        raise CheckpointError(f"{folder}: a {family!r} model; lmlab generate runs GPT models "
+                              "(lmlab 'gpt' folders or Hugging Face GPT-2 folders)")
+    return GPTLanguageModel.from_pretrained(folder)
+
+
+def load_tokenizer_for(folder: Path):
+    """The tokenizer saved with a model, or None when the folder has none."""
+    from ..data.tokenizers import load_tokenizer
+
+    if (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file():
+        return load_tokenizer(folder)
+    if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+        return _GPT2Files(folder)
+    return None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("generate")
+    def generate_command(
+        model_dir: Annotated[Path, typer.Argument(help="A saved lmlab GPT folder or a Hugging Face GPT-2 folder.")],
+        prompt: Annotated[str, typer.Argument(help="Text to continue (token ids with --ids).")],
+        max_new_tokens: int = typer.Option(50, "--max-new-tokens", "-n", help="Tokens to generate at most."),
+        sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
+        temperature: float = typer.Option(1.0, "--temperature", "-t", help="Softmax temperature (implies --sample)."),
+        top_k: int = typer.Option(0, "--top-k", help="Sample from the k most likely tokens (0: off; implies --sample)."),
+        top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1.0: off; implies --sample)."),
+        repetition_penalty: float = typer.Option(1.0, "--repetition-penalty", help="CTRL penalty for seen tokens (1.0: off)."),
+        beam: int = typer.Option(1, "--beam", help="Beam search with this many beams (1: off)."),
+        length_penalty: float = typer.Option(1.0, "--length-penalty", help="Beam score = log p / length^alpha."),
+        stop_id: Annotated[Optional[list[int]],  # noqa: UP045 - typer needs Optional on Python 3.10
+                           typer.Option("--stop-id", help="Extra token id that ends generation (repeatable).")] = None,
+        ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Do not stop at the model's end-of-text id."),
+        ids: bool = typer.Option(False, "--ids", help="The prompt is space-separated token ids; print ids."),
+        add_bos: bool = typer.Option(None, "--add-bos/--no-add-bos",
+                                     help="Prefix the model's BOS id (default: yes for word-level tokenizers)."),
+        seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the whole prefix each step (slow; a check)."),
+        threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
+    ) -> None:
+        """Continue PROMPT with a GPT model, printing tokens as they are generated."""
+        import torch
+
+        from ..tasks.generation import GenerationConfig, generate
+
+        if threads:
+            torch.set_num_threads(threads)
+        model = load_model(model_dir).eval()
+        tokenizer = None if ids else load_tokenizer_for(model_dir)
+        if tokenizer is None and not ids:
+            raise UsageError(f"{model_dir}: no tokenizer files; pass the prompt as token ids with --ids")
+        if ids:
+            try:
+                prompt_ids = [int(piece) for piece in prompt.split()]
+            except ValueError:
+                raise UsageError(f"--ids: prompt must be space-separated integers, got {prompt!r}") from None
+        else:
+            prompt_ids = tokenizer.encode(prompt)
+        config = model.config
+        if add_bos is None:
+            add_bos = getattr(tokenizer, "kind", None) in ("word", "char", "zh-word")
+        if add_bos:
+            if config.bos_token_id is None:
+                raise UsageError("--add-bos: the model has no bos_token_id")
+            prompt_ids = [config.bos_token_id, *prompt_ids]
+        if not prompt_ids:
+            raise UsageError("the prompt is empty (nothing to continue); use --add-bos to start from BOS")
+        bad = [i for i in prompt_ids if not 0 <= i < config.vocab_size]
+        if bad:
+            raise UsageError(f"token id {bad[0]} outside the model's vocabulary of {config.vocab_size}")
+        stops = list(stop_id or [])
+        if config.eos_token_id is not None and not ignore_eos:
+            stops.append(config.eos_token_id)
+        pad = config.pad_token_id if config.pad_token_id is not None else (config.eos_token_id or 0)
+        settings = GenerationConfig(
+            max_new_tokens=min(max_new_tokens, config.max_length - len(prompt_ids)),
+            do_sample=sample or temperature != 1.0 or top_k > 0 or top_p < 1.0, temperature=temperature,
+            top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, num_beams=beam,
+            length_penalty=length_penalty, stop_token_ids=stops, pad_token_id=pad, use_cache=not no_cache,
+            seed=seed)
+        if settings.max_new_tokens < 0:
+            raise UsageError(f"the prompt ({len(prompt_ids)} tokens) is longer than the model's "
+                             f"{config.max_length} positions")
+        input_ids = torch.tensor([prompt_ids], dtype=torch.long)
+        out = sys.stdout
+        generated: list[int] = []
+        base = "" if ids else tokenizer.decode(prompt_ids, skip_specials=True)
+        shown = base
+
+        def show(new_ids: torch.Tensor) -> None:
+            nonlocal shown
+            token = int(new_ids[0])
+            if token in stops:
+                return
+            generated.append(token)
+            if ids:
+                out.write(f" {token}")
+            else:  # decode prompt + continuation: byte-level pieces only become text together
+                text = tokenizer.decode(prompt_ids + generated, skip_specials=True)
+                if text.endswith("\ufffd"):
+                    return  # an incomplete UTF-8 sequence: wait for its next byte
+                if text.startswith(shown):
+                    out.write(text[len(shown):])
+                    shown = text
+            out.flush()
+
+        out.write(" ".join(map(str, prompt_ids)) if ids else prompt)
+        out.flush()
+        if beam > 1:
+            result = generate(model, input_ids, config=settings)[0, len(prompt_ids):].tolist()
+            for token in result:
+                if token in stops:
+                    break
+                show(torch.tensor([token]))
+        else:
+            generate(model, input_ids, config=settings, streamer=show)
+        out.write("\n")
+        out.flush()

@@ -1,0 +1,228 @@
+"""GPT orchestration: the ``lmlab train`` builder and the GPT row of ``lmlab demo``.
+
+``gpt_job(run)`` is what ``lmlab train configs/gpt.toml`` runs: a byte-level BPE (by default) trained
+on the corpus's train split, documents encoded and laid end to end with ``</s>`` between them, a GPT
+from a preset plus ``[model]`` overrides, blocks of ``seq_len + 1`` tokens; it exports a model folder
+(config.json + model.safetensors + the tokenizer's files) that ``lmlab generate`` reads.
+
+``finetune_classifier``: GPT-1 §3.2 on ``rotten-tomatoes`` (or ``wiki-topics``): the pre-trained body
+under a :class:`GPTClassifier` head (last-token or mean pooling), every parameter fine-tuned with
+the Trainer, test accuracy against the majority-class baseline.
+
+``run_demo``: a tiny word-level GPT trained for about a minute on the shared split, then (time
+permitting) fine-tuned on rotten-tomatoes.
+
+It reads the same word-level stream and closed vocabulary as the n-grams and the LSTM
+(``data.train_sentences``, ``data.vocab``), trains a 2-layer pre-LN GPT with the Trainer on
+``<s> w_1 .. w_n </s>`` sentences laid end to end (blocks of 64 tokens), and scores each test
+sentence exactly as the other word-level models are scored: log P(w_i | <s> w_<i) for every
+word and ``</s>``, ``<s>`` context only, OOVs as ``<unk>`` (via
+:func:`lmlab.eval.perplexity.word_perplexity`). Bits per byte are reported from the same sums.
+
+:class:`CausalLMObjective` is the causal-LM objective the Trainer runs here (and in the tests):
+predict token t+1 from tokens <= t, summed cross-entropy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import config as config_io
+from ..errors import ConfigError, DataError
+from ..eval.perplexity import encode_sentences, word_perplexity
+from ..report import DemoData, DemoRow
+from .gpt import PRESETS, GPTConfig, GPTLanguageModel
+
+
+class CausalLMObjective:
+    """ids (B, T+1) -> inputs ids[:, :-1], targets ids[:, 1:]; loss = Σ -log P(target) over the batch."""
+
+    def prepare(self, ids: torch.Tensor, generator: torch.Generator):
+        return ids[:, :-1], ids[:, 1:]
+
+    def loss(self, model: GPTLanguageModel, batch) -> tuple[torch.Tensor, int]:
+        inputs, targets = batch
+        logits = model(inputs)  # (B, T, V)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
+        return loss, targets.numel()
+
+
+@dataclass
+class GPTDataSpec:
+    """The ``[data]`` table of a GPT run file."""
+
+    corpus: str = "wiki-vital"
+    seq_len: int = 128
+    batch_size: int = 16
+    max_documents: int = 0        # 0: every training document
+    seed: int = 0
+
+
+@dataclass
+class GPTTokenizerSpec:
+    """The ``[tokenizer]`` table: a subword tokenizer trained on the train split (GPT-2: byte-level BPE)."""
+
+    kind: str = "bytebpe"
+    vocab_size: int = 8192
+
+
+def document_stream(documents: list[list[int]], separator: int) -> np.ndarray:
+    """Documents back to back, each followed by ``separator`` (GPT-2's <|endoftext|> role)."""
+    return np.fromiter((i for doc in documents for i in (*doc, separator)), dtype=np.int64)
+
+
+def gpt_job(run):
+    """``lmlab train`` builder: a RunFile ([data], [tokenizer], [model] with an optional ``preset``) -> TrainingJob."""
+    from ..data import sources
+    from ..data.stream import LMBlocks
+    from ..data.tokenizers import train_tokenizer
+    from ..train.trainer import TrainingJob
+
+    data = config_io.from_dict(GPTDataSpec, dict(run.data), where="data")
+    spec = config_io.from_dict(GPTTokenizerSpec, dict(run.tokenizer), where="tokenizer")
+    model_table = dict(run.model)
+    preset_name = model_table.pop("preset", "gpt-tiny")
+    if preset_name not in PRESETS:
+        raise ConfigError(f"model.preset: unknown GPT preset {preset_name!r}; known: {', '.join(PRESETS)}")
+    splits = sources.load(data.corpus).split()
+    train_docs = splits.train[: data.max_documents] if data.max_documents else splits.train
+    if not train_docs:
+        raise DataError(f"corpus {data.corpus!r} has no training documents")
+    tokenizer = train_tokenizer(spec.kind, [d.text for d in train_docs], vocab_size=spec.vocab_size)
+    eos = tokenizer.token_to_id("</s>") if hasattr(tokenizer, "token_to_id") else None
+    if eos is None:
+        raise ConfigError(f"tokenizer {spec.kind!r} has no </s> token to separate documents")
+    bos = tokenizer.token_to_id("<s>")
+    pad = tokenizer.token_to_id("<pad>")
+    values = {**PRESETS[preset_name], "vocab_size": tokenizer.vocab_size, "max_length": data.seq_len,
+              "bos_token_id": bos, "eos_token_id": eos, "pad_token_id": pad, **model_table}
+    config = config_io.from_dict(GPTConfig, values, where="model")
+    torch.manual_seed(data.seed)
+    model = GPTLanguageModel(config)
+    train_ids = document_stream(tokenizer.encode_batch([d.text for d in train_docs]), eos)
+    valid_ids = document_stream(tokenizer.encode_batch([d.text for d in splits.valid]), eos)
+    train_source = LMBlocks(train_ids, data.seq_len, data.batch_size, seed=data.seed)
+    eval_source = LMBlocks(valid_ids, data.seq_len, data.batch_size, seed=data.seed, shuffle=False)
+
+    def export(folder: Path) -> None:
+        files = {"tokenizer.json": tokenizer.tokenizer.to_str().encode("utf-8"),
+                 "tokenizer_config.json": (json.dumps({"type": tokenizer.kind}, indent=2) + "\n").encode("utf-8")}
+        model.save_pretrained(folder, extra_files=files)
+
+    return TrainingJob(model, CausalLMObjective(), train_source, eval_source, export,
+                       f"GPT ({preset_name}: {config.n_layers}x{config.d_model}, {config.norm_position}-LN) "
+                       f"{model.num_parameters() / 1e6:.2f}M params, {spec.kind} |V|={tokenizer.vocab_size} on "
+                       f"{data.corpus}: {len(train_ids):,} training tokens")
+
+
+def classification_rows(examples: list[tuple[list[int], int]], max_len: int, eos: int, pad: int) -> torch.Tensor:
+    """``tokens </s> <pad>... label`` rows, (N, max_len + 1): GPT-1's "extract" token ends each input."""
+    rows = torch.full((len(examples), max_len + 1), pad, dtype=torch.long)
+    for i, (tokens, label) in enumerate(examples):
+        body = [*tokens[: max_len - 1], eos]
+        rows[i, : len(body)] = torch.tensor(body, dtype=torch.long)
+        rows[i, -1] = label
+    return rows
+
+
+def finetune_classifier(lm: GPTLanguageModel, encode, task: str = "rotten-tomatoes", steps: int = 200,
+                        batch_size: int = 32, max_len: int = 48, lr: float = 1e-3, pooling: str = "last",
+                        seed: int = 0, out_dir: Path | None = None) -> dict:
+    """Fine-tune ``lm``'s body with a classification head on ``task``; ``encode(text) -> ids``.
+
+    Returns test accuracy, the majority-class accuracy and the sizes. The LM is left unchanged
+    (the classifier gets a copy of its weights).
+    """
+    import tempfile
+
+    from ..objectives.sentence import Rows
+    from ..tasks.classification import SequenceObjective, accuracy, sequence_task
+    from ..train.trainer import TrainConfig, Trainer
+    from .gpt import GPTClassifier
+
+    config = lm.config
+    if config.eos_token_id is None or config.pad_token_id is None:
+        raise ConfigError("fine-tuning a GPT classifier needs eos_token_id and pad_token_id in its config")
+    names, train, test = sequence_task(task)
+    torch.manual_seed(seed)
+    model = GPTClassifier.from_language_model(lm, num_labels=len(names), pooling=pooling)
+    train_rows = classification_rows([(encode(t), y) for t, y in train], max_len, config.eos_token_id,
+                                     config.pad_token_id)
+    test_rows = classification_rows([(encode(t), y) for t, y in test], max_len, config.eos_token_id,
+                                    config.pad_token_id)
+    objective = SequenceObjective(config.pad_token_id)
+    train_config = TrainConfig(seed=seed, max_steps=steps, lr=lr, schedule="linear",
+                               warmup_steps=max(1, steps // 10), weight_decay=0.01, progress="off",
+                               tensorboard=False, plot=False, mfu=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        Trainer(model, objective, Rows(train_rows, batch_size, seed=seed), train_config,
+                out_dir or Path(tmp) / "finetune").fit()
+    model.eval()
+    predicted = []
+    with torch.no_grad():
+        for first in range(0, len(test_rows), 256):
+            batch = objective.prepare(test_rows[first:first + 256], torch.Generator())
+            predicted += model(batch["input_ids"], batch["attention_mask"]).argmax(-1).tolist()
+    gold = test_rows[:, -1].tolist()
+    majority = max(set(gold), key=gold.count)
+    return {"accuracy": accuracy(gold, predicted), "majority_baseline": accuracy(gold, [majority] * len(gold)),
+            "n_train": len(train), "n_test": len(test), "classifier": model}
+
+
+def sentence_stream(sentences: list[list[int]], bos: int) -> np.ndarray:
+    """``<s> w_1 .. w_n </s>`` for each sentence (ids already end in </s>), back to back."""
+    return np.fromiter((i for s in sentences for i in (bos, *s)), dtype=np.int64)
+
+
+def run_demo(data: DemoData) -> list[DemoRow]:
+    from ..data.stream import LMBlocks
+    from ..train.trainer import TrainConfig, Trainer
+
+    budget = max(0.0, min(60.0, data.seconds_left()))
+    if budget < 10:
+        return [DemoRow("transformer", "GPT (skipped)", notes="time budget spent")]
+    torch.manual_seed(data.seed)
+    vocab = list(data.vocab)
+    index = {w: i for i, w in enumerate(vocab)}
+    train_ids, _ = encode_sentences(data.train_sentences, index)
+    stream = sentence_stream(train_ids, index["<s>"])
+    seq_len, batch_size = 64, 16
+    config = GPTConfig(vocab_size=len(vocab), max_length=128, d_model=128, n_layers=2, n_heads=4, dropout=0.0,
+                       attn_dropout=0.0, bos_token_id=index["<s>"], eos_token_id=index["</s>"],
+                       pad_token_id=index.get("<pad>"))
+    model = GPTLanguageModel(config)
+    train = TrainConfig(seed=data.seed, max_steps=10**9, lr=3e-3, warmup_steps=30, weight_decay=0.0, clip_norm=1.0,
+                        progress="off", tensorboard=False, plot=False, mfu=False)
+    trainer = Trainer(model, CausalLMObjective(), LMBlocks(stream, seq_len, batch_size, seed=data.seed), train,
+                      Path(data.out_dir) / "gpt")
+    started = time.monotonic()
+    steps = 0
+    while time.monotonic() - started < 0.75 * budget:  # the rest is for scoring
+        trainer.train_step()
+        steps += 1
+    took = time.monotonic() - started
+    result = word_perplexity(model, data.test_sentences, vocab)
+    epochs = steps * batch_size * seq_len / max(len(stream), 1)
+    rows = [DemoRow("transformer", "GPT 2x128, pre-LN, tied (Radford 2019)",
+                    {"test ppl": result.perplexity, "bits/byte": result.bits_per_byte}, took,
+                    f"{steps} steps x {batch_size}x{seq_len} tokens ({epochs:.2f} epochs), word-level, "
+                    f"{model.num_parameters() / 1e6:.2f}M params")]
+    if data.seconds_left() > 30:  # GPT-1 §3.2: the same body, fine-tuned with a linear head
+        from ..data.tokenizers.word import word_tokenize
+
+        unk = index["<unk>"]
+        started = time.monotonic()
+        scores = finetune_classifier(model, lambda text: [index.get(w, unk) for w in word_tokenize(text, True)],
+                                     steps=150, seed=data.seed)
+        rows.append(DemoRow("transformer", "GPT above -> rotten-tomatoes (last-token head)",
+                            {"test acc": scores["accuracy"], "majority acc": scores["majority_baseline"]},
+                            time.monotonic() - started,
+                            f"150 fine-tuning steps x 32 reviews; test split by movie (n={scores['n_test']})"))
+    return rows

@@ -1,0 +1,163 @@
+"""The encoder-decoder Transformer: shapes, masks, label smoothing, save/load, and learning to reverse."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lmlab.errors import CheckpointError, ConfigError
+from lmlab.models.transformer import Transformer, TransformerConfig
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread is fastest, and the CI machine's two cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+PAD, BOS, EOS = 0, 1, 2
+
+
+def tiny_config(**overrides) -> TransformerConfig:
+    values = {"src_vocab_size": 16, "tgt_vocab_size": 16, "d_model": 64, "n_heads": 4, "n_encoder_layers": 2,
+                  "n_decoder_layers": 2, "d_ff": 128, "dropout": 0.0, "max_length": 32, "label_smoothing": 0.0}
+    values.update(overrides)
+    return TransformerConfig(**values)
+
+
+def reverse_batch(generator: torch.Generator, batch_size: int, min_len: int = 3, max_len: int = 8):
+    """Source: random tokens 3..15 (right-padded); target: the source reversed, then EOS."""
+    lengths = torch.randint(min_len, max_len + 1, (batch_size,), generator=generator)
+    src = torch.zeros(batch_size, max_len, dtype=torch.long)
+    tgt_in = torch.zeros(batch_size, max_len + 1, dtype=torch.long)
+    tgt_out = torch.zeros(batch_size, max_len + 1, dtype=torch.long)
+    for i, n in enumerate(lengths.tolist()):
+        tokens = torch.randint(3, 16, (n,), generator=generator)
+        src[i, :n] = tokens
+        reversed_tokens = tokens.flip(0)
+        tgt_in[i, 0] = BOS
+        tgt_in[i, 1:n + 1] = reversed_tokens
+        tgt_out[i, :n] = reversed_tokens
+        tgt_out[i, n] = EOS
+    return src, tgt_in, tgt_out
+
+
+def test_shapes_and_three_way_sharing():
+    torch.manual_seed(0)
+    model = Transformer(tiny_config())
+    src = torch.randint(3, 16, (2, 5))
+    tgt = torch.randint(3, 16, (2, 4))
+    assert model(src, tgt).shape == (2, 4, 16)
+    names = set(model.state_dict())
+    assert "tgt_embedding.weight" in names
+    assert not any(name.startswith(("src_embedding", "output")) for name in names)
+    untied = Transformer(tiny_config(share_embeddings=False, tie_output=False, src_vocab_size=20))
+    assert {"src_embedding.weight", "output.weight"} <= set(untied.state_dict())
+
+
+def test_shared_embeddings_need_one_vocabulary():
+    with pytest.raises(ConfigError, match="share_embeddings"):
+        Transformer(tiny_config(src_vocab_size=20))
+
+
+def test_source_padding_does_not_change_the_output():
+    torch.manual_seed(0)
+    model = Transformer(tiny_config()).eval()
+    src = torch.tensor([[5, 6, 7]])
+    padded = torch.tensor([[5, 6, 7, PAD, PAD]])
+    tgt = torch.tensor([[BOS, 7, 6]])
+    torch.testing.assert_close(model(src, tgt), model(padded, tgt), atol=1e-5, rtol=0)
+
+
+def test_decoder_is_causal():
+    torch.manual_seed(0)
+    model = Transformer(tiny_config()).eval()
+    src = torch.tensor([[5, 6, 7, 8]])
+    tgt = torch.tensor([[BOS, 8, 7, 6, 5]])
+    changed = tgt.clone()
+    changed[0, 3] = 12
+    a, b = model(src, tgt), model(src, changed)
+    torch.testing.assert_close(a[:, :3], b[:, :3], atol=1e-6, rtol=0)
+    assert (a[:, 3:] - b[:, 3:]).abs().max() > 1e-4
+
+
+def test_label_smoothing_matches_its_definition():
+    """q = (1-ε)·onehot + ε/V; loss = -Σ q log p, summed over non-pad targets."""
+    torch.manual_seed(0)
+    eps = 0.1
+    model = Transformer(tiny_config(label_smoothing=eps)).eval()
+    src = torch.tensor([[5, 6, 7, 8]])
+    tgt_in = torch.tensor([[BOS, 8, 7, PAD]])
+    tgt_out = torch.tensor([[8, 7, EOS, PAD]])
+    total, count = model.loss_sum(src, tgt_in, tgt_out)
+    log_p = F.log_softmax(model(src, tgt_in), dim=-1)[0, :3]  # the three real targets
+    V = 16
+    q = torch.full((3, V), eps / V)
+    q[torch.arange(3), tgt_out[0, :3]] += 1 - eps
+    expected = -(q * log_p).sum()
+    assert int(count) == 3
+    assert math.isclose(total.item(), expected.item(), rel_tol=1e-5)
+
+
+def test_save_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = Transformer(tiny_config()).eval()
+    model.save_pretrained(tmp_path / "t")
+    loaded = Transformer.from_pretrained(tmp_path / "t").eval()
+    src, tgt = torch.tensor([[5, 6, 7]]), torch.tensor([[BOS, 7]])
+    torch.testing.assert_close(model(src, tgt), loaded(src, tgt), atol=0, rtol=0)
+    (tmp_path / "t" / "model.safetensors").write_bytes(b"\x00" * 4)
+    with pytest.raises(CheckpointError):
+        Transformer.from_pretrained(tmp_path / "t")
+
+
+def test_cached_decoding_equals_recomputation():
+    from lmlab.models.transformer import EncoderDecoderSteps
+    from lmlab.tasks.generation import GenerationConfig, generate
+
+    torch.manual_seed(0)
+    model = Transformer(tiny_config()).eval()
+    src = torch.tensor([[5, 6, 7, 8, PAD], [9, 10, 11, 12, 13]])
+    start = torch.full((2, 1), BOS)
+    with torch.no_grad():
+        steps = EncoderDecoderSteps(model, src)
+    for beams in (1, 3):
+        cached = generate(steps, start, config=GenerationConfig(max_new_tokens=8, num_beams=beams))
+        full = generate(steps, start, config=GenerationConfig(max_new_tokens=8, num_beams=beams, use_cache=False))
+        assert torch.equal(cached, full)
+
+
+def test_learns_to_reverse_sequences():
+    """Post-LN, shared embeddings, Adam with warm-up: the copy-reversed task to near-zero loss."""
+    torch.manual_seed(0)
+    model = Transformer(tiny_config())
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3, betas=(0.9, 0.98), eps=1e-9)
+    steps, warmup = 300, 50  # linear warm-up, then linear decay
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.05, (steps - step) / (steps - warmup))))
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        src, tgt_in, tgt_out = reverse_batch(generator, 64, max_len=6)
+        loss = model.loss(src, tgt_in, tgt_out)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+    model.eval()
+    src, tgt_in, tgt_out = reverse_batch(torch.Generator().manual_seed(123), 64, max_len=6)
+    with torch.no_grad():
+        test_loss = model.loss(src, tgt_in, tgt_out).item()
+    assert test_loss < 0.05
+    for beams in (1, 4):
+        out = model.translate(src, max_new_tokens=8, num_beams=beams)
+        width = min(out.shape[1], tgt_out.shape[1])
+        exact = [(out[i, :width] == tgt_out[i, :width]).all().item()
+                 for i in range(len(src))]
+        assert sum(exact) / len(exact) >= 0.95
