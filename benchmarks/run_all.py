@@ -26,8 +26,13 @@ Timings taken while other work shared the machine are marked as such in their se
 """
 
 
+ORDER = ["summary", "ngram", "embeddings", "neural_lm", "training", "gpt", "bert"]  # the lineage
+
+
 def assemble() -> Path:
-    sections = [p.read_text() for p in sorted((HERE / "results").glob("*.md"))]
+    files = sorted((HERE / "results").glob("*.md"),
+                   key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else len(ORDER), p.stem))
+    sections = [p.read_text() for p in files]
     out = HERE.parent / "BENCHMARKS.md"
     out.write_text(HEADER + "\n\n".join(s.strip() for s in sections) + "\n")
     return out
