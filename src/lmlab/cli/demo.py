@@ -108,6 +108,9 @@ def _report(data: DemoData, stats: list[list], rows: list[DemoRow], elapsed: flo
             values = [fmt(row.metrics.get(m)) for m in metric_names]
             lines.append(f"| {row.family} | {row.model} | " + " | ".join(values) +
                          f" | {fmt(row.train_seconds)} | {row.notes} |")
+    skipped = [r for r in rows if not r.metrics]
+    if skipped:
+        lines += ["", "Not run: " + "; ".join(f"{r.model} ({r.notes or 'no result'})" for r in skipped) + "."]
     lines += ["", f"Total demo time: {elapsed:.1f} s."]
     return "\n".join(lines) + "\n"
 
@@ -123,6 +126,8 @@ def _grouped(rows: list[DemoRow]) -> list[tuple[str, list[DemoRow]]]:
     """Rows split into tables whose columns they share: LMs, classifiers, the rest."""
     groups: dict[str, list[DemoRow]] = {name: [] for name, _ in GROUPS}
     for row in rows:
+        if not row.metrics:
+            continue  # skipped rows are listed under the tables
         name = next(name for name, test in GROUPS if test(row))
         groups[name].append(row)
     return [(name, members) for name, members in groups.items() if members]
@@ -214,6 +219,9 @@ def register(app: typer.Typer) -> None:
                                 ["family", "model", *metric_names, "train s"],
                                 [[r.family, r.model, *[r.metrics.get(m) for m in metric_names], r.train_seconds]
                                  for r in members], left=2))
+        for row in rows:
+            if not row.metrics:
+                err_console.print(f"[yellow]not run: {row.model} ({row.notes or 'no result'})[/yellow]")
         report = _report(data, stats, rows, elapsed)
         if _plot(rows, out / "ppl.png"):
             report += "\n![test perplexity](ppl.png)\n"
