@@ -9,7 +9,7 @@ from lmlab.errors import FormatError, UsageError
 
 transformers = pytest.importorskip("transformers")
 
-from lmlab.interop.hf_bert import load_hf, save_hf
+from lmlab.interop.hf_bert import load_hf, save_hf  # noqa: E402 (after the importorskip)
 
 TOL = 1e-5
 V, T, B = 97, 12, 3

@@ -47,7 +47,7 @@ def test_cached_greedy_equals_full_recomputation_token_by_token(model):
     cache = KVCache(2, 25)
     ids = prompt
     step = model.next_token_logits(prompt, None, cache)
-    for t in range(5):
+    for _ in range(5):
         full_logits = model(ids)[:, -1]
         torch.testing.assert_close(step, full_logits, atol=1e-5, rtol=0)
         next_ids = full_logits.argmax(-1, keepdim=True)

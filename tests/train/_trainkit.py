@@ -161,7 +161,7 @@ class StatefulCLM:
 
 # --------------------------------------------------------------------------- a builder, as a family writes one
 
-from dataclasses import dataclass as _dataclass
+from dataclasses import dataclass as _dataclass  # noqa: E402 (the builder section reads top to bottom)
 
 
 @_dataclass
