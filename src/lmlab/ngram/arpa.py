@@ -57,25 +57,24 @@ def _format_floats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ip, fp = a // 10**10, a % 10**10
     if len(ip) and ip.max() >= 10**6:
         raise FormatError(f"value {x[np.argmax(ip)]!r} too large for an ARPA log10 field")
-    chars = np.full((len(k), _W), ord("0"), dtype=np.uint8)  # (M, _W)
-    rest = ip.copy()
+    chars = np.empty((len(k), _W), dtype=np.uint8)  # (M, _W)
+    chars[:, 0] = ord("0")
+    rest = ip
     for j in range(6, 0, -1):  # integer digits, right-aligned in columns 1..6
-        chars[:, j] = ord("0") + rest % 10
-        rest //= 10
+        rest, digit = np.divmod(rest, 10)
+        chars[:, j] = digit + ord("0")
     ndig = 1 + sum((ip >= 10**d).astype(np.int64) for d in range(1, 6))
-    for j in range(10):
-        chars[:, 8 + j] = ord("0") + (fp // 10 ** (9 - j)) % 10
+    rest = fp
+    for j in range(17, 7, -1):  # 10 decimals in columns 8..17
+        rest, digit = np.divmod(rest, 10)
+        chars[:, j] = digit + ord("0")
     chars[:, 7] = ord(".")
     rows = np.arange(len(k))
     start = 7 - ndig - neg.astype(np.int64)
     chars[rows[neg], start[neg]] = ord("-")
-    f = fp.copy()
-    tz = np.zeros(len(k), dtype=np.int64)
-    for _ in range(10):
-        z = (f % 10 == 0) & (f > 0)
-        tz += z
-        f = np.where(z, f // 10, f)
-    nfrac = np.where(fp > 0, 10 - tz, 0)
+    # decimals kept: up to the last non-zero one (trailing zeros dropped); none when fp == 0
+    last_nonzero = _W - 1 - np.argmax(chars[:, :7:-1] != ord("0"), axis=1)  # column, (M,)
+    nfrac = np.where(fp > 0, last_nonzero - 7, 0)
     end = np.where(nfrac > 0, 8 + nfrac, 7)
     neg_zero = neg & (a == 0)
     start[neg_zero] += 1
@@ -121,7 +120,8 @@ def _ngram_lines(model: NgramModel, n: int, lo: int, hi: int, word_blob, word_of
     out_pos = np.cumsum(seg_len) - seg_len
     total = int(seg_len.sum())
     itype = np.int32 if max(total, len(src)) < 2**31 else np.int64  # half the memory traffic
-    gather = np.repeat((seg_start - out_pos).astype(itype), seg_len) + np.arange(total, dtype=itype)
+    gather = np.repeat((seg_start - out_pos).astype(itype), seg_len)
+    gather += np.arange(total, dtype=itype)
     return src[gather].tobytes()
 
 
@@ -134,17 +134,15 @@ def _put_float(out, pos, x):
         pos += 1
         k = -k
     ip, fp = k // 10_000_000_000, k % 10_000_000_000
-    digits = np.empty(20, dtype=np.uint8)
-    nd = 0
-    while True:
-        digits[nd] = 48 + ip % 10
+    nd = 1  # number of integer digits (no scratch buffer: this runs millions of times)
+    p10 = 10
+    while ip >= p10:
         nd += 1
-        ip //= 10
-        if ip == 0:
-            break
+        p10 *= 10
     for j in range(nd - 1, -1, -1):
-        out[pos] = digits[j]
-        pos += 1
+        out[pos + j] = 48 + ip % 10
+        ip //= 10
+    pos += nd
     if fp > 0:
         out[pos] = 46  # '.'
         pos += 1

@@ -17,10 +17,13 @@ counted as OOVs; :meth:`NgramModel.evaluate` reports perplexity including and
 excluding them, exactly as KenLM's ``query`` does (the OOV's own probability is
 left out of the excluding figure, the context after it is kept as ``<unk>``).
 
-Scoring a token stream is vectorised: per order one ``np.searchsorted`` over the
+Scoring a token stream is vectorised: per order one hash lookup over the
 whole stream (see :func:`lmlab.ngram.counts.match_positions`); there is no
-Python loop per token. Sampling loops per generated token (it is sequential) but
-scores the whole vocabulary at once at each step.
+Python loop per token. Big models (> 1 M n-grams) are scored by a numba kernel
+(``_score_kernel``, the optional ``fast`` extra) that walks the stream once with the
+same hash tables and the same floating-point operations, so scores are bit-identical.
+Sampling loops per generated token (it is sequential) but scores the whole
+vocabulary at once at each step.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import DataError, UsageError
 from .counts import (
     BOS_ID,
     EOS_ID,
@@ -44,6 +47,88 @@ from .counts import (
 )
 
 LOG10_ZERO = -99.0  # what ARPA files write for log10(0)
+_COMPILED_ABOVE = 1_000_000  # n-grams: above this, score with the numba kernel when numba is installed
+
+
+# The compiled scorer: one pass over the stream doing exactly what score_ids' numpy code does,
+# with the same hash tables (KeyIndex) and the same floating-point operations in the same order
+# (so the scores are bit-identical). Plain Python here; _compiled_scorer() jits it on first use.
+# compact=False: one output per stream position (score_ids); compact=True: one per predicted
+# token (pos > 0), with its OOV flag and sentence index (score_sentences), as out[keep] would give.
+def _score_kernel(ids, pos, V, N, table, slot_off, masks, shifts, lpbo, closed, offset, compact,
+                  logp, matched, is_oov, sent):
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    prev = np.full(N, -1, dtype=np.int64)  # rows of the n-grams (n = 1..N) ending at t-1
+    cur = np.full(N, -1, dtype=np.int64)
+    out = 0
+    sentence = -1
+    for t in range(len(ids)):
+        w = ids[t]
+        cur[0] = w if w < V else -1
+        for n in range(2, N + 1):
+            r = -1
+            p = prev[n - 2]
+            # in a suffix-closed table the n-gram ending at t needs its suffix, the (n-1)-gram ending at t
+            if pos[t] >= n - 1 and p >= 0 and (cur[n - 2] >= 0 or not closed):
+                q = p * V + w
+                home = np.int64((np.uint64(q) * mult) >> np.uint64(shifts[n - 1]))
+                probe = 0
+                while True:
+                    slot = slot_off[n - 1] + ((home + probe) & masks[n - 1])
+                    s = table[slot, 1]
+                    if s < 0:
+                        break
+                    if table[slot, 0] == q:
+                        r = s
+                        break
+                    probe += 1
+            cur[n - 1] = r
+        m = 1 if cur[0] >= 0 else 0
+        best = cur[0]
+        for n in range(2, N + 1):
+            if cur[n - 1] >= 0:
+                m = n
+                best = cur[n - 1]
+        lp = lpbo[offset[max(m - 1, 0)] + max(best, 0), 0]
+        if t >= 1:
+            for k in range(1, N):
+                ctx = prev[k - 1]
+                if m <= k and ctx >= 0:
+                    lp += lpbo[offset[k - 1] + ctx, 1]
+                else:
+                    lp += 0.0
+        if compact:
+            if pos[t] > 0:
+                logp[out] = lp
+                matched[out] = m
+                is_oov[out] = w == 0  # UNK_ID: OOVs were mapped to it
+                sent[out] = sentence
+                out += 1
+            else:
+                sentence += 1
+        elif pos[t] > 0:
+            logp[t] = lp
+            matched[t] = m
+        else:
+            logp[t] = 0.0
+            matched[t] = 0
+        for n in range(N):
+            prev[n] = cur[n]
+
+
+_SCORER: list = []  # [jitted _score_kernel or None], filled on first use
+
+
+def _compiled_scorer():
+    """The numba-compiled scorer, or None without numba (the optional ``fast`` extra)."""
+    if not _SCORER:
+        try:
+            from numba import njit
+        except ImportError:
+            _SCORER.append(None)
+            return None
+        _SCORER.append(njit(cache=True, nogil=True)(_score_kernel))
+    return _SCORER[0]
 
 
 def log10_or_zero(p: np.ndarray) -> np.ndarray:
@@ -136,11 +221,47 @@ class NgramModel:
             self._cache["flat"] = (np.concatenate(self.logprob), np.concatenate(self.backoff), offset)
         return self._cache["flat"]
 
-    def score_ids(self, ids: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _packed_index(self):
+        """The hash indexes packed into flat arrays for the compiled scorer (cached)."""
+        if "packed" not in self._cache:
+            index = self.index()
+            N = self.order
+            slot_len = [len(index[n].slots) for n in range(1, N)]  # orders 2..N
+            slot_off = np.concatenate([[0], np.cumsum([0] + slot_len)[: N - 1]]).astype(np.int64)  # (N,)
+            masks = np.array([0] + [index[n].mask for n in range(1, N)], dtype=np.int64)
+            shifts = np.array([0] + [int(index[n].shift) for n in range(1, N)], dtype=np.int64)
+            slots = np.concatenate([np.zeros(0, np.int64)] + [index[n].slots for n in range(1, N)])
+            # one row per hash slot: (key, row), so a probe touches one cache line
+            table = np.empty((len(slots), 2), dtype=np.int64)  # (slots, 2)
+            table[:, 1] = slots
+            table[:, 0] = np.concatenate([np.zeros(0, np.int64)] + [
+                np.where(index[n].slots >= 0, self.keys[n][np.maximum(index[n].slots, 0)], -1) for n in range(1, N)])
+            flat_lp, flat_bo, _ = self._flat_tables()
+            lpbo = np.stack([flat_lp, flat_bo], axis=1).astype(np.float64)  # (n-grams, 2): log10 p, back-off
+            try:  # suffix-closed (every table lmlab builds or reads is): lookups can stop at the first miss
+                for n in range(2, N + 1):
+                    self.suffix(n)
+                closed = True
+            except DataError:
+                closed = False
+            self._cache["packed"] = (table, slot_off, masks, shifts, lpbo, closed)
+        return self._cache["packed"]
+
+    def use_compiled(self) -> bool:
+        """Whether scoring runs the numba kernel: big models (> 1 M n-grams) with numba installed."""
+        return sum(self.sizes()) > _COMPILED_ABOVE and _compiled_scorer() is not None
+
+    def score_ids(self, ids: np.ndarray, pos: np.ndarray, compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """log10 P(w_t | history) for every stream position; also the matched order per position.
 
         Positions with ``pos == 0`` (``<s>``) get 0 and order 0; the caller drops them.
+        ``compiled``: run the numba kernel (same numbers, bit for bit); default: :meth:`use_compiled`.
         """
+        if compiled is None:
+            compiled = self.use_compiled()
+        if compiled and _compiled_scorer() is not None and self.order >= 2:
+            logp, matched, _, _ = self._score_compiled(ids, pos, compact=False)
+            return logp, matched
         rows = match_positions(self.keys, self.V, ids, pos, self.index())
         N = self.order
         flat_lp, flat_bo, offset = self._flat_tables()
@@ -162,12 +283,30 @@ class NgramModel:
         matched[~predicted] = 0
         return logp, matched
 
-    def score_sentences(self, sentences) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _score_compiled(self, ids: np.ndarray, pos: np.ndarray, compact: bool):
+        """Run the numba scorer: (logp, matched, is_oov, sent), per position or per predicted token."""
+        size = int(np.count_nonzero(pos > 0)) if compact else len(ids)
+        logp = np.empty(size, dtype=np.float64)
+        matched = np.empty(size, dtype=np.int64)
+        is_oov = np.empty(size if compact else 0, dtype=np.bool_)
+        sent = np.empty(size if compact else 0, dtype=np.int64)
+        _compiled_scorer()(np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(pos, dtype=np.int64),
+                           self.V, self.order, *self._packed_index(), self._flat_tables()[2].astype(np.int64),
+                           compact, logp, matched, is_oov, sent)
+        return logp, matched, is_oov, sent
+
+    def score_sentences(self, sentences, compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per predicted token: (log10 prob, is OOV, sentence index, matched order).
 
         Tokens are each sentence's words then ``</s>``; ``<s>`` is not scored.
+        ``compiled``: as in :meth:`score_ids`.
         """
         ids, pos, _ = encode(sentences, self.vocab)
+        if compiled is None:
+            compiled = self.use_compiled()
+        if compiled and _compiled_scorer() is not None and self.order >= 2:
+            logp, matched, is_oov, sent = self._score_compiled(ids, pos, compact=True)
+            return logp, is_oov, sent, matched
         is_oov = ids == UNK_ID  # OOVs (and literal "<unk>" tokens) are scored as <unk>
         logp, matched = self.score_ids(ids, pos)
         keep = pos > 0

@@ -132,7 +132,7 @@ class Smoother(ABC):
     name = "base"
     needs_heldout = False
 
-    def fit_params(self, cnts: NgramCounts, heldout) -> None:
+    def fit_params(self, cnts: NgramCounts, heldout) -> None:  # noqa: B027 (optional hook, default: nothing)
         """Tune parameters on held-out sentences (only methods with ``needs_heldout``)."""
 
     @abstractmethod
