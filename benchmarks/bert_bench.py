@@ -201,7 +201,7 @@ def main() -> None:
     objective = MLMObjective(masker, pad_id=0)
     gen = torch.Generator().manual_seed(0)
     batches = []
-    for i in range(args.steps):
+    for _ in range(args.steps):
         ids = torch.randint(5, V, (B, T), generator=gen)
         ids[:, 0], ids[:, -1] = 2, 3
         batches.append(objective.prepare(ids, gen))

@@ -121,3 +121,38 @@ def test_lmlab_train_builder_runs_and_exports(tmp_path, monkeypatch):
     assert model.config.sharing == "attention" and (out_dir / "model" / "tokenizer.json").is_file()
     with pytest.raises(ConfigError):
         train_cli.run_training(run_file, overrides=["model.sharingg=all"], out=tmp_path / "bad")
+
+
+def _demo_data(tmp_path, documents, seconds: float):
+    import time
+
+    from lmlab.report import DemoData
+
+    return DemoData("wiki-slice", documents, [], [], [], [], [], ["<unk>", "<s>", "</s>"], tmp_path, seed=0,
+                    deadline=time.monotonic() + seconds)
+
+
+def test_demo_rows_for_the_four_families_at_the_same_budget(tmp_path, monkeypatch):
+    """`lmlab demo`: BERT, RoBERTa, ALBERT, ELECTRA with one budget each, real fine-tuning scores."""
+    from lmlab.models import demo_bert
+
+    monkeypatch.setattr(demo_bert, "DEMO_PRETRAIN",
+                        {"steps": 3, "batch_size": 8, "seq_len": 32, "max_documents": 60, "vocab_size": 600})
+    monkeypatch.setattr(demo_bert, "DEMO_FINETUNE", {"steps": 3, "batch_size": 8, "max_len": 24, "lr": 1e-3})
+    train, _ = wiki_slice()
+    threads = torch.get_num_threads()
+    rows = demo_bert.run_demo(_demo_data(tmp_path, train, 600.0))
+    assert torch.get_num_threads() == threads  # restored after the one-thread rows
+    assert [r.model.split()[0] for r in rows] == ["bert", "roberta", "albert", "electra"]
+    for row in rows:
+        assert 0.0 <= row.metrics["test acc"] <= 1.0 and 0.0 <= row.metrics["macro-F1"] <= 1.0
+        assert row.metrics["majority acc"] == rows[0].metrics["majority acc"] > 0.5  # one test set for all
+        assert row.metrics["pretrain loss"] > 0 and row.train_seconds > 0
+        assert "budget: pretrain 3 steps x 8 x 32 tokens" in row.notes and "fine-tune 3 steps x 8 x 24" in row.notes
+
+
+def test_demo_skips_rows_when_out_of_time(tmp_path):
+    from lmlab.models.demo_bert import run_demo
+
+    rows = run_demo(_demo_data(tmp_path, [], 5.0))
+    assert len(rows) == 4 and all(r.notes == "skipped: out of time" and not r.metrics for r in rows)

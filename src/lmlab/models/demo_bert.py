@@ -12,8 +12,9 @@ A *recipe* turns a corpus into what the Trainer runs, the way each paper prepare
 
 :func:`build` is the ``lmlab train`` builder (``family = "bert" | "roberta" | "albert" |
 "spanbert" | "electra"``; tables ``[data]``, ``[tokenizer]``, ``[model]`` (preset fields),
-``[objective]`` (MaskingConfig fields)). :func:`run_demo` pretrains a tiny BERT and a tiny
-ELECTRA for the same number of steps on the demo's training documents, fine-tunes both on
+``[objective]`` (MaskingConfig fields)). :func:`run_demo` pretrains a tiny BERT, RoBERTa,
+ALBERT and ELECTRA with the same budget (steps x batch x sequence length) on the demo's training
+documents, fine-tunes each on
 ``rotten-tomatoes`` (mean pooling: at this size the [CLS] state barely varies with the input and
 [CLS] fine-tuning often collapses to the majority class, see docs/bert_family.md) and reports test
 accuracy, macro-F1 and the majority-class accuracy.
@@ -221,34 +222,62 @@ def pretrain(prepared: Prepared, steps: int, out_dir: Path, lr: float = 1e-3, se
     return {"loss": result.loss, **result.eval}
 
 
+DEMO_FAMILIES = ("bert", "roberta", "albert", "electra")
+DEMO_PRETRAIN = {"steps": 100, "batch_size": 16, "seq_len": 64, "max_documents": 1500, "vocab_size": 4096}
+DEMO_FINETUNE = {"steps": 150, "batch_size": 32, "max_len": 48, "lr": 1e-3}
+
+
 def run_demo(data) -> list:
-    """Tiny BERT and ELECTRA, same steps on the demo's training documents, fine-tuned on rotten-tomatoes."""
+    """BERT, RoBERTa, ALBERT and ELECTRA, each pretrained with the same budget (steps x batch x seq) on the
+    demo's training documents, then fine-tuned on rotten-tomatoes with the same fine-tuning budget."""
+    from ..report import DemoRow
+
+    rows = []
+    threads_before = torch.get_num_threads()
+    try:
+        for family in DEMO_FAMILIES:
+            if data.seconds_left() < 30:
+                rows.append(DemoRow("transformer", f"{family} (tiny) -> rotten-tomatoes", {}, None,
+                                    "skipped: out of time"))
+                continue
+            rows.append(_demo_row(data, family))
+    finally:
+        torch.set_num_threads(threads_before)  # the Trainer sets the thread count process-wide
+    return rows
+
+
+def _demo_row(data, family: str):
+    """One demo row: pretrain ``family`` with DEMO_PRETRAIN, fine-tune with DEMO_FINETUNE, on one thread.
+
+    One thread: a row is ~20 s of small matrix products; on the shared 2-core machine (load average
+    3-4) two threads made the same row 5-10x slower, one thread did not.
+    """
     import tempfile
 
     from ..report import DemoRow
     from ..tasks.classification import FinetuneSpec, finetune_model
 
-    rows = []
-    steps = 100
-    for family in ("bert", "electra"):
-        if data.seconds_left() < 30:
-            rows.append(DemoRow("transformer", f"{family} (tiny)", {}, None, "skipped: out of time"))
-            continue
-        start = time.monotonic()
-        torch.manual_seed(data.seed)
-        recipe = Recipe(family, DataSpec(seq_len=64, batch_size=16, max_documents=1500, seed=data.seed),
-                        TokenizerSpec(vocab_size=4096))
-        prepared = prepare(recipe, documents=data.train_documents)
-        with tempfile.TemporaryDirectory() as tmp:
-            pre = pretrain(prepared, steps, Path(tmp) / "pretrain", lr=1e-3, seed=data.seed)
-            spec = FinetuneSpec(task="rotten-tomatoes", steps=150, batch_size=32, max_len=48, lr=1e-3,
-                                pooling="mean", seed=data.seed)
-            scores = finetune_model(prepared.model, prepared.tokenizer, prepared.specials, spec, Path(tmp) / "ft")
-        rows.append(DemoRow("transformer", f"{family} (tiny) -> rotten-tomatoes",
-                            {"test acc": scores["accuracy"], "macro-F1": scores["macro_f1"],
-                             "majority acc": scores["majority_baseline"], "pretrain loss": pre["loss"]},
-                            time.monotonic() - start,
-                            f"{steps} pretraining steps of 16x64 on the demo train split, "
-                            f"{spec.steps} fine-tuning steps (mean pooling); test split by movie "
-                            f"(n={scores['n_test']})"))
-    return rows
+    pre_budget, ft_budget = DEMO_PRETRAIN, DEMO_FINETUNE
+    start = time.monotonic()
+    torch.manual_seed(data.seed)
+    recipe = Recipe(family, DataSpec(seq_len=pre_budget["seq_len"], batch_size=pre_budget["batch_size"],
+                                     max_documents=pre_budget["max_documents"], seed=data.seed),
+                    TokenizerSpec(vocab_size=pre_budget["vocab_size"]))
+    prepared = prepare(recipe, documents=data.train_documents)
+    n_params = sum(p.numel() for p in prepared.model.parameters())
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = pretrain(prepared, pre_budget["steps"], Path(tmp) / "pretrain", lr=1e-3, seed=data.seed, threads=1)
+        spec = FinetuneSpec(task="rotten-tomatoes", steps=ft_budget["steps"], batch_size=ft_budget["batch_size"],
+                            max_len=ft_budget["max_len"], lr=ft_budget["lr"], pooling="mean", seed=data.seed,
+                            threads=1)
+        scores = finetune_model(prepared.model, prepared.tokenizer, prepared.specials, spec, Path(tmp) / "ft")
+    inputs = {"bert": "NSP pairs, token masks", "roberta": "FULL-SENTENCES, byte BPE, token masks",
+              "albert": "SOP pairs, n-gram masks", "electra": "generator 1/4 + discriminator, RTD"}[family]
+    return DemoRow("transformer", f"{family} (tiny) -> rotten-tomatoes",
+                   {"test acc": scores["accuracy"], "macro-F1": scores["macro_f1"],
+                    "majority acc": scores["majority_baseline"], "pretrain loss": pre["loss"]},
+                   time.monotonic() - start,
+                   f"budget: pretrain {pre_budget['steps']} steps x {pre_budget['batch_size']} x "
+                   f"{pre_budget['seq_len']} tokens ({inputs}; {n_params / 1e6:.2f}M params) on the demo train "
+                   f"split, fine-tune {spec.steps} steps x {spec.batch_size} x {spec.max_len} (mean pooling); "
+                   f"test split by movie (n={scores['n_test']})")
