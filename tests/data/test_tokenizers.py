@@ -77,3 +77,15 @@ def test_tokenizer_errors(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{not json")
     with pytest.raises(FormatError, match="cannot read tokenizer"):
         SubwordTokenizer.load(tmp_path, "bpe")
+
+
+def test_bpe_and_bytebpe_training_is_deterministic(texts):
+    for kind in ("bpe", "bytebpe"):
+        first, second = (train_tokenizer(kind, texts[0], vocab_size=800).tokenizer.to_str() for _ in range(2))
+        assert first == second, kind
+
+
+def test_bpe_round_trips_words_and_punctuation(texts):
+    tok = train_tokenizer("bpe", texts[0], vocab_size=800)
+    text = "The cat (a small one) sat, quietly; naïve."
+    assert tok.decode(tok.encode(text)) == text

@@ -176,10 +176,8 @@ def word_boundary_tables(tokenizer) -> tuple[Tensor, Tensor | None]:
         return torch.tensor([not piece.startswith("##") for piece in vocab]), None
     if kind == "bytebpe":  # Ġ = a space before the piece; punctuation is its own pre-token
         return torch.tensor([piece.startswith("Ġ") or not piece[:1].isalnum() for piece in vocab]), None
-    if kind == "unigram":
+    if kind in ("unigram", "bpe"):  # both mark a word start with ▁ (Metaspace pre-tokenizer)
         return torch.tensor([piece.startswith("▁") for piece in vocab]), None
-    if kind == "bpe":  # pieces ending in </w> close a word
-        return torch.zeros(len(vocab), dtype=torch.bool), torch.tensor([p.endswith("</w>") for p in vocab])
     raise UsageError(f"whole-word masking does not know tokenizer kind {kind!r}")
 
 

@@ -5,13 +5,20 @@ own ``tokenizer.json`` (so the folder also loads in ``transformers``):
 
 | kind | model | pre-tokenizer | as in |
 |---|---|---|---|
-| ``bpe`` | BPE with ``</w>``-free merges, ``<unk>`` | whitespace + punctuation | GPT-1 / Sennrich et al. |
+| ``bpe`` | BPE, ``<unk>`` | Metaspace (``▁`` marks a word start) | Sennrich et al.; SentencePiece-BPE |
 | ``wordpiece`` | WordPiece, ``##`` continuation, ``[UNK]`` | BERT's (whitespace, punctuation) | BERT |
 | ``bytebpe`` | byte-level BPE, no unknowns | byte-level (``Ġ`` marks a space) | GPT-2, RoBERTa |
 | ``unigram`` | Unigram LM (Kudo 2018) | Metaspace (``▁``) | SentencePiece, T5, ALBERT |
 
 Byte-level BPE round-trips any text exactly; the others round-trip modulo the
 whitespace their pre-tokenizer normalises.
+
+Determinism: ``bpe`` and ``bytebpe`` train to the same ``tokenizer.json`` on the same text
+every time (tested). ``wordpiece`` and ``unigram`` do not (measured: three trainings, three
+different files, also with one thread): the ``tokenizers`` library creates WordPiece's ``##``
+continuation tokens in hash-map order and breaks ties between equally frequent pairs by id
+(huggingface/tokenizers#1794, fix proposed in #2066). Where runs must be reproducible, train
+those once and reuse the saved folder.
 """
 
 from __future__ import annotations
@@ -47,15 +54,15 @@ class SubwordTokenizer:
         from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
         if self.kind == "bpe":
+            # word starts marked with "▁" (SentencePiece-style BPE) rather than GPT-1's "</w>" suffix:
+            # the library creates suffixed tokens in hash-map order, which makes training
+            # non-deterministic (huggingface/tokenizers#1794); without them it is deterministic
             tok = Tokenizer(models.BPE(unk_token="<unk>"))
             tok.normalizer = normalizers.NFC()
-            tok.pre_tokenizer = pre_tokenizers.Sequence(
-                [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-            tok.decoder = decoders.BPEDecoder()
+            tok.pre_tokenizer = pre_tokenizers.Metaspace()
+            tok.decoder = decoders.Metaspace()
             trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                          special_tokens=specials, end_of_word_suffix="</w>", show_progress=False)
-            tok.model = models.BPE(unk_token="<unk>", end_of_word_suffix="</w>")
-            tok.decoder = decoders.BPEDecoder(suffix="</w>")
+                                          special_tokens=specials, show_progress=False)
         elif self.kind == "wordpiece":
             tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
             tok.normalizer = normalizers.NFC()
