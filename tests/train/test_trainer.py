@@ -170,3 +170,12 @@ def test_tensorboard_events_when_installed(tmp_path):
             tmp_path).fit()
     events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_fit_puts_the_thread_count_back(tmp_path):
+    ids, vocab = token_ids()
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    config = _config(max_steps=1, threads=wanted)
+    Trainer(TinyLM(vocab), MaskedCLM(), WindowSource(ids, 2, 8), config, tmp_path / "t").fit()
+    assert torch.get_num_threads() == before

@@ -441,6 +441,7 @@ class Trainer:
         if self._set_up_done:
             return
         cfg = self.config
+        self._threads_before = torch.get_num_threads()  # fit() puts it back when it returns
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         local_rank = distributed.local_rank_from_env()
@@ -637,6 +638,7 @@ class Trainer:
                 last_saved = checkpoint.latest_path(self.checkpoint_dir())
         finally:
             log.close(plot=cfg.plot)
+            torch.set_num_threads(self._threads_before)  # the thread count is process-wide
         return TrainResult(self.step, self.last_loss, dict(self.last_eval), self.best_eval_loss,
                            self.stopped_early, last_saved, self.out_dir)
 
