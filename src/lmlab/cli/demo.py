@@ -158,7 +158,6 @@ def _plot(rows: list[DemoRow], path: Path) -> bool:
     values = [r.metrics["test ppl"] for r in ppl_rows]
     ax.barh(names[::-1], values[::-1], color="#4477aa")
     ax.set_xlabel("test perplexity per word (lower is better)")
-    ax.set_xscale("log")
     for i, v in enumerate(values[::-1]):
         ax.text(v, i, f" {v:.0f}", va="center", fontsize=8)
     fig.tight_layout()
