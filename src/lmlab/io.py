@@ -203,3 +203,33 @@ def load_state_strict(module, tensors: dict, where: str) -> None:
                 f"{where}: weight {key!r} has shape {tuple(value.shape)}, config expects {tuple(own[key].shape)}"
             )
     module.load_state_dict(tensors, strict=True)
+
+
+class PretrainedMixin:
+    """The one base model families share (DESIGN.md): ``save_pretrained`` / ``from_pretrained``.
+
+    A family's model class sets ``family`` (the name written into config.json) and
+    ``config_class`` (its Config dataclass) and keeps its config in ``self.config``.
+    """
+
+    family: str = ""
+    config_class: type | None = None
+
+    def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
+        """Write config.json (with ``family``), model.safetensors and any tokenizer files, atomically."""
+        from .config import to_dict
+
+        return save_model_folder(folder, self.family, to_dict(self.config), self.state_dict(), extra_files)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path):
+        """Rebuild the model from its folder; a folder of another family or a bad file is a CheckpointError."""
+        from .config import from_dict
+
+        data, tensors = load_model_folder(folder)
+        family = data.pop("family", None)
+        if family != cls.family:
+            raise CheckpointError(f"{folder}: holds a {family!r} model, not {cls.family!r}")
+        model = cls(from_dict(cls.config_class, data, where=f"{folder}/config.json"))
+        load_state_strict(model, tensors, str(folder))
+        return model

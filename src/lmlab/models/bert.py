@@ -30,7 +30,6 @@ masking rules and losses (``objectives/``), fine-tuning heads (``tasks/classific
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, NamedTuple
 
 import torch
@@ -39,7 +38,7 @@ from torch import Tensor, nn
 
 from .. import config as cfg
 from .. import io
-from ..errors import CheckpointError, ConfigError, UsageError
+from ..errors import ConfigError, UsageError
 from ..nn.attention import TransformerLayer, padding_mask, self_attention
 from ..nn.feedforward import FeedForward, activation_module
 from ..nn.norms import PostNormResidual
@@ -224,24 +223,10 @@ class PretrainingOutput(NamedTuple):
     hidden: Tensor                   # (B, T, H)
 
 
-class _SaveLoad:
+class _SaveLoad(io.PretrainedMixin):
     """save_pretrained / from_pretrained through :mod:`lmlab.io` (config.json + model.safetensors)."""
 
-    family: str = ""
-    config_class: type = BertConfig
-
-    def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
-        return io.save_model_folder(folder, self.family, cfg.to_dict(self.config), self.state_dict(), extra_files)
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path):
-        data, tensors = io.load_model_folder(folder)
-        family = data.pop("family", None)
-        if family != cls.family:
-            raise CheckpointError(f"{folder}: holds a {family!r} model, not {cls.family!r}")
-        model = cls(cfg.from_dict(cls.config_class, data, where=f"{folder}/config.json"))
-        io.load_state_strict(model, tensors, str(folder))
-        return model
+    config_class = BertConfig
 
 
 class BertForPreTraining(_SaveLoad, nn.Module):

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -41,7 +40,7 @@ from torch import Tensor, nn
 
 from .. import config as cfg
 from .. import io
-from ..errors import CheckpointError, ConfigError, UsageError
+from ..errors import ConfigError, UsageError
 from ..nn.attention import (
     KVCache,
     MultiHeadAttention,
@@ -207,26 +206,10 @@ class GPT(nn.Module):
 # --------------------------------------------------------------------------- saving (shared by the heads)
 
 
-class _SaveLoad:
+class _SaveLoad(io.PretrainedMixin):
     """save_pretrained / from_pretrained through :mod:`lmlab.io` (config.json + model.safetensors)."""
 
-    family: str = ""
-    config_class: type = GPTConfig
-
-    def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
-        """Write config.json (with ``family``), model.safetensors and any tokenizer files, atomically."""
-        return io.save_model_folder(folder, self.family, cfg.to_dict(self.config), self.state_dict(),
-                                    extra_files)
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path):
-        data, tensors = io.load_model_folder(folder)
-        family = data.pop("family", None)
-        if family != cls.family:
-            raise CheckpointError(f"{folder}: holds a {family!r} model, not {cls.family!r}")
-        model = cls(cfg.from_dict(cls.config_class, data, where=f"{folder}/config.json"))
-        io.load_state_strict(model, tensors, str(folder))
-        return model
+    config_class = GPTConfig
 
 
 # --------------------------------------------------------------------------- heads
