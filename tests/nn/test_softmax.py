@@ -230,3 +230,43 @@ def test_sampled_loss_is_finite_and_decreases_with_training():
             opt.step()
         layer.eval()
         assert layer.loss(h, y).item() < before - 0.5
+
+
+# --------------------------------------------------------------------------- fused linear + cross-entropy
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_linear_cross_entropy_equals_two_step_form(with_bias, reduction, monkeypatch):
+    """Loss and all three gradients equal F.cross_entropy(F.linear(h, W, b), y), across chunk edges
+    (chunks of 7 rows over 30), with ignored targets, in float64."""
+    import lmlab.nn.softmax as softmax_module
+    from lmlab.nn.softmax import linear_cross_entropy
+
+    monkeypatch.setattr(softmax_module, "_chunk_rows", lambda vocab_size: 7)
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(30, D, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(V, D, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(V, generator=g, dtype=torch.float64, requires_grad=True) if with_bias else None
+    y = torch.randint(0, V, (30,), generator=g)
+    y[[3, 17, 29]] = -100
+    fused = linear_cross_entropy(h, w, y, bias=b, reduction=reduction)
+    grads = torch.autograd.grad(2.5 * fused, [t for t in (h, w, b) if t is not None])
+    plain = torch.nn.functional.cross_entropy(torch.nn.functional.linear(h, w, b), y, reduction=reduction)
+    expected = torch.autograd.grad(2.5 * plain, [t for t in (h, w, b) if t is not None])
+    assert torch.allclose(fused, plain, atol=1e-12, rtol=1e-12)
+    for got, want in zip(grads, expected):
+        assert torch.allclose(got, want, atol=1e-12, rtol=1e-10)
+    assert not grads[0][[3, 17, 29]].any()  # ignored rows get no gradient
+
+
+def test_linear_cross_entropy_without_grad_and_bad_reduction():
+    from lmlab.nn.softmax import linear_cross_entropy
+
+    h, w, y = torch.randn(5, D), torch.randn(V, D), torch.randint(0, V, (5,))
+    with torch.no_grad():
+        loss = linear_cross_entropy(h, w, y)
+    assert not loss.requires_grad
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(h @ w.T, y), atol=1e-6)
+    with pytest.raises(ConfigError, match="reduction"):
+        linear_cross_entropy(h, w, y, reduction="none")

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from .dropout import Dropout
+
 
 class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, activation: nn.Module, hidden_dropout: float = 0.0,
@@ -21,7 +23,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.fc_in = nn.Linear(d_model, d_ff, bias=bias)      # W_1: (C -> d_ff)
         self.activation = activation
-        self.hidden_dropout = nn.Dropout(hidden_dropout) if hidden_dropout > 0 else nn.Identity()
+        self.hidden_dropout = Dropout(hidden_dropout) if hidden_dropout > 0 else nn.Identity()
         self.fc_out = nn.Linear(d_ff, d_model, bias=bias)     # W_2: (d_ff -> C)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, C) -> (B, T, C)

@@ -23,6 +23,11 @@ The layers (seed 004, "大词汇表上softmax计算的改进"; the papers rule w
 - :class:`ImportanceSamplingSoftmax` -- Bengio & Senecal (2003, 2008): the gradient
   ``grad s(w,h) - E_P[grad s(w',h)]`` with the expectation estimated from ``k`` samples of the
   unigram proposal ``Q`` with self-normalised weights ``exp(s(w'))/Q(w')``.
+- :func:`linear_cross_entropy` -- the exact full-softmax loss ``-log softmax(h W^T + b)_y`` fused
+  with the output matmul and computed in row chunks, gradients included, so the ``N x |V|``
+  logits never exist all at once (the layout of Wijmans et al. 2024, "Cut your losses in
+  large-vocabulary language models", done here with plain torch ops). Used by the GPT and
+  :class:`FullSoftmax` training losses; same numbers as ``F.cross_entropy(F.linear(h, W, b), y)``.
 - :class:`NCESoftmax` -- noise-contrastive estimation (Gutmann & Hyvarinen 2010; Mnih & Teh
   2012): logistic regression between the data and ``k`` unigram noise samples with the
   unnormalised model ``p~(w|h) = exp(s(w,h))`` (the normaliser fixed to 1: self-normalised).
@@ -81,6 +86,87 @@ def noise_distribution(counts: Tensor | Sequence[int]) -> Tensor:
     return (counts / counts.sum()).float()
 
 
+# --------------------------------------------------------------------------- fused exact loss
+
+
+def _chunk_rows(vocab_size: int) -> int:
+    """Rows per chunk: about 8 MiB of fp32 logits (a quarter of a 32 MiB L3), at least 128 rows
+    so the chunk's matrix products stay efficient."""
+    return max(128, (1 << 21) // max(vocab_size, 1))
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Σ_i [log Σ_w exp(z_iw) - z_iy_i] with z = h W^T + b, and its gradients, chunk by chunk.
+
+    The loss is the last node of the graph, so its gradient is known during the forward pass:
+    ∂/∂z_i = softmax(z_i) - onehot(y_i). Each chunk's logits are turned into that gradient in
+    place and immediately multiplied into ∂h = G W and ∂W += G^T h (∂b += Σ G), then dropped;
+    backward only scales the stored gradients by the incoming scalar.
+    """
+
+    @staticmethod
+    def forward(ctx, h: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor,
+                ignore_index: int, need_grads: bool) -> Tensor:
+        N = h.shape[0]
+        valid = targets != ignore_index                      # (N,)
+        safe_targets = torch.where(valid, targets, 0)        # any id for the ignored rows
+        acc = torch.float64 if h.dtype == torch.float64 else torch.float32
+        total = h.new_zeros((), dtype=acc)
+        grad_h = torch.empty_like(h) if need_grads else None
+        grad_w = torch.zeros_like(weight) if need_grads else None
+        grad_b = torch.zeros_like(bias) if (need_grads and bias is not None) else None
+        step = _chunk_rows(weight.shape[0])
+        for start in range(0, N, step):
+            end = min(start + step, N)
+            h_c, y_c, keep = h[start:end], safe_targets[start:end], valid[start:end]
+            z = F.linear(h_c, weight, bias).to(acc)                    # (n, V) logits
+            z_y = z.gather(1, y_c[:, None])[:, 0]                      # (n,)
+            z_max = z.amax(dim=1, keepdim=True)                        # (n, 1)
+            z.sub_(z_max).exp_()                                       # exp(z - max)
+            sum_exp = z.sum(dim=1, keepdim=True)                       # (n, 1)
+            nll = (z_max + sum_exp.log())[:, 0] - z_y                  # (n,)
+            total += nll.masked_fill(~keep, 0.0).sum()
+            if not need_grads:
+                continue
+            z.div_(sum_exp)                                            # softmax(z)
+            z[torch.arange(end - start, device=z.device), y_c] -= 1.0  # softmax - onehot = ∂nll/∂z
+            if not bool(keep.all()):
+                z.masked_fill_(~keep[:, None], 0.0)
+            g = z.to(h.dtype)
+            torch.mm(g, weight, out=grad_h[start:end])                 # ∂h = G W      (n, C)
+            grad_w.addmm_(g.t(), h_c)                                  # ∂W += G^T h   (V, C)
+            if grad_b is not None:
+                grad_b += g.sum(dim=0)
+        ctx.save_for_backward(grad_h, grad_w, grad_b)
+        ctx.has_bias = bias is not None
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total: Tensor):
+        grad_h, grad_w, grad_b = ctx.saved_tensors
+        return (grad_h * grad_total, grad_w * grad_total,
+                grad_b * grad_total if ctx.has_bias else None, None, None, None)
+
+
+def linear_cross_entropy(h: Tensor, weight: Tensor, targets: Tensor, bias: Tensor | None = None,
+                         ignore_index: int = -100, reduction: Literal["mean", "sum"] = "mean") -> Tensor:
+    """``F.cross_entropy(F.linear(h, weight, bias), targets)`` without the (N, V) logits in memory.
+
+    h (N, d), weight (V, d), targets (N,) with ``ignore_index`` rows left out; ``mean`` divides by
+    the number of rows kept (as ``F.cross_entropy`` does). Gradients flow to h, weight and bias.
+    Faster than the two-step form on a CPU because each chunk of logits is made, normalised,
+    turned into its gradient and used while it is still in cache.
+    """
+    if reduction not in ("mean", "sum"):
+        raise ConfigError(f"linear_cross_entropy: reduction must be 'mean' or 'sum', got {reduction!r}")
+    need_grads = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (h, weight, bias))
+    total = _LinearCrossEntropy.apply(h, weight, bias, targets, ignore_index, need_grads)
+    if reduction == "sum":
+        return total
+    return total / (targets != ignore_index).sum().clamp(min=1)
+
+
 class OutputLayer(nn.Module, abc.ABC):
     """Interface every output layer implements (see the module docstring)."""
 
@@ -128,10 +214,10 @@ class _WordVectors(OutputLayer):
     def loss(self, h: Tensor, y: Tensor) -> Tensor:
         if self.training:
             return self.sampled_loss(h, y)
-        return F.cross_entropy(self.scores(h), y)
+        return linear_cross_entropy(h, self.word_weight, y, bias=self.word_bias)
 
     def sampled_loss(self, h: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(self.scores(h), y)
+        return linear_cross_entropy(h, self.word_weight, y, bias=self.word_bias)
 
     def target_scores(self, h: Tensor, y: Tensor) -> Tensor:
         return (h * self.word_weight[y]).sum(-1) + self.word_bias[y]  # (N,)
