@@ -99,18 +99,59 @@ def test_every_method_round_trips_exactly(tmp_path, method, train_sentences, tes
         assert np.array_equal(a, b)
 
 
-def test_compiled_and_numpy_writers_give_identical_bytes(train_sentences):
+def _reference_text(x: float) -> str:
+    """What the writer must print: the value rounded to 10 decimals, trailing zeros (and a bare '.') dropped."""
+    k = int(np.rint(x * 1e10))
+    digits = str(abs(k)).rjust(11, "0")
+    decimals = digits[-10:].rstrip("0")
+    return ("-" if k < 0 else "") + digits[:-10] + ("." + decimals if decimals else "")
+
+
+def _reference_arpa(m) -> str:
+    """The ARPA text of a model written line by line in Python (what the vectorised writer must equal)."""
+    out = ["\\data\\"] + [f"ngram {n}={size}" for n, size in enumerate(m.sizes(), 1)]
+    for n in range(1, m.order + 1):
+        out += ["", f"\\{n}-grams:"]
+        for row, ids in enumerate(m.ngram_words(n)):
+            line = _reference_text(m.logprob[n - 1][row]) + "\t" + " ".join(m.vocab.words[i] for i in ids)
+            if n < m.order:
+                line += "\t" + _reference_text(m.backoff[n - 1][row])
+            out.append(line)
+    return "\n".join(out + ["", "\\end\\", ""])
+
+
+def test_writer_matches_line_by_line_reference(tmp_path, train_sentences, monkeypatch):
     from lmlab.ngram import arpa
 
-    if arpa.compiled_kernel() is None:
-        pytest.skip("numba not installed: only the numpy writer exists")
+    monkeypatch.setattr(arpa, "_CHUNK", 997)  # many chunks, and a chunk boundary inside every order
     m = build(train_sentences[:300], 3, "mkn")
-    enc = [w.encode() for w in m.vocab.words]
-    length = np.array([len(b) for b in enc], dtype=np.int64)
-    off = np.cumsum(length) - length
-    blob = np.frombuffer(b"".join(enc), dtype=np.uint8)
-    for n in (1, 2, 3):
-        size = m.sizes()[n - 1]
-        a = arpa._ngram_lines(m, n, 0, size, blob, off, length)
-        b = arpa._ngram_lines_compiled(m, n, 0, size, blob, off, length)
-        assert a == b
+    # values the writer must handle: integer parts of 1 to 6 digits, both signs, -0.0, no decimals,
+    # 1e-10 steps, a decimal that rounds up into the integer part
+    special = [-0.0, 0.0, -1e-10, 4e-10, -0.5, -1.0, -99.0, -12.3456789012, -999.9999999999, -1000.25,
+               123456.5, -999999.0, 0.99999999996, -5.00000000004, 7.1, -0.1234567891]
+    m.backoff[0][: len(special)] = special
+    m.logprob[1][: len(special)] = special
+    write_arpa(m, tmp_path / "m.arpa")
+    assert (tmp_path / "m.arpa").read_text(encoding="utf-8") == _reference_arpa(m)
+
+
+def test_writer_empty_order_and_unicode(tmp_path):
+    from lmlab.ngram import NgramModel, Vocabulary
+
+    vocab = Vocabulary(["héllo", "格物", "x"])
+    V = len(vocab)
+    m = NgramModel(vocab, [np.arange(V), np.array([1 * V + 3, 3 * V + 4]), np.zeros(0, dtype=np.int64)],
+                   [np.full(V, -0.5), np.array([-0.25, -2.0]), np.zeros(0)],
+                   [np.zeros(V), np.array([-0.1, 0.0]), np.zeros(0)])
+    write_arpa(m, tmp_path / "m.arpa")
+    text = (tmp_path / "m.arpa").read_text(encoding="utf-8")
+    assert text == _reference_arpa(m)
+    assert "ngram 3=0\n" in text and "\\3-grams:\n\n\\end\\" in text
+
+
+def test_writer_rejects_values_too_large(tmp_path, train_sentences):
+    m = build(train_sentences[:50], 2, "mkn")
+    m.logprob[1][0] = -1e7
+    with pytest.raises(FormatError, match="too large"):
+        write_arpa(m, tmp_path / "m.arpa")
+    assert not list(tmp_path.iterdir())  # no partial file left behind

@@ -1,6 +1,7 @@
 """The speed paths give the same numbers as the plain numpy code, bit for bit.
 
-* ``unique_counts`` (radix sort) vs ``np.unique`` -- what counting uses to sort n-gram keys;
+* counting (sorted from the previous order's order; ``count_text`` splitting raw text in one
+  pass) vs a plain ``Counter`` of n-gram tuples and ``count_ngrams`` of ``line.split()``;
 * the numba scorer (``NgramModel.score_ids(compiled=True)``, used for big models) vs the
   vectorised numpy scorer, on a model built here and on one read back from ARPA.
 """
@@ -11,20 +12,66 @@ import numpy as np
 import pytest
 
 from lmlab.ngram import build, read_arpa, write_arpa
-from lmlab.ngram.counts import encode, radix_argsort, unique_counts
+from lmlab.errors import DataError
+from lmlab.ngram.counts import Vocabulary, count_ngrams, count_text, encode, ngram_suffix, radix_argsort
 
 
 @pytest.mark.parametrize("high", [1, 3, 70_000, 2**20, 2**35, 2**50])
 @pytest.mark.parametrize("size", [0, 1, 2, 5_000])
-def test_unique_counts_matches_np_unique(high, size):
+def test_radix_argsort_matches_stable_argsort(high, size):
     keys = np.random.default_rng(high + size).integers(0, high, size)
-    uniq, inverse, counts = unique_counts(keys)
-    ref_uniq, ref_inverse, ref_counts = np.unique(keys, return_inverse=True, return_counts=True)
-    assert np.array_equal(uniq, ref_uniq)
-    assert np.array_equal(inverse, ref_inverse.ravel())
-    assert np.array_equal(counts, ref_counts)
-    perm = radix_argsort(keys)
-    assert np.array_equal(perm, np.argsort(keys, kind="stable"))
+    assert np.array_equal(radix_argsort(keys), np.argsort(keys, kind="stable"))
+
+
+def _naive_counts(sentences, order):
+    from collections import Counter
+
+    grams = Counter()
+    for s in sentences:
+        padded = ["<s>", *s, "</s>"]
+        for n in range(1, order + 1):
+            for i in range(len(padded) - n + 1):
+                grams[tuple(padded[i:i + n])] += 1
+    return grams
+
+
+@pytest.mark.parametrize("order", [1, 2, 5])
+def test_counting_matches_naive_counter(train_sentences, order):
+    sentences = train_sentences[:400] + [[], ["<unk>", "x"], ["</s>"]]
+    ref = _naive_counts(sentences, order)
+    c = count_ngrams(sentences, order)
+    got = {}
+    for n in range(1, order + 1):
+        for ids, k in zip(c.words_of(n, np.arange(c.size(n))), c.counts[n - 1]):
+            if k:
+                got[tuple(c.vocab.words[i] for i in ids)] = int(k)
+    assert got == dict(ref)
+    for n in range(2, order + 1):  # the suffix rows cached while counting equal a fresh search
+        assert np.array_equal(c.suffix(n), ngram_suffix(c.keys, c.V, n, {}))
+
+
+@pytest.mark.parametrize("text", [
+    "a b\tc\n\n  b a \nc\n",  # tabs, blank and space-only lines, trailing spaces
+    "x y\r\nz\rw v\x0bu\n",  # line ends other than \n: the str.splitlines path
+    "é 格物\u3000ü\u00a0y\n\u2014 z\u200bq\n",  # unicode spaces (and non-spaces) outside ASCII
+    "no final newline",
+    "<unk> a </s>\nb <s> a <unk>\n",  # the specials written as words keep their ids
+])
+def test_count_text_equals_count_ngrams_of_split_lines(text):
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    for vocab in (None, Vocabulary(["a", "b", "é", "z"])):
+        a, b = count_text(text.encode(), 3, vocab), count_ngrams(lines, 3, vocab)
+        assert a.vocab.words == b.vocab.words
+        assert (a.n_sentences, a.n_tokens) == (b.n_sentences, b.n_tokens)
+        for x, y in zip(a.keys + a.counts, b.keys + b.counts):
+            assert np.array_equal(x, y)
+
+
+def test_count_text_errors():
+    with pytest.raises(DataError, match="UTF-8"):
+        count_text(b"a \xff b\n", 2, where="f.txt")
+    with pytest.raises(DataError, match="no words"):
+        count_text(b" \n\t\n", 2)
 
 
 @pytest.mark.parametrize("order", [2, 3, 4])

@@ -13,7 +13,7 @@ method), :mod:`.model` (back-off query, perplexity, sampling), :mod:`.arpa`
 from __future__ import annotations
 
 from .arpa import read_arpa, write_arpa
-from .counts import NgramCounts, Vocabulary, count_ngrams
+from .counts import NgramCounts, Vocabulary, count_ngrams, count_text
 from .model import Evaluation, NgramModel
 from .smoothing import METHODS, Smoother, make_smoother
 
@@ -50,5 +50,5 @@ def build(sentences, order: int = 3, smoothing: str | Smoother = "mkn", vocab=No
 
 __all__ = [
     "METHODS", "Evaluation", "NgramCounts", "NgramModel", "Smoother", "Vocabulary",
-    "build", "count_ngrams", "load_arpa", "make_smoother", "read_arpa", "write_arpa",
+    "build", "count_ngrams", "count_text", "load_arpa", "make_smoother", "read_arpa", "write_arpa",
 ]

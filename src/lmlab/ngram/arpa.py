@@ -18,9 +18,13 @@ log10 back-off weight of the n-gram as a history (0 when it has no extensions).
 Writer: probabilities are held in memory rounded to 10 decimals (see
 :func:`lmlab.ngram.smoothing.quantize`) and written with exactly those digits,
 so reading a written file gives back bit-identical numbers and scores. The text
-is assembled with numpy (a byte gather per chunk of lines), not a Python loop
-per n-gram. ``<s>`` is written at -99 (SRILM's convention; KenLM writes 0 -- both
-mean "never predicted").
+is assembled with numpy, not a Python loop per n-gram: per chunk of 8192 lines, the
+numbers are formatted into fixed 24-byte records with lookup tables of digit groups
+(:func:`_format_records`), and each line's bytes -- number record, word entries of a
+word blob, back-off record -- are gathered in one ``np.take`` (:func:`_ngram_lines`).
+No compiled code (a numba writer was replaced: importing numba and loading its
+cached kernel alone took longer than this whole writer). ``<s>`` is written at -99 (SRILM's
+convention; KenLM writes 0 -- both mean "never predicted").
 
 Reader: any valid ARPA file (KenLM, SRILM, IRSTLM, lmlab): tabs or spaces,
 missing back-off fields (= 0), blank lines, ``\\data\\`` preceded by comments.
@@ -32,11 +36,9 @@ KenLM does, so scores do not change. A file without ``<unk>`` gets
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -44,200 +46,181 @@ from ..errors import FormatError
 from .counts import BOS, EOS, UNK, Vocabulary, ngram_words
 from .model import LOG10_ZERO, NgramModel
 
-_CHUNK = 200_000
-_COMPILED_ABOVE = 1_000_000  # n-grams
-_W = 18  # float field: 7 chars of sign + integer part, '.', 10 decimals
+_CHUNK = 8192  # lines formatted at once: the work buffers (~4 MB) stay in cache and are reused
+_REC = 24  # bytes per formatted number: [lead, sign, integer digits right-aligned to byte 7]['.' 10 decimals][trail]
 
 
-def _format_floats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fixed 10-decimal text of each value, trailing zeros dropped: (chars (M, _W), start, length)."""
-    k = np.rint(np.asarray(x, dtype=np.float64) * 1e10).astype(np.int64)
+def _digit_tables() -> dict:
+    """Lookup tables for :func:`_format_records` (built once, vectorised).
+
+    ``d5[v]``: the 5 ASCII digits of v (0..99999, zero-padded) packed little-endian in a uint64;
+    ``end_lo[v]`` / ``end_hi[v]``: one past the last non-zero digit of v when v holds decimals
+    6-10 / 1-5 of a record (0 / 8 (= no decimals: drop the '.') when v = 0);
+    ``int{lead}[i]``, ``start{lead}[i]``: bytes 0-7 of a record for integer part i % 1000 and sign
+    '-' if i >= 1000, right-aligned to byte 7 after an optional ``lead`` byte, and its first byte.
+    """
+    v = np.arange(100_000, dtype=np.uint64)
+    digits = [(v // np.uint64(10 ** (4 - i))) % np.uint64(10) for i in range(5)]  # most significant first
+    d5 = np.zeros(len(v), dtype=np.uint64)
+    for i, d in enumerate(digits):
+        d5 |= (d + np.uint64(48)) << np.uint64(8 * i)
+    kept = np.zeros(len(v), dtype=np.int64)  # digits up to the last non-zero one
+    for i, d in enumerate(digits):
+        kept = np.where(d != 0, i + 1, kept)
+    tables = {"d5": d5, "end_lo": np.where(kept > 0, 14 + kept, 0).astype(np.uint8),
+              "end_hi": np.where(kept > 0, 9 + kept, 8).astype(np.uint8)}
+    for lead in (0, 9):
+        heads = [(bytes([lead]) if lead else b"") + sign + str(ip).encode() for sign in (b"", b"-") for ip in range(1000)]
+        tables[f"int{lead}"] = np.array([int.from_bytes(h.rjust(8, b"\0"), "little") for h in heads], dtype=np.uint64)
+        tables[f"start{lead}"] = np.array([8 - len(h) for h in heads], dtype=np.int64)
+    return tables
+
+
+_TABLES: dict = {}
+
+
+def _format_records(x: np.ndarray, rec: np.ndarray, lead: int, trail: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ARPA text of each log10 value, written into ``rec`` ((M, 3) uint64 = (M, 24) bytes).
+
+    Text: [``lead`` byte] sign, integer part, '.' and the 10 decimals of the value rounded to
+    10 decimals with trailing zeros dropped (no '.' when all are zero), [``trail`` byte]:
+    -1.25 -> "-1.25", -99 -> "-99", 0 -> "0". Record layout: integer part right-aligned to
+    byte 7, '.' at byte 8, decimals at bytes 9-18. Returns (first byte, length) of each text
+    inside its record. Digits come from lookup tables of 5-digit groups.
+    """
+    if not _TABLES:
+        _TABLES.update(_digit_tables())
+    t = _TABLES
+    M = len(x)
+    k = np.rint(np.asarray(x, dtype=np.float64) * 1e10).astype(np.int64)  # the value in units of 1e-10
     neg = k < 0
-    a = np.abs(k)
-    ip, fp = a // 10**10, a % 10**10
-    if len(ip) and ip.max() >= 10**6:
-        raise FormatError(f"value {x[np.argmax(ip)]!r} too large for an ARPA log10 field")
-    chars = np.empty((len(k), _W), dtype=np.uint8)  # (M, _W)
-    chars[:, 0] = ord("0")
-    rest = ip
-    for j in range(6, 0, -1):  # integer digits, right-aligned in columns 1..6
-        rest, digit = np.divmod(rest, 10)
-        chars[:, j] = digit + ord("0")
-    ndig = 1 + sum((ip >= 10**d).astype(np.int64) for d in range(1, 6))
-    rest = fp
-    for j in range(17, 7, -1):  # 10 decimals in columns 8..17
-        rest, digit = np.divmod(rest, 10)
-        chars[:, j] = digit + ord("0")
-    chars[:, 7] = ord(".")
-    rows = np.arange(len(k))
-    start = 7 - ndig - neg.astype(np.int64)
-    chars[rows[neg], start[neg]] = ord("-")
-    # decimals kept: up to the last non-zero one (trailing zeros dropped); none when fp == 0
-    last_nonzero = _W - 1 - np.argmax(chars[:, :7:-1] != ord("0"), axis=1)  # column, (M,)
-    nfrac = np.where(fp > 0, last_nonzero - 7, 0)
-    end = np.where(nfrac > 0, 8 + nfrac, 7)
-    neg_zero = neg & (a == 0)
-    start[neg_zero] += 1
-    return chars, start, end - start
+    u = np.abs(k).view(np.uint64)
+    ip = u // np.uint64(10**10)  # integer part
+    fp = u - ip * np.uint64(10**10)  # the 10 decimals as one integer
+    hi = fp // np.uint64(10**5)  # decimals 1-5
+    lo = fp - hi * np.uint64(10**5)  # decimals 6-10
+    head = np.minimum(ip, np.uint64(999)).astype(np.int64)
+    head += 1000 * neg
+    rec[:, 0] = t[f"int{lead}"][head]
+    start = t[f"start{lead}"][head]
+    for i in np.nonzero(ip >= 1000)[0]:  # |value| >= 1000: rare, formatted one by one
+        if ip[i] >= 10**6:
+            raise FormatError(f"value {x[i]!r} too large for an ARPA log10 field")
+        h = (bytes([lead]) if lead else b"") + (b"-" if neg[i] else b"") + str(int(ip[i])).encode()
+        rec[i, 0] = int.from_bytes(h.rjust(8, b"\0"), "little")
+        start[i] = 8 - len(h)
+    d_lo = t["d5"][lo]
+    rec[:, 1] = (t["d5"][hi] << np.uint64(8)) | (d_lo << np.uint64(48)) | np.uint64(ord("."))
+    rec[:, 2] = d_lo >> np.uint64(16)
+    end = np.maximum(t["end_lo"][lo], t["end_hi"][hi]).astype(np.int64)  # one past the last character kept
+    if trail:
+        flat = np.arange(0, M * _REC, _REC)
+        flat += end
+        rec.view(np.uint8).reshape(-1)[flat] = trail
+        end += 1
+    return start, end - start
 
 
-def _ngram_lines(model: NgramModel, n: int, lo: int, hi: int, word_blob, word_off, word_len) -> bytes:
-    rows = np.arange(lo, hi)
-    M = len(rows)
-    words = ngram_words(model.keys, model.V, n, rows)  # (M, n)
-    pchars, pstart, plen = _format_floats(model.logprob[n - 1][lo:hi])
+class _Buffers:
+    """One chunk's work space, reused from chunk to chunk: [word blob | number records] and the output."""
+
+    def __init__(self, blob: bytes):
+        self.base = len(blob)
+        self.src = np.empty(self.base + 2 * _CHUNK * _REC, dtype=np.uint8)
+        self.src[: self.base] = np.frombuffer(blob, dtype=np.uint8)
+        self.index = np.empty(0, dtype=np.int64)
+        self.out = np.empty(0, dtype=np.uint8)
+
+
+def _ngram_lines(model: NgramModel, n: int, lo: int, hi: int, words: dict, buf: _Buffers) -> np.ndarray:
+    """The ARPA lines of order-n rows lo..hi-1 as bytes (a view of ``buf.out``).
+
+    Each line is a few segments of ``buf.src``: "prob\\t" (a number record), each word
+    (" word", the first without the space, the last of a top-order line with its "\\n"),
+    "\\tbackoff\\n" (a number record). The bytes are gathered in one ``np.take`` with an
+    index made by a running sum: +1 inside a segment, a jump at each segment's first byte.
+    ``words``: offsets and lengths of each word's entry in the blob (see :func:`write_arpa`).
+    """
+    M = hi - lo
     top = n == model.order
-    if not top:
-        bchars, bstart, blen = _format_floats(model.backoff[n - 1][lo:hi])
-    sep = np.frombuffer(b"\t \n", dtype=np.uint8)
-    parts = [pchars.ravel()] + ([] if top else [bchars.ravel()]) + [word_blob, sep]
-    offs = np.cumsum([0] + [len(p) for p in parts])
-    src = np.concatenate(parts)
-    o_p, o_b = offs[0], offs[1]
-    o_w, o_s = offs[-3], offs[-2]
-    S = 2 * n + (3 if not top else 1) + 1
-    seg_start = np.empty((M, S), dtype=np.int64)  # (M, S) segments per line
-    seg_len = np.empty((M, S), dtype=np.int64)
-    seg_start[:, 0] = o_p + np.arange(M) * _W + pstart
-    seg_len[:, 0] = plen
-    seg_start[:, 1], seg_len[:, 1] = o_s, 1  # tab
-    col = 2
+    ids = ngram_words(model.keys, model.V, n, np.arange(lo, hi))  # (M, n)
+    rec_at = np.arange(buf.base, buf.base + M * _REC, _REC)  # (M,) first byte of each line's record
+    rec = buf.src[buf.base: buf.base + M * _REC].view(np.uint64).reshape(M, 3)  # (M, 3) = (M, 24 bytes)
+    first, length = _format_records(model.logprob[n - 1][lo:hi], rec, 0, ord("\t"))
+    starts, lengths = [rec_at + first], [length]  # per segment of the line: (M,) each
     for j in range(n):
-        if j:
-            seg_start[:, col], seg_len[:, col] = o_s + 1, 1  # space
-            col += 1
-        seg_start[:, col] = o_w + word_off[words[:, j]]
-        seg_len[:, col] = word_len[words[:, j]]
-        col += 1
+        w = ids[:, j]
+        starts.append(words["off_first" if j == 0 else "off"][w])
+        if j == n - 1 and top:
+            lengths.append(words["len_first_nl" if j == 0 else "len_nl"][w])
+        else:
+            lengths.append(words["len_first" if j == 0 else "len"][w])
     if not top:
-        seg_start[:, col], seg_len[:, col] = o_s, 1
-        col += 1
-        seg_start[:, col] = o_b + np.arange(M) * _W + bstart
-        seg_len[:, col] = blen
-        col += 1
-    seg_start[:, col], seg_len[:, col] = o_s + 2, 1  # newline
-    seg_start, seg_len = seg_start[:, : col + 1].ravel(), seg_len[:, : col + 1].ravel()
-    out_pos = np.cumsum(seg_len) - seg_len
-    total = int(seg_len.sum())
-    itype = np.int32 if max(total, len(src)) < 2**31 else np.int64  # half the memory traffic
-    gather = np.repeat((seg_start - out_pos).astype(itype), seg_len)
-    gather += np.arange(total, dtype=itype)
-    return src[gather].tobytes()
-
-
-# The compiled line writer. Plain Python functions here; compiled_kernel() jits them on
-# first use (numba is imported lazily: it is slow to import) and caches the machine code.
-def _put_float(out, pos, x):
-    k = np.int64(np.rint(x * 1e10))
-    if k < 0:
-        out[pos] = 45  # '-'
-        pos += 1
-        k = -k
-    ip, fp = k // 10_000_000_000, k % 10_000_000_000
-    nd = 1  # number of integer digits (no scratch buffer: this runs millions of times)
-    p10 = 10
-    while ip >= p10:
-        nd += 1
-        p10 *= 10
-    for j in range(nd - 1, -1, -1):
-        out[pos + j] = 48 + ip % 10
-        ip //= 10
-    pos += nd
-    if fp > 0:
-        out[pos] = 46  # '.'
-        pos += 1
-        width = 10
-        while fp % 10 == 0:
-            fp //= 10
-            width -= 1
-        for j in range(width - 1, -1, -1):
-            out[pos + j] = 48 + fp % 10
-            fp //= 10
-        pos += width
-    return pos
-
-
-def _lines_kernel(out, words, blob, off, length, lp, bo, has_bo):
-    pos = 0
-    M, n = words.shape
-    for i in range(M):
-        pos = _put_float(out, pos, lp[i])
-        out[pos] = 9
-        pos += 1
-        for j in range(n):
-            if j:
-                out[pos] = 32
-                pos += 1
-            w = words[i, j]
-            o = off[w]
-            for b in range(length[w]):
-                out[pos + b] = blob[o + b]
-            pos += length[w]
-        if has_bo:
-            out[pos] = 9
-            pos += 1
-            pos = _put_float(out, pos, bo[i])
-        out[pos] = 10
-        pos += 1
-    return pos
-
-
-_KERNEL: list = []  # [jitted _lines_kernel or None], filled on first use
-
-
-def compiled_kernel():
-    """The numba-compiled line writer, or None without numba (the optional ``fast`` extra)."""
-    if not _KERNEL:
-        try:
-            from numba import njit
-        except ImportError:
-            _KERNEL.append(None)
-            return None
-        global _put_float
-        _put_float = njit(cache=True)(_put_float)  # the kernel calls it through this global
-        _KERNEL.append(njit(cache=True)(_lines_kernel))
-    return _KERNEL[0]
-
-
-def _ngram_lines_compiled(model: NgramModel, n: int, lo: int, hi: int, word_blob, word_off, word_len) -> bytes:
-    words = ngram_words(model.keys, model.V, n, np.arange(lo, hi))  # (M, n)
-    top = n == model.order
-    lp = np.ascontiguousarray(model.logprob[n - 1][lo:hi], dtype=np.float64)
-    bo = np.ascontiguousarray(model.backoff[n - 1][lo:hi] if not top else lp, dtype=np.float64)
-    if len(lp) and max(np.abs(lp).max(), np.abs(bo).max()) >= 1e6:
-        raise FormatError("a log10 value is too large for an ARPA field")
-    size = int(word_len[words].sum()) + len(lp) * (2 * 20 + n + 3)
-    out = np.empty(size, dtype=np.uint8)
-    used = compiled_kernel()(out, words, word_blob, word_off, word_len, lp, bo, not top)
-    return out[:used].tobytes()
+        at = buf.base + _CHUNK * _REC
+        rec = buf.src[at: at + M * _REC].view(np.uint64).reshape(M, 3)
+        first, length = _format_records(model.backoff[n - 1][lo:hi], rec, ord("\t"), ord("\n"))
+        rec_at += _CHUNK * _REC
+        rec_at += first
+        starts.append(rec_at)
+        lengths.append(length)
+    line_len = lengths[0].copy()
+    for length in lengths[1:]:
+        line_len += length
+    out_at = np.cumsum(line_len)  # where each segment's first byte goes, starting with the first segments
+    total = int(out_at[-1])
+    out_at -= line_len
+    if len(buf.index) < total:
+        buf.index = np.empty(total + total // 4, dtype=np.int64)
+        buf.out = np.empty(len(buf.index), dtype=np.uint8)
+    index = buf.index[:total]
+    index.fill(1)
+    prev_end = np.empty(M, dtype=np.int64)  # one past the source of the byte written before each segment
+    prev_end[0] = 1  # (so that the running sum starts at the first segment's start)
+    np.add(starts[-1][:-1], lengths[-1][:-1], out=prev_end[1:])
+    for start, length in zip(starts, lengths):
+        jump = start - prev_end
+        jump += 1
+        index[out_at] = jump
+        out_at += length
+        np.add(start, length, out=prev_end)
+    np.cumsum(index, out=index)
+    return np.take(buf.src, index, out=buf.out[:total])
 
 
 def write_arpa(model: NgramModel, path: str | os.PathLike) -> None:
     """Write ``model`` as an ARPA file (``.gz`` suffix: gzip). Atomic: temp file, then rename."""
-    path = Path(path)
-    encoded = [w.encode("utf-8") for w in model.vocab.words]
-    word_len = np.array([len(b) for b in encoded], dtype=np.int64)
-    word_off = np.cumsum(word_len) - word_len
-    word_blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    # the compiled writer pays ~0.5 s to import numba and load its cache: only worth it for big files
-    use_compiled = sum(model.sizes()) > _COMPILED_ABOVE and compiled_kernel() is not None
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    opener = gzip.open if path.suffix == ".gz" else open
+    path = os.fspath(path)
+    blob = (" " + "\n ".join(model.vocab.words) + "\n").encode("utf-8")  # b" word\n" per word
+    end = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == ord("\n")) + 1  # one past each entry
+    if len(end) != model.V:  # a word with a newline in it: find the entries one by one
+        end = np.cumsum([len(w.encode("utf-8")) + 2 for w in model.vocab.words])
+    off = np.concatenate(([0], end[:-1]))
+    size = end - off
+    words = {"off": off, "off_first": off + 1, "len": size - 1, "len_first": size - 2,
+             "len_nl": size, "len_first_nl": size - 1}
+    buf = _Buffers(blob)
+    head, tail = os.path.split(path)
+    tmp = os.path.join(head, f".{tail}.tmp{os.getpid()}")
     try:
-        with opener(tmp, "wb") as f:
-            f.write(b"\\data\\\n")
-            for n, size in enumerate(model.sizes(), start=1):
-                f.write(f"ngram {n}={size}\n".encode())
+        with _open_out(tmp, gz=path.endswith(".gz")) as f:
+            f.write(b"\\data\\\n" + "".join(f"ngram {n}={size}\n" for n, size in enumerate(model.sizes(), 1)).encode())
             for n, size in enumerate(model.sizes(), start=1):
                 f.write(f"\n\\{n}-grams:\n".encode())
-                lines = _ngram_lines_compiled if use_compiled else _ngram_lines
                 for lo in range(0, size, _CHUNK):
-                    f.write(lines(model, n, lo, min(size, lo + _CHUNK), word_blob, word_off, word_len))
+                    f.write(_ngram_lines(model, n, lo, min(size, lo + _CHUNK), words, buf))
             f.write(b"\n\\end\\\n")
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _open_out(path: str, gz: bool):
+    if gz:
+        import gzip
+
+        return gzip.open(path, "wb")
+    return open(path, "wb")
 
 
 _HEADER = re.compile(r"^ngram\s+(\d+)\s*=\s*(\d+)\s*$")
@@ -246,11 +229,14 @@ _SECTION = re.compile(r"^\\(\d+)-grams:\s*$")
 
 def read_arpa(path: str | os.PathLike) -> NgramModel:
     """Read an ARPA file (plain or ``.gz``) into an :class:`NgramModel`."""
-    path = Path(path)
-    if not path.exists():
+    path = os.fspath(path)
+    if not os.path.exists(path):
         raise FormatError(f"{path}: no such ARPA file")
-    raw = path.read_bytes()
+    with open(path, "rb") as f:
+        raw = f.read()
     if raw[:2] == b"\x1f\x8b":
+        import gzip
+
         raw = gzip.decompress(raw)
     try:
         text = raw.decode("utf-8")

@@ -134,9 +134,12 @@ def _compiled_scorer():
 def log10_or_zero(p: np.ndarray) -> np.ndarray:
     """log10 with 0 -> -99 (the ARPA convention)."""
     p = np.asarray(p, dtype=np.float64)
-    out = np.full(p.shape, LOG10_ZERO)
     pos = p > 0
-    out[pos] = np.log10(p[pos])
+    if pos.all():  # (the common case: no masking, same log10 of the same values)
+        out = np.log10(p)
+    else:
+        out = np.full(p.shape, LOG10_ZERO)
+        out[pos] = np.log10(p[pos])
     return np.maximum(out, LOG10_ZERO)
 
 
