@@ -135,12 +135,41 @@ def test_electra_discriminator_both_ways(tmp_path):
         close_real(again(input_ids=ids, attention_mask=mask, token_type_ids=seg).logits, logits, mask)
 
 
+def test_electra_generator_out_as_masked_lm(tmp_path):
+    """lmlab's generator (1/4 width, so E -> H_G is projected) saved as ElectraForMaskedLM, same logits."""
+    from lmlab.models.electra import ElectraConfig, ElectraForPreTraining
+
+    torch.manual_seed(0)
+    ours = perturb(ElectraForPreTraining(ElectraConfig(vocab_size=V, d_embedding=16, d_model=32, n_layers=2,
+                                                       n_heads=4, d_ff=64, max_length=40)))
+    assert ours.config.generator_sizes() == (8, 1, 16)
+    ids, mask, seg = inputs()
+    everywhere = torch.ones(B, T, dtype=torch.bool)
+    with torch.no_grad():
+        embedded = ours.discriminator.embeddings(ids, seg)
+        logits = ours.generator(embedded, mask, everywhere, ours.discriminator.embeddings.token.weight)
+    save_hf(ours, tmp_path / "gen", part="generator")
+    hf = transformers.ElectraForMaskedLM.from_pretrained(tmp_path / "gen").eval()
+    assert hf.config.hidden_size == 8 and hf.config.embedding_size == 16
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask, token_type_ids=seg).logits
+    close_real(logits.view(B, T, V), ref, mask)  # (B·T, V) -> (B, T, V)
+    with pytest.raises(FormatError, match="generator"):
+        load_hf(tmp_path / "gen")
+
+
 def test_refusals(tmp_path):
+    from lmlab.models.bert import BertForPreTraining, preset
     from lmlab.models.albert import AlbertConfig, AlbertForPreTraining
 
     with pytest.raises(UsageError):
         save_hf(AlbertForPreTraining(AlbertConfig(vocab_size=50, d_model=32, n_heads=2, d_ff=64, n_layers=2,
                                                   d_embedding=16, sharing="attention")), tmp_path / "x")
+    spanbert = BertForPreTraining(preset("spanbert-base", vocab_size=50, d_model=32, n_heads=2, d_ff=64, n_layers=1))
+    with pytest.raises(UsageError, match="SBO"):
+        save_hf(spanbert, tmp_path / "y")
+    with pytest.raises(UsageError, match="generator"):
+        save_hf(spanbert, tmp_path / "z", part="generator")
     (tmp_path / "pickle").mkdir()
     (tmp_path / "pickle" / "config.json").write_text('{"model_type": "bert"}')
     (tmp_path / "pickle" / "pytorch_model.bin").write_bytes(b"not read")

@@ -12,9 +12,15 @@ map; saving does the reverse and writes a folder ``transformers`` opens with
 | roberta | ``BertForPreTraining`` (roberta preset) | RobertaForMaskedLM |
 | albert | ``models.albert.AlbertForPreTraining`` (sharing all / none) | AlbertForPreTraining, AlbertForMaskedLM |
 | electra | ``models.electra.ElectraDiscriminator`` | ElectraForPreTraining (the discriminator) |
+| electra, out only | the generator of ``models.electra.ElectraForPreTraining`` | ElectraForMaskedLM (``save_hf(..., part="generator")``) |
 
 The maps are plain tables (lmlab name, HF name) with ``{i}`` for a layer; no regex guessing.
 ALBERT's attention-only / FFN-only sharing has no Hugging Face equivalent and is refused.
+ELECTRA's generator goes out as its own ``ElectraForMaskedLM`` folder (the shared embeddings
+copied into it, as Hugging Face's released generators hold them); a generator folder is not read
+back (lmlab fine-tunes the discriminator; loading one is refused with a message). SpanBERT's SBO
+head has no Hugging Face class: exporting a SpanBERT model is refused, and it is kept in lmlab's
+own folder format (``save_pretrained``) only.
 This module needs ``safetensors`` only; ``transformers`` is used by the tests, not here.
 The GPT-2 map lives in ``interop/hf.py``.
 """
@@ -105,6 +111,20 @@ def electra_key_map(n_layers: int, projected: bool) -> list[tuple[str, str]]:
         pairs += [(f"encoder.layers.{i}.{a}", f"electra.encoder.layer.{i}.{b}") for a, b in _wb(_BERT_LAYER)]
     pairs += _wb([("head_dense", "discriminator_predictions.dense"),
                   ("head_out", "discriminator_predictions.dense_prediction")])
+    return pairs
+
+
+def electra_generator_key_map(n_layers: int, projected: bool) -> list[tuple[str, str]]:
+    """(key in ``ElectraForPreTraining``, key in HF ``ElectraForMaskedLM``) for the generator."""
+    pairs = [(f"discriminator.embeddings.{a}", f"electra.embeddings.{b}") for a, b in _EMBEDDINGS]
+    if projected:
+        pairs += _wb([("generator.encoder.project", "electra.embeddings_project")])
+    for i in range(n_layers):
+        pairs += [(f"generator.encoder.layers.{i}.{a}", f"electra.encoder.layer.{i}.{b}")
+                  for a, b in _wb(_BERT_LAYER)]
+    pairs += _wb([("generator.transform", "generator_predictions.dense"),
+                  ("generator.norm", "generator_predictions.LayerNorm")])
+    pairs += [("generator.bias", "generator_lm_head.bias")]
     return pairs
 
 
@@ -236,6 +256,9 @@ def load_hf(folder: str | Path):
     elif kind == "electra":
         from ..models.electra import ElectraDiscriminator
 
+        if "generator_predictions.dense.weight" in tensors:
+            raise FormatError(f"{folder}: an ELECTRA generator (ElectraForMaskedLM); lmlab reads ELECTRA "
+                              "discriminators (ElectraForPreTraining / ElectraModel) only")
         tensors = _with_prefix(tensors, "electra")
         config = _electra_config(hf)
         model = ElectraDiscriminator(config)
@@ -250,22 +273,41 @@ def load_hf(folder: str | Path):
 # ----------------------------------------------------------------------------- out
 
 
+_ACT = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
+
+
+def _common_config(c, d_model: int, n_heads: int, d_ff: int) -> dict:
+    return {"vocab_size": c.vocab_size, "hidden_size": d_model, "num_hidden_layers": c.n_layers,
+            "num_attention_heads": n_heads, "intermediate_size": d_ff,
+            "max_position_embeddings": c.max_length, "type_vocab_size": c.type_vocab_size,
+            "hidden_act": _ACT[c.activation], "hidden_dropout_prob": c.dropout,
+            "attention_probs_dropout_prob": c.attn_dropout, "layer_norm_eps": c.layer_norm_eps,
+            "initializer_range": c.init_std, "pad_token_id": c.pad_token_id}
+
+
+def _generator_hf_config(model) -> tuple[dict, list[tuple[str, str]], dict]:
+    """The generator of an ``ElectraForPreTraining`` as an HF ``ElectraForMaskedLM``."""
+    c = model.config
+    if c.activation != "gelu":
+        raise UsageError(f"Hugging Face's ELECTRA generator head is fixed to GELU; this model uses {c.activation!r}")
+    d_model, n_heads, d_ff = c.generator_sizes()
+    config = {**_common_config(c, d_model, n_heads, d_ff), "model_type": "electra",
+              "architectures": ["ElectraForMaskedLM"], "embedding_size": c.d_embedding,
+              "tie_word_embeddings": True}
+    extra = {"generator_lm_head.weight": model.discriminator.embeddings.token.weight}
+    return config, electra_generator_key_map(c.n_layers, c.d_embedding != d_model), extra
+
+
 def _hf_config(model: nn.Module) -> tuple[dict, list[tuple[str, str]], dict]:
     """(HF config.json, key map, extra HF tensors such as tied decoders) for an lmlab model."""
     from ..models.albert import AlbertForPreTraining
     from ..models.bert import BertForPreTraining
     from ..models.electra import ElectraDiscriminator, ElectraForPreTraining
 
-    act = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
     if isinstance(model, ElectraForPreTraining):
         model = model.discriminator
     c = model.config
-    common = {"vocab_size": c.vocab_size, "hidden_size": c.d_model, "num_hidden_layers": c.n_layers,
-              "num_attention_heads": c.n_heads, "intermediate_size": c.d_ff,
-              "max_position_embeddings": c.max_length, "type_vocab_size": c.type_vocab_size,
-              "hidden_act": act[c.activation], "hidden_dropout_prob": c.dropout,
-              "attention_probs_dropout_prob": c.attn_dropout, "layer_norm_eps": c.layer_norm_eps,
-              "initializer_range": c.init_std, "pad_token_id": c.pad_token_id}
+    common = _common_config(c, c.d_model, c.n_heads, c.d_ff)
     if isinstance(model, BertForPreTraining):
         if c.span_boundary_head:
             raise UsageError("SpanBERT's SBO head has no Hugging Face class; save it with save_pretrained")
@@ -296,14 +338,28 @@ def _hf_config(model: nn.Module) -> tuple[dict, list[tuple[str, str]], dict]:
     raise UsageError(f"cannot export {type(model).__name__} to Hugging Face (BERT, RoBERTa, ALBERT, ELECTRA only)")
 
 
-def save_hf(model: nn.Module, folder: str | Path, tokenizer_files: dict[str, bytes] | None = None) -> Path:
-    """Write ``model`` as a Hugging Face folder (config.json + model.safetensors), atomically."""
+def save_hf(model: nn.Module, folder: str | Path, tokenizer_files: dict[str, bytes] | None = None,
+            part: str = "model") -> Path:
+    """Write ``model`` as a Hugging Face folder (config.json + model.safetensors), atomically.
+
+    ``part``: ``"model"`` (the default: BERT / RoBERTa / ALBERT, or ELECTRA's discriminator as
+    ``ElectraForPreTraining``) or ``"generator"`` (an lmlab ``ElectraForPreTraining``'s generator
+    as ``ElectraForMaskedLM``).
+    """
     from safetensors.torch import save_file
 
-    hf_config, pairs, extra = _hf_config(model)
     from ..models.electra import ElectraForPreTraining
 
-    source = model.discriminator if isinstance(model, ElectraForPreTraining) else model
+    if part not in ("model", "generator"):
+        raise UsageError(f"part must be 'model' or 'generator', got {part!r}")
+    if part == "generator":
+        if not isinstance(model, ElectraForPreTraining):
+            raise UsageError(f"part='generator' needs an ELECTRA pretraining model, got {type(model).__name__}")
+        hf_config, pairs, extra = _generator_hf_config(model)
+        source = model
+    else:
+        hf_config, pairs, extra = _hf_config(model)
+        source = model.discriminator if isinstance(model, ElectraForPreTraining) else model
     state = source.state_dict()
     tensors = {theirs: state[ours] for ours, theirs in pairs}
     tensors.update(extra)
@@ -318,4 +374,4 @@ def save_hf(model: nn.Module, folder: str | Path, tokenizer_files: dict[str, byt
     return folder
 
 
-__all__ = ["albert_key_map", "bert_key_map", "electra_key_map", "load_hf", "save_hf"]
+__all__ = ["albert_key_map", "bert_key_map", "electra_generator_key_map", "electra_key_map", "load_hf", "save_hf"]
