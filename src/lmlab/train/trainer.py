@@ -136,7 +136,7 @@ class TrainConfig:
     max_steps: int = 1000
     grad_accum: int = 1
     # optimiser
-    optimizer: Literal["adamw", "sgd"] = "adamw"
+    optimizer: Literal["adamw", "sgd", "lamb"] = "adamw"   # lamb: lmlab.train.optim (ALBERT's)
     lr: float = 1e-3
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
@@ -364,6 +364,10 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
         raise UsageError("the model has no trainable parameters")
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps)
+    if config.optimizer == "lamb":
+        from .optim import Lamb
+
+        return Lamb(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps)
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
 
 
