@@ -32,3 +32,15 @@ def run_cli(*args: str, env: dict | None = None, input: str | None = None, cwd=N
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: one torch thread is fastest, and the CI machine's two cores are shared by two
+    pytest workers. Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -27,13 +27,7 @@ from lmlab.nn.norms import PostNormResidual, PreNormResidual, RMSNorm
 from lmlab.nn.positional import SinusoidalPositions, sinusoid_table
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is fastest, and the CI machine's two cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def qkv(B=2, H=3, T=5, S=5, D=8, seed=0):

@@ -16,13 +16,7 @@ from lmlab.errors import CheckpointError, ConfigError, UsageError
 from lmlab.models.gpt import GPTClassifier, GPTClassifierConfig, GPTConfig, GPTLanguageModel, pool, preset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is fastest, and the CI machine's two cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kenlm"  # wiki-vital sentences, tokenized

@@ -12,13 +12,7 @@ from lmlab.errors import CheckpointError, ConfigError
 from lmlab.models.transformer import Transformer, TransformerConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is fastest, and the CI machine's two cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 PAD, BOS, EOS = 0, 1, 2
