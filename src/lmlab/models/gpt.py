@@ -418,12 +418,11 @@ class GPTClassifier(_SaveLoad, nn.Module):
 
     def lm_loss(self, states: Tensor, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """L_1: mean -log P(x_{t+1} | x_<=t) over the real tokens, from the states (B, T, C) of ``input_ids``."""
-        from ..objectives.clm import lm_loss_sum, shift_targets
+        from ..objectives.clm import shift_targets
 
         _, targets = shift_targets(input_ids, attention_mask)                     # (B, T - 1)
-        logits = F.linear(states[:, :-1], self.gpt.token_embedding.weight)        # (B, T - 1, V)
-        total, count = lm_loss_sum(logits, targets)
-        return total / count.clamp(min=1)
+        h = states[:, :-1].reshape(-1, states.shape[-1])                          # (B (T - 1), C)
+        return linear_cross_entropy(h, self.gpt.token_embedding.weight, targets.reshape(-1))
 
     def loss_terms(self, input_ids: Tensor, labels: Tensor,
                    attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
