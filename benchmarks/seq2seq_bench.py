@@ -148,9 +148,11 @@ def test_loss(model, rows: torch.Tensor, objective: PairObjective) -> float:
 
 def decode_all(model, sources: torch.Tensor, max_new: int, beams: int, batch: int = 256) -> list[list[int]]:
     """Output ids (EOS and padding removed) for every source row."""
+    from lmlab.tasks.generation import translate
+
     outputs = []
     for start in range(0, len(sources), batch):
-        produced = model.translate(trim(sources[start:start + batch]), max_new_tokens=max_new, num_beams=beams)
+        produced = translate(model, trim(sources[start:start + batch]), max_new_tokens=max_new, num_beams=beams)
         for row in produced.tolist():
             ids = []
             for i in row:

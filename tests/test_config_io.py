@@ -7,7 +7,7 @@ from typing import Literal, Optional
 import pytest
 import torch
 
-from lmlab import config, io
+from lmlab import config, io, pretrained
 from lmlab.errors import CheckpointError, ConfigError
 
 
@@ -74,30 +74,30 @@ def test_malformed_config_files(tmp_path):
 
 def test_model_folder_round_trip_and_corruption(tmp_path):
     module = torch.nn.Linear(3, 2)
-    folder = io.save_model_folder(tmp_path / "m", "toy", {"d": 3}, module.state_dict(), {"vocab.txt": b"a\n"})
-    cfg, tensors = io.load_model_folder(folder)
+    folder = pretrained.save_model_folder(tmp_path / "m", "toy", {"d": 3}, module.state_dict(), {"vocab.txt": b"a\n"})
+    cfg, tensors = pretrained.load_model_folder(folder)
     assert cfg == {"family": "toy", "d": 3} and (folder / "vocab.txt").read_bytes() == b"a\n"
     other = torch.nn.Linear(3, 2)
-    io.load_state_strict(other, tensors, str(folder))
+    pretrained.load_state_strict(other, tensors, str(folder))
     assert torch.equal(other.weight, module.weight)
     with pytest.raises(CheckpointError, match="weights do not match"):
-        io.load_state_strict(torch.nn.Linear(3, 3, bias=False), tensors, str(folder))
-    weights = folder / io.WEIGHTS_NAME
+        pretrained.load_state_strict(torch.nn.Linear(3, 3, bias=False), tensors, str(folder))
+    weights = folder / pretrained.WEIGHTS_NAME
     data = weights.read_bytes()
     weights.write_bytes(data[:-5])
     with pytest.raises(CheckpointError, match="truncated"):
-        io.load_model_folder(folder)
+        pretrained.load_model_folder(folder)
     weights.write_bytes(b"\xff" * 3)
     with pytest.raises(CheckpointError, match="truncated"):
-        io.load_model_folder(folder)
+        pretrained.load_model_folder(folder)
     weights.write_bytes((10**12).to_bytes(8, "little") + b"{}")
     with pytest.raises(CheckpointError, match="bad safetensors header"):
-        io.load_model_folder(folder)
-    (folder / io.CONFIG_NAME).write_text("{oops")
+        pretrained.load_model_folder(folder)
+    (folder / pretrained.CONFIG_NAME).write_text("{oops")
     with pytest.raises(CheckpointError, match="not valid JSON"):
-        io.load_model_folder(folder)
+        pretrained.load_model_folder(folder)
     with pytest.raises(CheckpointError, match="not found"):
-        io.load_model_folder(tmp_path / "nope")
+        pretrained.load_model_folder(tmp_path / "nope")
 
 
 def test_atomic_dir_keeps_old_on_failure(tmp_path):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError, closest
+from .io import atomic_write_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -161,8 +162,6 @@ def read_table(path: str | Path) -> dict:
 
 def save(obj: Any, path: str | Path) -> None:
     """Write a dataclass as pretty JSON, atomically."""
-    from .io import atomic_write_text
-
     atomic_write_text(path, json.dumps(to_dict(obj), indent=2, sort_keys=False) + "\n")
 
 

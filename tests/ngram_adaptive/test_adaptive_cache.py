@@ -115,7 +115,8 @@ def test_bad_parameters(base_model, kwargs):
 def test_save_load_and_malformed_files(base_model, streams, tmp_path):
     from lmlab.errors import ConfigError, FormatError
     from lmlab.ngram import write_arpa
-    from lmlab.ngram.adaptive import adapted_path, load_adapted, save_cache
+    from lmlab.ngram.adaptive import adapted_path, save_cache
+    from lmlab.ngram.maxent import load_adapted
 
     arpa = tmp_path / "m.arpa"
     write_arpa(base_model, arpa)

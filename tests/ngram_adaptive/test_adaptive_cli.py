@@ -10,7 +10,7 @@ import typer
 from lmlab.cli import main as cli_main
 from lmlab.errors import LmlabError
 from lmlab.ngram import build, write_arpa
-from lmlab.ngram.adaptive import document_sentences
+from lmlab.data.corpus import document_sentences
 from lmlab.ngram.demo import closed_vocabulary
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from lmlab.ngram.adaptive import DocumentStream, base_logprobs, load_adapted, perplexity
+from lmlab.ngram.adaptive import DocumentStream, base_logprobs, perplexity
+from lmlab.ngram.maxent import load_adapted
 from lmlab.ngram.counts import Vocabulary
 from lmlab.ngram.maxent import MaxentConfig, MaxentLM, MaxentModel, Positions, build_features, train_maxent
 

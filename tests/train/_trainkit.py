@@ -185,7 +185,7 @@ class TinyObjectiveConfig:
 def build_tiny(run):
     """``build(run) -> TrainingJob`` for the tiny LM: what a family adds to lmlab.cli.train.BUILDERS."""
     from lmlab import config as config_io
-    from lmlab.io import save_model_folder
+    from lmlab.pretrained import save_model_folder
     from lmlab.train import TrainingJob
 
     model_cfg = config_io.from_dict(TinyModelConfig, run.model, where="model")

@@ -39,7 +39,12 @@ def test_learns_real_text_and_logs_every_metric(tmp_path):
     assert evals[-1]["eval_ppl"] == pytest.approx(math.exp(evals[-1]["eval_loss"]))
     assert result.eval["eval_loss"] == evals[-1]["eval_loss"] < math.log(vocab)
     assert rows[0]["lr"] == pytest.approx(1e-2 / 5) and rows[4]["lr"] == pytest.approx(1e-2)
-    assert (tmp_path / "loss.png").stat().st_size > 1000
+    try:  # the loss plot needs the plot extra; the rest of the run must not
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not (tmp_path / "loss.png").exists()
+    else:
+        assert (tmp_path / "loss.png").stat().st_size > 1000
     best = json.loads((tmp_path / "best" / "best.json").read_text())
     assert best["eval_loss"] == result.best_eval_loss
 

@@ -48,7 +48,7 @@ def _load_any(path: Path):
     from ..embeddings.vectors import Vectors
 
     if path.is_dir():
-        from ..io import read_model_config
+        from ..pretrained import read_model_config
 
         family = read_model_config(path).get("family")
         if family == "fasttext":

@@ -71,7 +71,7 @@ def ppl(
                                   sentences=ev.sentences)
         family = "ngram (ARPA)"
     else:
-        from ..io import read_model_config
+        from ..pretrained import read_model_config
 
         raw = read_model_config(model_dir)
         family = raw.get("family")

@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="write into a non-empty --out"),
     ) -> None:
         """Fine-tune a pretrained encoder and report test accuracy and macro-F1."""
-        from ..io import atomic_write_text, read_model_config
+        from ..io import atomic_write_text
+        from ..pretrained import read_model_config
         from ..tasks.classification import FinetuneSpec
         from ..tasks.classification import finetune as run
 

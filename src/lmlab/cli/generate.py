@@ -39,7 +39,7 @@ class _GPT2Files:
 def load_model(folder: Path):
     """An lmlab GPTLanguageModel from an lmlab GPT folder or a Hugging Face GPT-2 folder."""
     from ..interop.hf import is_hf_gpt2_folder, load_gpt2
-    from ..io import read_model_config
+    from ..pretrained import read_model_config
     from ..models.gpt import GPTLanguageModel
 
     if is_hf_gpt2_folder(folder):

@@ -40,7 +40,7 @@ def _numbers(text: str, what: str, cast=float) -> list:
 def _documents(corpus: str) -> tuple[dict, dict]:
     """(documents, sentences) per split: lmlab Documents with text, and each one's word-level sentences."""
     from ..data import sources
-    from ..ngram.adaptive import document_sentences
+    from ..data.corpus import document_sentences
 
     splits = sources.load(corpus).split()
     raw, sents = {}, {}
@@ -261,7 +261,7 @@ def read_documents(text: str, default_split: str = "test") -> list[list[list[str
             raise DataError(f"{path}: no sentences (the file is empty)")
         return docs
     from ..data import sources
-    from ..ngram.adaptive import document_sentences
+    from ..data.corpus import document_sentences
 
     name, _, split = text.partition(":")
     if name not in sources.SOURCES:
@@ -271,7 +271,8 @@ def read_documents(text: str, default_split: str = "test") -> list[list[list[str
 
 def eval_adapted(model_path: Path, text: str):
     """Load an adapted model (JSON) and score ``text`` document by document -> :class:`Evaluation`."""
-    from ..ngram.adaptive import DocumentStream, evaluation, load_adapted
+    from ..ngram.adaptive import DocumentStream, evaluation
+    from ..ngram.maxent import load_adapted
 
     model = load_adapted(model_path)
     stream = DocumentStream.from_documents(read_documents(text), model.vocab)

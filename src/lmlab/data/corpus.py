@@ -207,3 +207,8 @@ def read_user_corpus(spec: str | Path, doc_sep: str = "line", errors: str = "str
     if not documents:
         raise DataError(f"{spec_str}: the corpus is empty (no non-blank documents)")
     return Corpus(name=path.name if not any(ch in spec_str for ch in "*?[") else spec_str, documents=documents)
+
+
+def document_sentences(documents) -> list[list[list[str]]]:
+    """Documents -> one list of word-level sentences per document (the shared stream's rules)."""
+    return [word_sentences([d]) for d in documents]

@@ -219,7 +219,7 @@ class FastText:
         """Model folder: config.json, model.safetensors (wi incl. buckets, syn1neg, syn1, counts), vocab.txt."""
         import torch
 
-        from ..io import save_model_folder
+        from ..pretrained import save_model_folder
 
         if self.vocab is None:
             raise UsageError("fastText: nothing to save (the model has not been trained)")
@@ -231,7 +231,7 @@ class FastText:
     @classmethod
     def load(cls, folder: str | Path) -> FastText:
         from ..config import from_dict
-        from ..io import load_model_folder
+        from ..pretrained import load_model_folder
 
         config, tensors = load_model_folder(folder)
         if config.get("family") != cls.family:
@@ -343,7 +343,7 @@ class FastTextClassifier:
         """Model folder: config.json (config + labels), model.safetensors (wi, wo, counts), vocab.txt."""
         import torch
 
-        from ..io import save_model_folder
+        from ..pretrained import save_model_folder
 
         if self.wi is None:
             raise UsageError("classifier: nothing to save (the model has not been trained)")
@@ -355,7 +355,7 @@ class FastTextClassifier:
     @classmethod
     def load(cls, folder: str | Path) -> FastTextClassifier:
         from ..config import from_dict
-        from ..io import load_model_folder
+        from ..pretrained import load_model_folder
 
         config, tensors = load_model_folder(folder)
         if config.get("family") != cls.family:

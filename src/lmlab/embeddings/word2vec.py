@@ -388,7 +388,7 @@ class Word2Vec:
         """A model folder: config.json, model.safetensors (syn0, syn1neg, syn1, counts), vocab.txt."""
         import torch
 
-        from ..io import save_model_folder
+        from ..pretrained import save_model_folder
 
         if self.vocab is None:
             raise UsageError("word2vec: nothing to save (the model has not been trained)")
@@ -401,7 +401,7 @@ class Word2Vec:
     @classmethod
     def load(cls, folder: str | Path) -> Word2Vec:
         from ..config import from_dict
-        from ..io import load_model_folder
+        from ..pretrained import load_model_folder
 
         config, tensors = load_model_folder(folder)
         if config.get("family") != cls.family:

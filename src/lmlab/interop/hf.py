@@ -26,6 +26,7 @@ import torch
 
 from .. import config as cfg
 from .. import io
+from .. import pretrained
 from ..errors import CheckpointError, ConfigError
 from ..models.gpt import GPTConfig, GPTLanguageModel
 
@@ -58,7 +59,7 @@ TOP_KEYS = {
 
 
 def is_hf_gpt2_folder(folder: str | Path) -> bool:
-    path = Path(folder) / io.CONFIG_NAME
+    path = Path(folder) / pretrained.CONFIG_NAME
     if not path.is_file():
         return False
     try:
@@ -178,11 +179,11 @@ def state_dict_to_hf(model: GPTLanguageModel) -> dict:
 def load_gpt2(folder: str | Path) -> GPTLanguageModel:
     """A Hugging Face GPT-2 folder (config.json + model.safetensors) as an lmlab GPTLanguageModel."""
     folder = Path(folder)
-    hf_config = io.read_model_config(folder)
-    config = config_from_hf(hf_config, where=str(folder / io.CONFIG_NAME))
-    tensors = io.load_tensors(folder / io.WEIGHTS_NAME)
+    hf_config = pretrained.read_model_config(folder)
+    config = config_from_hf(hf_config, where=str(folder / pretrained.CONFIG_NAME))
+    tensors = io.load_tensors(folder / pretrained.WEIGHTS_NAME)
     model = GPTLanguageModel(config)
-    io.load_state_strict(model, state_dict_from_hf(tensors, config, str(folder)), str(folder))
+    pretrained.load_state_strict(model, state_dict_from_hf(tensors, config, str(folder)), str(folder))
     return model
 
 
@@ -194,8 +195,8 @@ def save_gpt2(model: GPTLanguageModel, folder: str | Path, tokenizer_folder: str
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict_to_hf(model).items()}
     folder = Path(folder)
     with io.atomic_dir(folder) as tmp:
-        (tmp / io.CONFIG_NAME).write_text(json.dumps(hf_config, indent=2) + "\n")
-        save_file(tensors, str(tmp / io.WEIGHTS_NAME), metadata={"format": "pt"})
+        (tmp / pretrained.CONFIG_NAME).write_text(json.dumps(hf_config, indent=2) + "\n")
+        save_file(tensors, str(tmp / pretrained.WEIGHTS_NAME), metadata={"format": "pt"})
         if tokenizer_folder is not None:
             for name in TOKENIZER_FILES:
                 source = Path(tokenizer_folder) / name

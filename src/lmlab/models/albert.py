@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import config as cfg
-from .. import io
+from .. import pretrained
 from ..errors import CheckpointError, ConfigError, UsageError
 from ..nn.attention import padding_mask, self_attention
 from ..nn.feedforward import FeedForward, activation_module
@@ -185,16 +185,16 @@ class AlbertForPreTraining(nn.Module):
         return PretrainingOutput(mlm_logits, sentence_logits, None, h)
 
     def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
-        return io.save_model_folder(folder, self.family, cfg.to_dict(self.config), self.state_dict(), extra_files)
+        return pretrained.save_model_folder(folder, self.family, cfg.to_dict(self.config), self.state_dict(), extra_files)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> AlbertForPreTraining:
-        data, tensors = io.load_model_folder(folder)
+        data, tensors = pretrained.load_model_folder(folder)
         family = data.pop("family", None)
         if family != cls.family:
             raise CheckpointError(f"{folder}: holds a {family!r} model, not {cls.family!r}")
         model = cls(cfg.from_dict(AlbertConfig, data, where=f"{folder}/config.json"))
-        io.load_state_strict(model, tensors, str(folder))
+        pretrained.load_state_strict(model, tensors, str(folder))
         return model
 
 

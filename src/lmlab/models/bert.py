@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import config as cfg
-from .. import io
+from .. import pretrained
 from ..errors import ConfigError, UsageError
 from ..nn.attention import TransformerLayer, padding_mask, self_attention
 from ..nn.feedforward import FeedForward, activation_module
@@ -223,7 +223,7 @@ class PretrainingOutput(NamedTuple):
     hidden: Tensor                   # (B, T, H)
 
 
-class _SaveLoad(io.PretrainedMixin):
+class _SaveLoad(pretrained.PretrainedMixin):
     """save_pretrained / from_pretrained through :mod:`lmlab.io` (config.json + model.safetensors)."""
 
     config_class = BertConfig

@@ -22,7 +22,6 @@ accuracy, macro-F1 and the majority-class accuracy.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import torch
 
 from .. import config as cfg
+from ..data.tokenizers.subword import special_ids, tokenizer_files  # noqa: F401 - re-exported for tests
 from ..errors import ConfigError, closest
 
 FAMILIES = ("bert", "roberta", "albert", "spanbert", "electra")
@@ -70,23 +70,6 @@ TINY = {  # the model sizes the recipes start from; ``model`` overrides them
     "albert": {"d_embedding": 64, "d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512},
     "electra": {"d_embedding": 128, "d_model": 128, "n_layers": 2, "n_heads": 4, "d_ff": 512},
 }
-
-
-def special_ids(tokenizer) -> dict:
-    if tokenizer.kind == "bytebpe":
-        names = {"pad": "<pad>", "cls": "<s>", "sep": "</s>", "mask": "<mask>", "unk": "<unk>"}
-    else:
-        names = {"pad": "[PAD]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]", "unk": "[UNK]"}
-    ids = {key: tokenizer.token_to_id(token) for key, token in names.items()}
-    if any(v is None for k, v in ids.items() if k != "unk"):
-        raise ConfigError(f"the {tokenizer.kind} tokenizer lacks BERT's special tokens {list(names.values())}")
-    return ids
-
-
-def tokenizer_files(tokenizer) -> dict[str, bytes]:
-    """The files a SubwordTokenizer saves, as bytes (for a model folder)."""
-    return {"tokenizer.json": tokenizer.tokenizer.to_str().encode("utf-8"),
-            "tokenizer_config.json": (json.dumps({"type": tokenizer.kind}, indent=2) + "\n").encode("utf-8")}
 
 
 def make_model(family: str, vocab_size: int, specials: dict, overrides: dict | None = None):

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import config as cfg
-from .. import io
+from .. import pretrained
 from ..errors import CheckpointError, ConfigError, UsageError
 from ..nn.attention import padding_mask
 from ..nn.feedforward import activation_module
@@ -236,14 +236,14 @@ class ElectraForPreTraining(nn.Module):
         return ElectraOutput(generator_logits, rtd_logits, rtd_labels, corrupted)
 
     def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
-        return io.save_model_folder(folder, self.family, cfg.to_dict(self.config), self.state_dict(), extra_files)
+        return pretrained.save_model_folder(folder, self.family, cfg.to_dict(self.config), self.state_dict(), extra_files)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> ElectraForPreTraining:
-        data, tensors = io.load_model_folder(folder)
+        data, tensors = pretrained.load_model_folder(folder)
         family = data.pop("family", None)
         if family != cls.family:
             raise CheckpointError(f"{folder}: holds a {family!r} model, not {cls.family!r}")
         model = cls(cfg.from_dict(ElectraConfig, data, where=f"{folder}/config.json"))
-        io.load_state_strict(model, tensors, str(folder))
+        pretrained.load_state_strict(model, tensors, str(folder))
         return model

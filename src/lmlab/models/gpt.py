@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import config as cfg
-from .. import io
+from .. import pretrained
 from ..errors import ConfigError, UsageError
 from ..nn.attention import (
     KVCache,
@@ -209,7 +209,7 @@ class GPT(nn.Module):
 # --------------------------------------------------------------------------- saving (shared by the heads)
 
 
-class _SaveLoad(io.PretrainedMixin):
+class _SaveLoad(pretrained.PretrainedMixin):
     """save_pretrained / from_pretrained through :mod:`lmlab.io` (config.json + model.safetensors)."""
 
     config_class = GPTConfig
@@ -252,6 +252,10 @@ class GPTLanguageModel(_SaveLoad, nn.Module):
         n_matmul = c.n_layers * (4 * c.d_model * c.d_model + 2 * c.d_model * c.inner_width)
         n_matmul += c.vocab_size * c.d_model  # the output projection
         return 6.0 * n_matmul + 12.0 * c.n_layers * seq_len * c.d_model
+
+    def causal_lm_loss_sum(self, inputs: Tensor, targets: Tensor) -> Tensor:
+        """The summed cross-entropy, fused (lmlab.protocols.FusedCausalLM: what the CLM objective calls)."""
+        return self.loss(inputs, targets, reduction="sum")
 
     def loss(self, input_ids: Tensor, targets: Tensor, attention_mask: Tensor | None = None,
              reduction: Literal["mean", "sum"] = "mean") -> Tensor:
@@ -418,9 +422,9 @@ class GPTClassifier(_SaveLoad, nn.Module):
 
     def lm_loss(self, states: Tensor, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """L_1: mean -log P(x_{t+1} | x_<=t) over the real tokens, from the states (B, T, C) of ``input_ids``."""
-        from ..objectives.clm import shift_targets
-
-        _, targets = shift_targets(input_ids, attention_mask)                     # (B, T - 1)
+        targets = input_ids[:, 1:].clone()                                        # (B, T - 1): t predicts t+1
+        if attention_mask is not None:  # a target is ignored where it, or the position predicting it, is padding
+            targets[(attention_mask[:, 1:] == 0) | (attention_mask[:, :-1] == 0)] = -100
         h = states[:, :-1].reshape(-1, states.shape[-1])                          # (B (T - 1), C)
         return linear_cross_entropy(h, self.gpt.token_embedding.weight, targets.reshape(-1))
 

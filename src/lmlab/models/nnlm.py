@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from .. import config as config_io
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io import load_model_folder, load_state_strict, save_model_folder
+from ..pretrained import load_model_folder, load_state_strict, save_model_folder
 from ..nn.softmax import OutputLayer, SoftmaxConfig, build_output_layer, output_layer_from_state
 
 FAMILY = "nnlm"

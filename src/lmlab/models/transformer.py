@@ -9,8 +9,8 @@
     schedule (§5.3): lrate = d_model^-0.5 · min(step^-0.5, step · warmup^-1.5) — the Trainer's ``noam``
 
 Post-LN residual blocks as in the paper (``norm_position="pre"`` gives the pre-LN variant of
-Xiong et al., 2020, with a final LN after each stack). Decoding is greedy or beam search with a
-length penalty through :mod:`lmlab.tasks.generation`: :class:`EncoderDecoderSteps` holds the
+Xiong et al., 2020, with a final LN after each stack). Decoding (greedy or beam search with a
+length penalty) is :func:`lmlab.tasks.generation.translate`: :class:`EncoderDecoderSteps` holds the
 encoder's output and serves the decoder one position at a time with a KV cache, the
 cross-attention keys/values computed once per source.
 
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import io
+from .. import pretrained
 from ..errors import ConfigError, UsageError
 from ..nn.attention import KVCache, TransformerLayer, combine_masks, cross_attention, self_attention
 from ..nn.feedforward import FeedForward, activation_module
@@ -98,11 +98,11 @@ def build_layer(config: TransformerConfig, cross: bool) -> TransformerLayer:
                             cross_attn_residual=wrap())
 
 
-class Transformer(io.PretrainedMixin, nn.Module):
+class Transformer(pretrained.PretrainedMixin, nn.Module):
     """Encoder-decoder: (source ids (B, S), target-input ids (B, T)) -> logits (B, T, V_tgt).
 
     ``save_pretrained(folder)`` / ``Transformer.from_pretrained(folder)`` come from
-    :class:`lmlab.io.PretrainedMixin` (config.json + model.safetensors).
+    :class:`lmlab.pretrained.PretrainedMixin` (config.json + model.safetensors).
     """
 
     family = "transformer"
@@ -196,30 +196,6 @@ class Transformer(io.PretrainedMixin, nn.Module):
     def loss(self, src_ids: Tensor, tgt_in: Tensor, tgt_out: Tensor) -> Tensor:
         total, count = self.loss_sum(src_ids, tgt_in, tgt_out)
         return total / count.clamp(min=1)
-
-    # ------------------------------------------------------------------ decoding
-
-    def translate(self, src_ids: Tensor, max_new_tokens: int = 64, num_beams: int = 1,
-                  length_penalty: float = 1.0) -> Tensor:
-        """Greedy (num_beams=1) or beam-search outputs (B, n) for sources (B, S), without the BOS.
-
-        Each row ends with EOS (then pad) unless ``max_new_tokens`` ran out first.
-        """
-        from ..tasks.generation import GenerationConfig, generate
-
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                steps = EncoderDecoderSteps(self, src_ids)
-            start = torch.full((src_ids.shape[0], 1), self.config.bos_token_id, dtype=torch.long,
-                               device=src_ids.device)
-            config = GenerationConfig(max_new_tokens=max_new_tokens, num_beams=num_beams,
-                                      length_penalty=length_penalty, stop_token_ids=[self.config.eos_token_id],
-                                      pad_token_id=self.config.pad_token_id)
-            return generate(steps, start, config=config)[:, 1:]
-        finally:
-            self.train(was_training)
 
 
 class EncoderDecoderSteps:

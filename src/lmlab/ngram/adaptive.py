@@ -37,7 +37,7 @@ in the sense that no state crosses a document boundary) and vectorised: the cach
 probabilities of a whole stream come from one sort and ``searchsorted`` over
 (document, word, position) keys, the posterior mixture weights from cumulative sums.
 
-The maximum-entropy model is in :mod:`lmlab.ngram.maxent`. This file does not
+The maximum-entropy model, and :func:`load_adapted` for all three kinds, are in :mod:`lmlab.ngram.maxent`. This file does not
 implement the cache variants of the seed's later citations (TF-IDF-weighted or
 semantically extended caches), nor class-based or bigram caches.
 """
@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, FormatError, UsageError
+from ..errors import FormatError, UsageError
 from .counts import BOS_ID, EOS, EOS_ID, UNK_ID, Vocabulary, encode
 from .model import Evaluation, NgramModel
 
@@ -101,13 +101,6 @@ class DocumentStream:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-
-def document_sentences(documents) -> list[list[list[str]]]:
-    """lmlab Documents -> one list of word-level sentences per document (the shared stream's rules)."""
-    from ..data.corpus import word_sentences
-
-    return [word_sentences([d]) for d in documents]
 
 
 def base_logprobs(model: NgramModel, stream: DocumentStream) -> np.ndarray:
@@ -630,33 +623,8 @@ def read_config(path: str | Path) -> dict:
     return config
 
 
-def load_adapted(path: str | Path):
-    """Load a saved adapted model (cache, mixture or maxent) from its JSON file."""
-    from .arpa import read_arpa
-
-    path = Path(path)
-    config = read_config(path)
-    here = path.resolve().parent
-
-    def arpa(rel: str) -> NgramModel:
-        return read_arpa(here / rel)
-
-    try:
-        if config["type"] == "cache":
-            return CacheLM(arpa(config["base"]), float(config["lambda"]), int(config["cache_size"]),
-                           float(config["decay"]))
-        if config["type"] == "mixture":
-            comps = config["components"]
-            return MixtureLM([arpa(c["arpa"]) for c in comps], [c["name"] for c in comps],
-                             np.array([c["weight"] for c in comps]), float(config.get("beta", 0.0)))
-        from .maxent import load_maxent
-
-        return load_maxent(path, config)
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"{path}: malformed {config['type']} model file ({type(err).__name__}: {err})") from None
-
-
-def evaluate_adapted(model, documents) -> Evaluation:
-    """Perplexity of an adapted model on lmlab Documents (each scored on its own, cache reset)."""
-    stream = DocumentStream.from_documents(document_sentences(documents), model.vocab)
+def evaluate_adapted(model, documents: list[list[list[str]]]) -> Evaluation:
+    """Perplexity of an adapted model on documents given as word-level sentences
+    (:func:`lmlab.data.corpus.document_sentences`), each document scored on its own, cache reset."""
+    stream = DocumentStream.from_documents(documents, model.vocab)
     return evaluation(model.token_logprobs(stream), stream)

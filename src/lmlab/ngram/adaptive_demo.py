@@ -21,12 +21,12 @@ import warnings
 
 import numpy as np
 
+from ..data.corpus import document_sentences
 from . import build
 from .adaptive import (
     DocumentStream,
     base_logprobs,
     build_components,
-    document_sentences,
     group_documents,
     kmeans_topics,
     perplexity,

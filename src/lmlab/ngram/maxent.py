@@ -52,7 +52,16 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, UsageError
-from .adaptive import DocumentStream, check_same_vocab, em_two_way, evaluation, split_history
+from .adaptive import (
+    CacheLM,
+    DocumentStream,
+    MixtureLM,
+    check_same_vocab,
+    em_two_way,
+    evaluation,
+    read_config,
+    split_history,
+)
 from .counts import BOS_ID, EOS_ID, UNK_ID, Vocabulary
 from .model import Evaluation, NgramModel
 
@@ -524,3 +533,30 @@ def load_maxent(path: Path, config: dict) -> MaxentModel:
     mu = float(config.get("mu", 0.0))
     base = read_arpa(here / config["base"]) if config.get("base") and mu > 0 else None
     return MaxentModel(net, cfg, base, mu if base is not None else 0.0)
+
+
+def load_adapted(path: str | Path):
+    """Load a saved adapted model (cache, mixture or maxent) from its JSON file.
+
+    It lives here, not in :mod:`lmlab.ngram.adaptive`, because only this module sees all three kinds
+    (maxent builds on adaptive, never the other way round)."""
+    from .arpa import read_arpa
+
+    path = Path(path)
+    config = read_config(path)
+    here = path.resolve().parent
+
+    def arpa(rel: str) -> NgramModel:
+        return read_arpa(here / rel)
+
+    try:
+        if config["type"] == "cache":
+            return CacheLM(arpa(config["base"]), float(config["lambda"]), int(config["cache_size"]),
+                           float(config["decay"]))
+        if config["type"] == "mixture":
+            comps = config["components"]
+            return MixtureLM([arpa(c["arpa"]) for c in comps], [c["name"] for c in comps],
+                             np.array([c["weight"] for c in comps]), float(config.get("beta", 0.0)))
+        return load_maxent(path, config)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"{path}: malformed {config['type']} model file ({type(err).__name__}: {err})") from None

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import UsageError
-from ..models.gpt import GPTLanguageModel
+from ..protocols import FusedCausalLM
 
 IGNORE_INDEX = -100
 
@@ -94,7 +94,7 @@ class CausalLMObjective:
 
     def loss(self, model, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         inputs, targets = batch
-        if isinstance(model, GPTLanguageModel):
+        if isinstance(model, FusedCausalLM):
             # the same sum, with the output layer and softmax fused (no (B, T, V) logits stored)
-            return model.loss(inputs, targets, reduction="sum"), (targets != IGNORE_INDEX).sum()
+            return model.causal_lm_loss_sum(inputs, targets), (targets != IGNORE_INDEX).sum()
         return lm_loss_sum(model(inputs), targets)

@@ -160,7 +160,7 @@ class MLMObjective:
                         sentence_labels, left, right)
 
     def loss(self, model, batch: MLMBatch):
-        from ..train import LossOutput
+        from ..protocols import LossOutput
 
         out = model(batch.input_ids, segment_ids=batch.segment_ids, attention_mask=batch.attention_mask,
                     selected=batch.selected, span_left=batch.span_left, span_right=batch.span_right)

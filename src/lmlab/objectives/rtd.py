@@ -47,7 +47,7 @@ class RTDObjective:
         return RTDBatch(c.input_ids, ids, c.selected, (ids != self.pad_id).long(), ids[c.selected])
 
     def loss(self, model, batch: RTDBatch):
-        from ..train import LossOutput
+        from ..protocols import LossOutput
 
         out = model(batch.masked_ids, batch.original_ids, batch.selected, attention_mask=batch.attention_mask)
         n = batch.labels.numel()

@@ -285,3 +285,27 @@ def beam_search(model: Decoder, input_ids: Tensor, attention_mask: Tensor | None
     for b, seq in enumerate(best):
         out[b, : len(seq)] = seq
     return out
+
+
+def translate(model, src_ids: torch.Tensor, max_new_tokens: int = 64, num_beams: int = 1,
+              length_penalty: float = 1.0) -> torch.Tensor:
+    """Greedy (num_beams=1) or beam-search outputs (B, n) of an encoder-decoder
+    :class:`lmlab.models.transformer.Transformer` for sources (B, S), without the BOS.
+
+    Each row ends with EOS (then pad) unless ``max_new_tokens`` ran out first.
+    """
+    from ..models.transformer import EncoderDecoderSteps
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            steps = EncoderDecoderSteps(model, src_ids)
+        start = torch.full((src_ids.shape[0], 1), model.config.bos_token_id, dtype=torch.long,
+                           device=src_ids.device)
+        config = GenerationConfig(max_new_tokens=max_new_tokens, num_beams=num_beams,
+                                  length_penalty=length_penalty, stop_token_ids=[model.config.eos_token_id],
+                                  pad_token_id=model.config.pad_token_id)
+        return generate(steps, start, config=config)[:, 1:]
+    finally:
+        model.train(was_training)

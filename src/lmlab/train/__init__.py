@@ -14,11 +14,8 @@ Public surface (stable; see ``trainer.py``'s docstring for the protocols)::
 """
 
 from .schedules import Schedule
+from ..protocols import BatchSource, EvalSource, LossOutput, Objective
 from .trainer import (
-    BatchSource,
-    EvalSource,
-    LossOutput,
-    Objective,
     TrainConfig,
     Trainer,
     TrainingJob,

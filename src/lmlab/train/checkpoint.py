@@ -42,13 +42,20 @@ import torch
 
 from .. import config as config_io
 from ..errors import CheckpointError
-from ..io import atomic_dir, atomic_write_text, load_state_strict, load_tensors
+from ..io import atomic_dir, atomic_write_text, load_tensors
+from ..pretrained import load_state_strict
 from . import distributed
 
 if TYPE_CHECKING:  # pragma: no cover
     from .trainer import Trainer
 
 FORMAT = "lmlab-train-checkpoint"
+# [train] keys a resumed run may change: they steer the loop, not the optimisation path
+RESUMABLE_CHANGES = frozenset({
+    "max_steps", "eval_every", "patience", "save_best", "checkpoint_every", "keep_last", "log_every",
+    "progress", "tensorboard", "plot", "mfu", "device", "compile", "threads",
+})
+
 VERSION = 1
 LATEST = "latest"
 _NAME = re.compile(r"^step-(\d{8,})$")
@@ -216,8 +223,6 @@ def _rank_file(rank: int) -> str:
 
 def save(trainer: Trainer) -> Path:
     """Write the trainer's complete state; every process must call it (collective)."""
-    from .trainer import TrainConfig  # noqa: F401 - for type clarity only
-
     root = trainer.checkpoint_dir()
     rank, world = trainer.dist.rank, trainer.dist.world
     name = folder_name(trainer.step)
@@ -399,8 +404,6 @@ def _compare(saved: Any, current: Any, prefix: str, folder: Path, skip: frozense
 
 def load(trainer: Trainer, path: Path | None = None) -> Path:
     """Restore the trainer from a checkpoint folder, after checking all of it."""
-    from .trainer import RESUMABLE_CHANGES
-
     folder = resolve(trainer.checkpoint_dir(), path)
     state = verify(folder)
     rank, world = trainer.dist.rank, trainer.dist.world

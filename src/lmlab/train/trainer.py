@@ -74,56 +74,20 @@ import math
 import random
 import time
 import zlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ConfigError, LmlabError, UsageError
-from . import distributed
+from ..protocols import BatchSource, EvalSource, LossOutput, Objective
+from . import checkpoint, distributed
+from .checkpoint import RESUMABLE_CHANGES  # noqa: F401 - the train keys a resume may change
 from .schedules import Schedule
-
-# --------------------------------------------------------------------------- protocols
-
-
-@runtime_checkable
-class BatchSource(Protocol):
-    def batch(self, step: int, shard: int, shards: int) -> Any:
-        """Token ids [B, T] (or a tuple starting with them) of part ``shard`` of ``shards`` of optimiser step ``step`` (0-based)."""
-
-
-@runtime_checkable
-class EvalSource(Protocol):
-    def eval_batches(self, rank: int, world: int) -> Iterable[Any]:
-        """The evaluation batches this process scores (a fixed, deterministic sequence)."""
-
-
-@runtime_checkable
-class Objective(Protocol):
-    def prepare(self, ids: Any, generator: torch.Generator) -> Any:
-        """Turn token ids (what the source returned) into a batch (inputs, targets, masks) using only ``generator``."""
-
-    def loss(self, model: nn.Module, batch: Any) -> Any:
-        """``(loss_sum, n_targets)`` or a :class:`LossOutput` (stateful: ``(…, new_state)``)."""
-
-
-@dataclass
-class LossOutput:
-    """What ``Objective.loss`` may return instead of a tuple.
-
-    ``metrics`` are extra quantities *summed* over the micro-batch (e.g. ``{"correct": 17}``);
-    the Trainer sums them over the window and processes and logs ``metric / n_targets``.
-    """
-
-    loss_sum: torch.Tensor
-    n_targets: int | torch.Tensor
-    state: Any = None
-    metrics: dict[str, float | torch.Tensor] = field(default_factory=dict)
-
 
 # --------------------------------------------------------------------------- config
 
@@ -189,12 +153,6 @@ class TrainConfig:
 
 
 # Keys that may change between a run and its resumption (cadence, logging, length).
-RESUMABLE_CHANGES = frozenset({
-    "max_steps", "eval_every", "patience", "save_best", "checkpoint_every", "keep_last", "log_every",
-    "progress", "tensorboard", "plot", "mfu", "device", "compile", "threads",
-})
-
-
 @dataclass
 class TrainingJob:
     """What a family's builder hands the CLI: everything the Trainer runs, plus an exporter.
@@ -204,9 +162,9 @@ class TrainingJob:
     """
 
     model: nn.Module
-    objective: Any
-    train_source: Any
-    eval_source: Any = None
+    objective: Objective
+    train_source: BatchSource
+    eval_source: EvalSource | None = None
     export: Callable[[Path], None] | None = None
     describe: str = ""
 
@@ -408,8 +366,8 @@ class Trainer:
     and must match on resume.
     """
 
-    def __init__(self, model: nn.Module, objective: Any, train_source: Any, config: TrainConfig,
-                 out_dir: str | Path, eval_source: Any = None, run_config: dict | None = None):
+    def __init__(self, model: nn.Module, objective: Objective, train_source: BatchSource, config: TrainConfig,
+                 out_dir: str | Path, eval_source: EvalSource | None = None, run_config: dict | None = None):
         config.validate()
         if not callable(getattr(train_source, "batch", None)):
             raise UsageError("train_source has no batch(step, shard, shards) method")
@@ -582,15 +540,11 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Write ``checkpoints/step-NNNNNNNN`` atomically, point ``latest`` at it, keep the last K."""
-        from . import checkpoint
-
         self._set_up()
         return checkpoint.save(self)
 
     def load_checkpoint(self, path: str | Path | None = None) -> Path:
         """Restore everything from ``path`` (default: the ``latest`` checkpoint)."""
-        from . import checkpoint
-
         self._set_up()
         return checkpoint.load(self, Path(path) if path is not None else None)
 
@@ -598,7 +552,6 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train to ``max_steps`` (or early stop); ``resume=True`` continues from ``latest``."""
-        from . import checkpoint
         from .log import MetricsLog, measured_peak_flops
 
         self._set_up()
@@ -647,8 +600,6 @@ class Trainer:
                            self.stopped_early, last_saved, self.out_dir)
 
     def _eval_and_track(self, record: dict) -> None:
-        from . import checkpoint
-
         metrics = self.evaluate()
         self.last_eval = metrics
         record.update(metrics)

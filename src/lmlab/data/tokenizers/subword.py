@@ -27,7 +27,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from ...errors import FormatError, UsageError
+from ...errors import ConfigError, FormatError, UsageError
 from ...io import atomic_write_text
 
 KINDS = ("bpe", "wordpiece", "bytebpe", "unigram")
@@ -147,3 +147,21 @@ class SubwordTokenizer:
             kind = {"BPE": "bpe", "WordPiece": "wordpiece", "Unigram": "unigram"}.get(
                 json.loads(path.read_text("utf-8"))["model"]["type"], "bpe")
         return cls(kind, tok)
+
+
+def special_ids(tokenizer) -> dict:
+    """BERT's special-token ids (pad, cls, sep, mask, unk) in a subword tokenizer; RoBERTa's names for bytebpe."""
+    if tokenizer.kind == "bytebpe":
+        names = {"pad": "<pad>", "cls": "<s>", "sep": "</s>", "mask": "<mask>", "unk": "<unk>"}
+    else:
+        names = {"pad": "[PAD]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]", "unk": "[UNK]"}
+    ids = {key: tokenizer.token_to_id(token) for key, token in names.items()}
+    if any(v is None for k, v in ids.items() if k != "unk"):
+        raise ConfigError(f"the {tokenizer.kind} tokenizer lacks BERT's special tokens {list(names.values())}")
+    return ids
+
+
+def tokenizer_files(tokenizer) -> dict[str, bytes]:
+    """The files a SubwordTokenizer saves, as bytes (for a model folder)."""
+    return {"tokenizer.json": tokenizer.tokenizer.to_str().encode("utf-8"),
+            "tokenizer_config.json": (json.dumps({"type": tokenizer.kind}, indent=2) + "\n").encode("utf-8")}
