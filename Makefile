@@ -9,7 +9,7 @@ EXTRAS := peers,fast,zh,plot,tb,eval,dev
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 
-.PHONY: demo test setup lint clean bench
+.PHONY: demo test setup lint check clean bench
 
 setup: $(STAMP)
 
@@ -31,7 +31,10 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+
+# what CI runs: lint, then the README's test command
+check: lint test
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

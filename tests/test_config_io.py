@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 import torch
@@ -22,7 +22,7 @@ class Optim:
 class Run:
     name: str = "run"
     steps: int = 10
-    seed: Optional[int] = None
+    seed: int | None = None
     optim: Optim = field(default_factory=Optim)
     tags: list[str] = field(default_factory=list)
 

@@ -15,11 +15,12 @@ import os
 import shutil
 import struct
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from .errors import CheckpointError
+
 
 def _fsync_dir(path: Path) -> None:
     try:

@@ -110,7 +110,7 @@ def test_user_corpora(tmp_path):
     import json
 
     (tmp_path / "a.txt").write_text("First document here.\nSecond one.\n\n")
-    (tmp_path / "b.txt.gz").write_bytes(gzip.compress("Third, gzipped.\n".encode()))
+    (tmp_path / "b.txt.gz").write_bytes(gzip.compress(b"Third, gzipped.\n"))
     (tmp_path / "c.jsonl.bz2").write_bytes(bz2.compress(
         (json.dumps({"text": "Fourth from JSONL.", "label": 1}) + "\n").encode()))
     corpus = sources.load(str(tmp_path))

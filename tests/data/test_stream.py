@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmlab.data.stream import (BPTTBatches, LMBlocks, PackedSequences, SentenceRows, TokenStream,
-                               write_stream)
+from lmlab.data.stream import BPTTBatches, LMBlocks, PackedSequences, SentenceRows, TokenStream, write_stream
 from lmlab.errors import DataError
 
 

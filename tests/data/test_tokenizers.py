@@ -3,8 +3,13 @@ from __future__ import annotations
 import pytest
 
 from lmlab.data.corpus import word_sentences
-from lmlab.data.tokenizers import (ChineseWordTokenizer, SubwordTokenizer, WordTokenizer, load_tokenizer,
-                                   train_tokenizer)
+from lmlab.data.tokenizers import (
+    ChineseWordTokenizer,
+    SubwordTokenizer,
+    WordTokenizer,
+    load_tokenizer,
+    train_tokenizer,
+)
 from lmlab.errors import FormatError, UsageError
 
 

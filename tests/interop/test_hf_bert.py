@@ -159,8 +159,8 @@ def test_electra_generator_out_as_masked_lm(tmp_path):
 
 
 def test_refusals(tmp_path):
-    from lmlab.models.bert import BertForPreTraining, preset
     from lmlab.models.albert import AlbertConfig, AlbertForPreTraining
+    from lmlab.models.bert import BertForPreTraining, preset
 
     with pytest.raises(UsageError):
         save_hf(AlbertForPreTraining(AlbertConfig(vocab_size=50, d_model=32, n_heads=2, d_ff=64, n_layers=2,

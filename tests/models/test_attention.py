@@ -26,7 +26,6 @@ from lmlab.nn.feedforward import FeedForward
 from lmlab.nn.norms import PostNormResidual, PreNormResidual, RMSNorm
 from lmlab.nn.positional import SinusoidalPositions, sinusoid_table
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 

@@ -19,7 +19,6 @@ from lmlab.tasks.generation import (
     top_p_filter,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 

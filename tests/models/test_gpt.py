@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from lmlab.errors import CheckpointError, ConfigError, UsageError
 from lmlab.models.gpt import GPTClassifier, GPTClassifierConfig, GPTConfig, GPTLanguageModel, pool, preset
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 

@@ -12,7 +12,6 @@ from lmlab.errors import CheckpointError, ConfigError
 from lmlab.models.transformer import Transformer, TransformerConfig
 from lmlab.tasks.generation import translate
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 

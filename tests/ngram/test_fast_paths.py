@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmlab.ngram import build, read_arpa, write_arpa
 from lmlab.errors import DataError
+from lmlab.ngram import build, read_arpa, write_arpa
 from lmlab.ngram.counts import Vocabulary, count_ngrams, count_text, encode, ngram_suffix, radix_argsort
 
 

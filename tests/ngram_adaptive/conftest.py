@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lmlab.ngram import build
 from lmlab.data.corpus import document_sentences
+from lmlab.ngram import build
 from lmlab.ngram.adaptive import DocumentStream
 from lmlab.ngram.demo import closed_vocabulary
 

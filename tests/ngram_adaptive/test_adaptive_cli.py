@@ -8,9 +8,9 @@ import pytest
 import typer
 
 from lmlab.cli import main as cli_main
+from lmlab.data.corpus import document_sentences
 from lmlab.errors import LmlabError
 from lmlab.ngram import build, write_arpa
-from lmlab.data.corpus import document_sentences
 from lmlab.ngram.demo import closed_vocabulary
 
 

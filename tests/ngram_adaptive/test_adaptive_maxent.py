@@ -9,9 +9,16 @@ import pytest
 import torch
 
 from lmlab.ngram.adaptive import DocumentStream, base_logprobs, perplexity
-from lmlab.ngram.maxent import load_adapted
 from lmlab.ngram.counts import Vocabulary
-from lmlab.ngram.maxent import MaxentConfig, MaxentLM, MaxentModel, Positions, build_features, train_maxent
+from lmlab.ngram.maxent import (
+    MaxentConfig,
+    MaxentLM,
+    MaxentModel,
+    Positions,
+    build_features,
+    load_adapted,
+    train_maxent,
+)
 
 torch.set_num_threads(1)
 

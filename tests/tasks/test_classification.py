@@ -104,16 +104,20 @@ def test_finetune_cli_end_to_end(tmp_path, cli):
     texts = [d.text for d in sources.load("rotten-tomatoes").split().train[:2000]]
     tokenizer = train_tokenizer("wordpiece", texts, vocab_size=1500)
     specials = special_ids(tokenizer)
+    torch.manual_seed(0)  # the initialisation, not whatever earlier tests left in the global generator
     model = make_model("bert", tokenizer.vocab_size, specials, {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64})
     model.save_pretrained(tmp_path / "bert", extra_files=tokenizer_files(tokenizer))
-    result = cli("finetune", str(tmp_path / "bert"), "rotten-tomatoes", "--steps", "40", "--batch-size", "32",
-                 "--max-len", "32", "--lr", "2e-3", "--max-train", "1280", "--threads", "1",
+    result = cli("finetune", str(tmp_path / "bert"), "rotten-tomatoes", "--steps", "120", "--batch-size", "32",
+                 "--max-len", "32", "--lr", "3e-3", "--pooling", "mean", "--max-train", "1280", "--threads", "1",
                  "--out", str(tmp_path / "ft"))
     assert result.returncode == 0, result.stderr
     scores = json.loads((tmp_path / "ft" / "scores.json").read_text())
     assert scores["n_test"] > 500 and 0.0 <= scores["macro_f1"] <= 1.0
     assert "test accuracy" in result.stdout
-    # the head learned something from the text: train loss below chance level ln 2
+    # the model learned something from the text: train loss below chance level ln 2, and test
+    # accuracy clearly above always answering the majority class (measured with mean pooling: 0.635-0.646
+    # over init seeds 0-2 vs 0.582; [CLS] pooling from a random init stays at the majority class at 120 steps)
     assert scores["train_loss"] < math.log(2)
+    assert scores["accuracy"] >= scores["majority_baseline"] + 0.03, scores
     bad = cli("finetune", str(tmp_path / "bert"), "rotten-tomatos", "--out", str(tmp_path / "x"))
     assert bad.returncode != 0 and "did you mean" in bad.stderr

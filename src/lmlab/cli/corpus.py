@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -30,9 +29,9 @@ def prepare(
     corpus: str = typer.Argument(..., help="A built-in name (see `lmlab corpus list`) or a file, folder or glob."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (tokenizer/, train/, valid/, test/)."),
     tokenizer: str = typer.Option("word", help="word | char | bpe | wordpiece | bytebpe | unigram"),
-    vocab_size: Optional[int] = typer.Option(None, help="Vocabulary size (word/char: a cap; subword: the target)."),
+    vocab_size: int | None = typer.Option(None, help="Vocabulary size (word/char: a cap; subword: the target)."),
     min_count: int = typer.Option(1, help="Words seen fewer times map to <unk> (word/char)."),
-    from_path: Optional[Path] = typer.Option(None, "--from", help="Local copy of the built-in's package file (offline)."),
+    from_path: Path | None = typer.Option(None, "--from", help="Local copy of the built-in's package file (offline)."),
     doc_sep: str = typer.Option("line", help="User text files: 'line' (one document per line) or 'blank'."),
     errors: str = typer.Option("strict", help="Invalid UTF-8: 'strict' (error) or 'replace'."),
     force: bool = typer.Option(False, help="Write into a non-empty --out folder."),

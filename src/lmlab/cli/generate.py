@@ -39,8 +39,8 @@ class _GPT2Files:
 def load_model(folder: Path):
     """An lmlab GPTLanguageModel from an lmlab GPT folder or a Hugging Face GPT-2 folder."""
     from ..interop.hf import is_hf_gpt2_folder, load_gpt2
-    from ..pretrained import read_model_config
     from ..models.gpt import GPTLanguageModel
+    from ..pretrained import read_model_config
 
     if is_hf_gpt2_folder(folder):
         return load_gpt2(folder)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,10 +21,10 @@ def train(
     corpus: str = typer.Argument(..., help="Built-in name or a file, folder or glob."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to save the tokenizer in."),
     kind: str = typer.Option("bpe", "--type", "-t", help="word | char | bpe | wordpiece | bytebpe | unigram | zh-word"),
-    vocab_size: Optional[int] = typer.Option(None, help="Vocabulary size (subword default 8000)."),
+    vocab_size: int | None = typer.Option(None, help="Vocabulary size (subword default 8000)."),
     min_count: int = typer.Option(1, help="Minimum count for word/char vocabularies."),
     split: str = typer.Option("train", help="Which split to train on (train | valid | test)."),
-    from_path: Optional[Path] = typer.Option(None, "--from", help="Local copy of the built-in's package file."),
+    from_path: Path | None = typer.Option(None, "--from", help="Local copy of the built-in's package file."),
     force: bool = typer.Option(False, help="Write into a non-empty --out folder."),
 ) -> None:
     """Train a tokenizer on one split of a corpus and save it."""
@@ -50,7 +49,7 @@ def train(
 @app.command("encode")
 def encode(
     folder: Path = typer.Argument(..., help="A saved tokenizer folder."),
-    text: Optional[str] = typer.Argument(None, help="Text to encode (default: read stdin, one line at a time)."),
+    text: str | None = typer.Argument(None, help="Text to encode (default: read stdin, one line at a time)."),
     ids: bool = typer.Option(False, "--ids", help="Print ids instead of tokens."),
 ) -> None:
     """Encode text: print the tokens (or ids) of each input line."""

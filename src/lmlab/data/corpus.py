@@ -24,9 +24,9 @@ import gzip
 import hashlib
 import json
 import lzma
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ..errors import DataError
 from .clean import clean_text, split_sentences
@@ -60,7 +60,7 @@ class Splits:
 
 def split_fraction(key: str, seed: int = 0) -> float:
     """A number in [0, 1) that depends only on ``key`` and ``seed``."""
-    digest = hashlib.sha1(f"{seed}\x00{key}".encode("utf-8")).digest()
+    digest = hashlib.sha1(f"{seed}\x00{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -182,7 +182,7 @@ def read_text_file(path: Path, doc_sep: str = "line", errors: str = "strict") ->
     return docs
 
 
-def read_user_corpus(spec: str | Path, doc_sep: str = "line", errors: str = "strict") -> "Corpus":
+def read_user_corpus(spec: str | Path, doc_sep: str = "line", errors: str = "strict") -> Corpus:
     """A corpus from a file, a directory (all text files below it) or a glob."""
     spec_str = str(spec)
     path = Path(spec_str).expanduser()

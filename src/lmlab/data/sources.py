@@ -31,10 +31,10 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import DataError, FetchError, closest
 from ..io import atomic_write_text

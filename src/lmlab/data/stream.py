@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -49,7 +49,7 @@ def dtype_for(vocab_size: int) -> np.dtype:
 
 
 def write_stream(folder: str | Path, documents: Iterable[list[int]], vocab_size: int,
-                 meta: dict | None = None, source_text_hash: str | None = None) -> "TokenStream":
+                 meta: dict | None = None, source_text_hash: str | None = None) -> TokenStream:
     """Write encoded documents (each a list of ids) as a token stream folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

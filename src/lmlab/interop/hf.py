@@ -25,8 +25,7 @@ from pathlib import Path
 import torch
 
 from .. import config as cfg
-from .. import io
-from .. import pretrained
+from .. import io, pretrained
 from ..errors import CheckpointError, ConfigError
 from ..models.gpt import GPTConfig, GPTLanguageModel
 

@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from .. import config as config_io
 from ..errors import CheckpointError, ConfigError, DataError
-from ..pretrained import load_model_folder, load_state_strict, save_model_folder
 from ..nn.softmax import OutputLayer, SoftmaxConfig, build_output_layer, output_layer_from_state
+from ..pretrained import load_model_folder, load_state_strict, save_model_folder
 
 FAMILY = "nnlm"
 

@@ -33,7 +33,6 @@ from torch import Tensor, nn
 
 from .. import config as config_io
 from ..errors import CheckpointError, ConfigError, DataError
-from ..pretrained import load_model_folder, load_state_strict, save_model_folder
 from ..nn.softmax import (
     OutputLayer,
     SoftmaxConfig,
@@ -41,6 +40,7 @@ from ..nn.softmax import (
     output_layer_from_state,
     supports_tying,
 )
+from ..pretrained import load_model_folder, load_state_strict, save_model_folder
 
 FAMILY = "rnnlm"
 

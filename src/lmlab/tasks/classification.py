@@ -386,8 +386,8 @@ def finetune_model(pretrained: nn.Module, tokenizer, specials: dict, spec: Finet
 def load_pretrained(folder: str | Path):
     """(model, tokenizer, special ids) of a saved lmlab bert / albert / electra folder."""
     from ..data.tokenizers import load_tokenizer
-    from ..pretrained import read_model_config
     from ..data.tokenizers.subword import special_ids
+    from ..pretrained import read_model_config
 
     family = read_model_config(folder).get("family")
     if family == "bert":
@@ -407,8 +407,8 @@ def load_pretrained(folder: str | Path):
 
 def finetune(model_dir: str | Path, spec: FinetuneSpec, out_dir: str | Path) -> dict:
     """Load a saved model folder, fine-tune on ``spec.task``, save the classifier, return the scores."""
-    from ..pretrained import save_model_folder
     from ..data.tokenizers.subword import tokenizer_files
+    from ..pretrained import save_model_folder
 
     model, tokenizer, specials = load_pretrained(model_dir)
     out_dir = Path(out_dir)

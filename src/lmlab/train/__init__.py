@@ -13,8 +13,8 @@ Public surface (stable; see ``trainer.py``'s docstring for the protocols)::
 - ``log.py``         JSONL metrics, TensorBoard, progress bar, loss curve, measured peak FLOP/s (MFU)
 """
 
-from .schedules import Schedule
 from ..protocols import BatchSource, EvalSource, LossOutput, Objective
+from .schedules import Schedule
 from .trainer import (
     TrainConfig,
     Trainer,

@@ -14,8 +14,8 @@ A saved tokenizer is a folder with ``tokenizer_config.json`` naming its type;
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ...errors import FormatError, UsageError, closest
 from .char import CharTokenizer

@@ -9,8 +9,8 @@ with no separator, so ``decode(encode(text)) == text`` for in-vocabulary text.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .word import SPECIALS, WordTokenizer
 
@@ -27,7 +27,7 @@ class CharTokenizer(WordTokenizer):
     def tokenize(self, text: str) -> list[str]:
         return list(text.lower() if self.lowercase else text)
 
-    def train(self, texts: Iterable[str], min_count: int = 1, max_size: int | None = None) -> "CharTokenizer":
+    def train(self, texts: Iterable[str], min_count: int = 1, max_size: int | None = None) -> CharTokenizer:
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(self.tokenize(text))
@@ -55,7 +55,7 @@ class CharTokenizer(WordTokenizer):
             indent=2) + "\n")
 
     @classmethod
-    def load(cls, folder: str | Path) -> "CharTokenizer":
+    def load(cls, folder: str | Path) -> CharTokenizer:
         import json
 
         from ...errors import FormatError

@@ -9,7 +9,7 @@ those of the word tokenizer (closed vocabulary, ``<unk>``).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ...errors import UsageError
 from .word import WordTokenizer
@@ -44,7 +44,7 @@ class ChineseWordTokenizer(WordTokenizer):
         return list(words) if words else segment(document.text)
 
     def train_documents(self, documents: Iterable, min_count: int = 1,
-                        max_size: int | None = None) -> "ChineseWordTokenizer":
+                        max_size: int | None = None) -> ChineseWordTokenizer:
         return self.train_from_tokens((self.words_of(d) for d in documents), min_count, max_size)
 
     def decode(self, ids, skip_specials: bool = False) -> str:

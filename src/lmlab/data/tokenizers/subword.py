@@ -24,8 +24,8 @@ those once and reuse the saved folder.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ...errors import ConfigError, FormatError, UsageError
 from ...io import atomic_write_text
@@ -87,7 +87,7 @@ class SubwordTokenizer:
         return tok, trainer
 
     def train(self, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2,
-              specials: list[str] | None = None) -> "SubwordTokenizer":
+              specials: list[str] | None = None) -> SubwordTokenizer:
         specials = list(specials or DEFAULT_SPECIALS[self.kind])
         tok, trainer = self._build(vocab_size, min_frequency, specials)
         tok.train_from_iterator(texts, trainer=trainer)
@@ -129,7 +129,7 @@ class SubwordTokenizer:
         atomic_write_text(folder / "tokenizer_config.json", json.dumps({"type": self.kind}, indent=2) + "\n")
 
     @classmethod
-    def load(cls, folder: str | Path, kind: str | None = None) -> "SubwordTokenizer":
+    def load(cls, folder: str | Path, kind: str | None = None) -> SubwordTokenizer:
         from tokenizers import Tokenizer
 
         folder = Path(folder)

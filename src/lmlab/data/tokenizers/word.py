@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ...errors import FormatError
 from ...io import atomic_write_text
@@ -63,21 +63,21 @@ class WordTokenizer:
         self.token_to_id = {t: i for i, t in enumerate(self.id_to_token)}
 
     # -- training -------------------------------------------------------------------------
-    def train(self, texts: Iterable[str], min_count: int = 1, max_size: int | None = None) -> "WordTokenizer":
+    def train(self, texts: Iterable[str], min_count: int = 1, max_size: int | None = None) -> WordTokenizer:
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(word_tokenize(text, self.lowercase))
         return self.train_from_counts(counts, min_count, max_size)
 
     def train_from_tokens(self, sentences: Iterable[list[str]], min_count: int = 1,
-                          max_size: int | None = None) -> "WordTokenizer":
+                          max_size: int | None = None) -> WordTokenizer:
         counts: Counter[str] = Counter()
         for sentence in sentences:
             counts.update(sentence)
         return self.train_from_counts(counts, min_count, max_size)
 
     def train_from_counts(self, counts: Counter, min_count: int = 1,
-                          max_size: int | None = None) -> "WordTokenizer":
+                          max_size: int | None = None) -> WordTokenizer:
         specials = list(SPECIALS) + [s for s in self.extra_specials if s not in SPECIALS]
         words = sorted(
             (w for w, c in counts.items() if c >= min_count and w not in specials),
@@ -125,7 +125,7 @@ class WordTokenizer:
             indent=2) + "\n")
 
     @classmethod
-    def load(cls, folder: str | Path) -> "WordTokenizer":
+    def load(cls, folder: str | Path) -> WordTokenizer:
         folder = Path(folder)
         vocab_path = folder / "vocab.txt"
         if not vocab_path.is_file():
