@@ -10,14 +10,17 @@ file or the new one, never half of one. Folders are written the same way
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import secrets
 import shutil
 import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import CheckpointError
 
@@ -54,6 +57,35 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_open(path: str | Path, gz: bool = False) -> Iterator[BinaryIO]:
+    """A binary file to stream into; when the block ends without an error it replaces ``path``.
+
+    The bytes go to a temporary file in the same folder (``gz``: gzip-compressed), which is
+    fsync'ed and renamed over ``path``. If the block raises, the temporary file is removed
+    and ``path`` (old file or none) is untouched. The file gets the usual permissions
+    (0o666 less the umask), as :func:`open` would give it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if gz:
+                with gzip.GzipFile(filename=path.name, mode="wb", fileobj=handle) as zipped:
+                    yield zipped
+            else:
+                yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 @contextmanager

@@ -13,11 +13,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..errors import DataError, UsageError
 from .common import console, err_console, table
+
+if TYPE_CHECKING:
+    from ..ngram.model import NgramModel
+    from ..ngram.pipeline import StageEvent
 
 # The n-gram commands use no BLAS: with one OpenBLAS thread, importing numpy (inside the
 # commands) does not start a thread pool per core (~0.06 s of wall time on a 2-core machine).
@@ -40,19 +45,12 @@ def _read_bytes(spec: str) -> bytes | None:
     return raw
 
 
-def read_text(spec: str, default_split: str) -> list[list[str]]:
-    """Sentences from a tokenized text file, stdin ('-'), or a built-in corpus NAME[:SPLIT]."""
-    raw = _read_bytes(spec)
-    if raw is not None:
-        where = "stdin" if spec == "-" else spec
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise DataError(f"{where}: not valid UTF-8 at byte {err.start}") from None
-        sentences = [line.split() for line in text.splitlines() if line.strip()]
-        if not sentences:
-            raise DataError(f"{where}: no sentences (the file is empty)")
-        return sentences
+def _where(spec: str) -> str:
+    return "stdin" if spec == "-" else spec
+
+
+def _corpus_sentences(spec: str, default_split: str) -> list[list[str]]:
+    """A built-in corpus NAME[:SPLIT], sentence-split, word-tokenized and lowercased."""
     from ..data import sources
     from ..data.corpus import word_sentences
 
@@ -63,9 +61,78 @@ def read_text(spec: str, default_split: str) -> list[list[str]]:
     return word_sentences(sources.load(name).split()[split])
 
 
-def _stage(i: int, total: int, what: str) -> float:
-    err_console.print(f"=== {i}/{total} {what} ===")
-    return time.perf_counter()
+def read_text(spec: str, default_split: str) -> list[list[str]]:
+    """Sentences from a tokenized text file, stdin ('-'), or a built-in corpus NAME[:SPLIT]."""
+    raw = _read_bytes(spec)
+    if raw is not None:
+        from ..ngram import Text
+
+        return Text(raw, _where(spec)).sentences()
+    return _corpus_sentences(spec, default_split)
+
+
+def _training_text(spec: str):
+    """What ``ngram build`` counts: a file's (or stdin's) bytes as they are, or a built-in corpus's sentences."""
+    from ..ngram import Text
+
+    raw = _read_bytes(spec)
+    return Text(raw, _where(spec)) if raw is not None else _corpus_sentences(spec, "train")
+
+
+class _LmplzLog:
+    """Prints the pipeline's stage events on stderr, lmplz-style: a numbered header per stage
+    (counting, estimating, pruning if any, writing), the counts, KN discounts, what pruning kept."""
+
+    def __init__(self, smoothing: str):
+        self.smoothing = smoothing  # as the user typed it
+        self.headers: tuple[str, ...] = ()  # numbered: count, estimate, [prune], write
+        self.started = 0.0  # when counting started (for the total)
+        self.count_seconds = 0.0
+        self.estimating = 0.0  # seconds of the stages after counting (for the Writing header)
+        self.counted: tuple[int, ...] = ()
+        self.count_of_counts: tuple[tuple[int, ...], ...] = ()
+
+    def _header(self, stage: str, what: str) -> None:
+        err_console.print(f"=== {self.headers.index(stage) + 1}/{len(self.headers)} {what} ===")
+
+    def __call__(self, event: StageEvent) -> None:
+        if not self.headers:
+            self.headers = (*(s for s in event.stages if s != "adjust"), "write")
+        if event.phase == "end":
+            self._ended(event)
+        elif event.stage == "count":
+            self.started = time.perf_counter()
+            self._header("count", "Counting n-grams")
+        elif event.stage == event.stages[1]:  # adjust (Kneser-Ney) or estimate: one Estimating header
+            self._header("estimate", f"Estimating ({self.smoothing}) [{self.count_seconds:.2f}s]")
+        elif event.stage == "prune":
+            self._header("prune", "Pruning")
+
+    def _ended(self, event: StageEvent) -> None:
+        if event.stage == "count":
+            self.count_seconds = event.seconds
+            self.counted = event.sizes
+            err_console.print(f"Sentences {event.sentences} tokens {event.tokens} types {event.types}")
+            for n, size in enumerate(event.sizes, start=1):
+                err_console.print(f"{n}-grams: {size}")
+            return
+        self.estimating += event.seconds
+        if event.stage == "adjust":
+            self.count_of_counts = event.count_of_counts
+        elif event.stage == "estimate" and self.count_of_counts:
+            for n, (coc, d) in enumerate(zip(self.count_of_counts, event.info["discounts"]), start=1):
+                ds = " ".join(f"D{k}={v:.6g}" for k, v in zip(("1", "2", "3+"), d if isinstance(d, list) else [d]))
+                err_console.print(f"{n} {self.counted[n - 1]} n1..n4={list(coc)} {ds}")
+        elif event.stage == "prune":
+            err_console.print("kept: " + ", ".join(f"{n}-grams {s}" for n, s in enumerate(event.sizes, start=1)))
+
+    def writing(self) -> None:
+        """The header of the last stage, the command's own: writing the ARPA file."""
+        self._header("write", f"Writing ARPA model [{self.estimating:.2f}s]")
+
+    def wrote(self, out: Path, model: NgramModel, seconds: float) -> None:
+        err_console.print(f"wrote {out} ({model.describe()}) in {seconds:.2f}s; "
+                          f"total {time.perf_counter() - self.started:.2f}s")
 
 
 @app.command("build")
@@ -82,59 +149,18 @@ def build_cmd(
     vocab_min_count: int = typer.Option(1, help="Closed vocabulary: words seen fewer times become <unk>."),
 ) -> None:
     """Estimate an n-gram model and write it as ARPA (progress on each stage, like lmplz)."""
-    from ..ngram import count_ngrams, count_text, write_arpa
-    from ..ngram.counts import Vocabulary, adjusted_counts, count_of_counts
-    from ..ngram.model import check_order
-    from ..ngram.prune import prune_counts
-    from ..ngram.prune import prune_entropy as stolcke
-    from ..ngram.smoothing import make_smoother
+    from ..ngram import write_arpa
+    from ..ngram.pipeline import PipelineConfig, build
 
-    check_order(order)
-    smoother = make_smoother(smoothing, delta=delta)
-    total = 4 if (prune or prune_entropy is not None or target_size is not None) else 3
-    t0 = _stage(1, total, "Counting n-grams")
-    raw = _read_bytes(text) if vocab_min_count <= 1 and not smoother.needs_heldout else None
-    if raw is not None:  # a text file: split and counted in one pass (lmlab.ngram.count_text)
-        cnts = count_text(raw, order, where="stdin" if text == "-" else text)
-    else:
-        sentences = read_text(text, "train")
-        vocab = None
-        if vocab_min_count > 1:
-            from ..ngram.demo import closed_vocabulary
-
-            vocab = Vocabulary(closed_vocabulary(sentences, vocab_min_count))
-        cnts = count_ngrams(sentences, order, vocab)
-    err_console.print(f"Sentences {cnts.n_sentences} tokens {cnts.n_tokens} types {cnts.V}")
-    for n in range(1, order + 1):
-        err_console.print(f"{n}-grams: {cnts.size(n)}")
-    t1 = _stage(2, total, f"Estimating ({smoothing}) [{time.perf_counter() - t0:.2f}s]")
-    if smoother.needs_heldout:
-        if valid is not None:
-            smoother.fit_params(cnts, read_text(valid, "valid"))
-        else:
-            tune = [s for i, s in enumerate(sentences) if i % 10 != 9]
-            smoother.fit_params(count_ngrams(tune, order, cnts.vocab), sentences[9::10])
-    model = smoother.estimate(cnts)
-    if smoothing in ("mkn", "kn"):
-        adj = adjusted_counts(cnts)
-        for n in range(1, order + 1):
-            coc = count_of_counts(adj[n - 1], 4)
-            d = model.info["discounts"][n - 1]
-            ds = " ".join(f"D{k}={v:.6g}" for k, v in zip(("1", "2", "3+"), d if isinstance(d, list) else [d]))
-            err_console.print(f"{n} {cnts.size(n)} n1..n4={coc[1:].tolist()} {ds}")
-    stage = 3
-    if total == 4:
-        _stage(stage, total, "Pruning")
-        stage += 1
-        if prune:
-            model = prune_counts(model, cnts, list(prune))
-        if prune_entropy is not None or target_size is not None:
-            model = stolcke(model, threshold=prune_entropy, target_size=target_size)
-        err_console.print("kept: " + ", ".join(f"{n + 1}-grams {s}" for n, s in enumerate(model.sizes())))
-    t2 = _stage(stage, total, f"Writing ARPA model [{time.perf_counter() - t1:.2f}s]")
+    config = PipelineConfig(order=order, smoothing=smoothing, delta=delta, vocab_min_count=vocab_min_count,
+                            prune=tuple(prune or ()), prune_entropy=prune_entropy, target_size=target_size)
+    log = _LmplzLog(smoothing)
+    heldout = None if valid is None else (lambda: read_text(valid, "valid"))
+    model = build(lambda: _training_text(text), config, log, heldout=heldout)
+    log.writing()
+    t = time.perf_counter()
     write_arpa(model, out)
-    err_console.print(f"wrote {out} ({model.describe()}) in {time.perf_counter() - t2:.2f}s; "
-                      f"total {time.perf_counter() - t0:.2f}s")
+    log.wrote(out, model, time.perf_counter() - t)
 
 
 def _load(model_path: Path):
@@ -226,7 +252,9 @@ def compare_cmd(
     out: Path | None = typer.Option(None, "--out", "-o", help="Folder for comparison.md, comparison.csv, comparison.png."),
 ) -> None:
     """All methods x orders x training sizes on one corpus -> table (+ plot)."""
-    from ..ngram.demo import compare_methods, comparison_markdown, plot_comparison
+    from ..recipes.ngram import compare_methods
+    from ..report.plots import plot_comparison
+    from ..report.tables import comparison_markdown
 
     path = Path(corpus)
     if path.is_file():

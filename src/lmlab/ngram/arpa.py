@@ -43,6 +43,7 @@ import warnings
 import numpy as np
 
 from ..errors import FormatError
+from ..io import atomic_open
 from .counts import BOS, EOS, UNK, Vocabulary, ngram_words
 from .model import LOG10_ZERO, NgramModel
 
@@ -188,7 +189,7 @@ def _ngram_lines(model: NgramModel, n: int, lo: int, hi: int, words: dict, buf: 
 
 
 def write_arpa(model: NgramModel, path: str | os.PathLike) -> None:
-    """Write ``model`` as an ARPA file (``.gz`` suffix: gzip). Atomic: temp file, then rename."""
+    """Write ``model`` as an ARPA file (``.gz`` suffix: gzip), atomically (:func:`lmlab.io.atomic_open`)."""
     path = os.fspath(path)
     blob = (" " + "\n ".join(model.vocab.words) + "\n").encode("utf-8")  # b" word\n" per word
     end = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == ord("\n")) + 1  # one past each entry
@@ -199,28 +200,13 @@ def write_arpa(model: NgramModel, path: str | os.PathLike) -> None:
     words = {"off": off, "off_first": off + 1, "len": size - 1, "len_first": size - 2,
              "len_nl": size, "len_first_nl": size - 1}
     buf = _Buffers(blob)
-    head, tail = os.path.split(path)
-    tmp = os.path.join(head, f".{tail}.tmp{os.getpid()}")
-    try:
-        with _open_out(tmp, gz=path.endswith(".gz")) as f:
-            f.write(b"\\data\\\n" + "".join(f"ngram {n}={size}\n" for n, size in enumerate(model.sizes(), 1)).encode())
-            for n, size in enumerate(model.sizes(), start=1):
-                f.write(f"\n\\{n}-grams:\n".encode())
-                for lo in range(0, size, _CHUNK):
-                    f.write(_ngram_lines(model, n, lo, min(size, lo + _CHUNK), words, buf))
-            f.write(b"\n\\end\\\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _open_out(path: str, gz: bool):
-    if gz:
-        import gzip
-
-        return gzip.open(path, "wb")
-    return open(path, "wb")
+    with atomic_open(path, gz=path.endswith(".gz")) as f:
+        f.write(b"\\data\\\n" + "".join(f"ngram {n}={size}\n" for n, size in enumerate(model.sizes(), 1)).encode())
+        for n, size in enumerate(model.sizes(), start=1):
+            f.write(f"\n\\{n}-grams:\n".encode())
+            for lo in range(0, size, _CHUNK):
+                f.write(_ngram_lines(model, n, lo, min(size, lo + _CHUNK), words, buf))
+        f.write(b"\n\\end\\\n")
 
 
 _HEADER = re.compile(r"^ngram\s+(\d+)\s*=\s*(\d+)\s*$")

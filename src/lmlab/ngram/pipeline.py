@@ -1,0 +1,274 @@
+"""The one n-gram estimation pipeline: count -> adjust -> estimate -> prune.
+
+Staged like KenLM's ``lmplz`` (``lm/builder/pipeline.hh``: one ``Pipeline(config, text,
+out)`` that every front end calls). :func:`build` takes the training text and a
+:class:`PipelineConfig` and returns an :class:`~lmlab.ngram.model.NgramModel`;
+:func:`lmlab.ngram.build` and ``lmlab ngram build`` both run it, and the command only
+prints the :class:`StageEvent` s it is sent, lmplz-style.
+
+The stages, in order (a run goes through the ones its configuration needs):
+
+``count``
+    Read the text (when ``source`` is a loader) and count every n-gram of orders
+    1..N (:mod:`.counts`). A :class:`Text` is split and counted in one pass over its
+    bytes unless the run needs the sentences themselves (a closed vocabulary by count,
+    or held-out tuning).
+``adjust``
+    Kneser-Ney methods only: KenLM's adjusted counts and their count-of-counts
+    n1..n4 per order, the statistics lmplz prints in its stage 2 and that the discounts
+    come from. (The smoother recomputes the adjusted counts itself; this costs about
+    3% of a build.)
+``estimate``
+    Tune parameters on held-out text (methods with ``needs_heldout``; without held-out
+    sentences every 10th training sentence is held out for tuning, the final counts
+    use them all), then smooth the counts into a back-off model (:mod:`.smoothing`).
+``prune``
+    Only with a cut-off, an entropy threshold or a target size: count cut-offs
+    first, then Stolcke relative-entropy pruning (:mod:`.prune`).
+
+Writing the model (ARPA, binary) is not a stage here: the caller does it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import DataError, UsageError
+from .counts import (
+    BOS,
+    EOS,
+    UNK,
+    NgramCounts,
+    Vocabulary,
+    adjusted_counts,
+    count_ngrams,
+    count_of_counts,
+    count_text,
+)
+from .model import NgramModel, check_order
+from .prune import prune_counts, prune_entropy
+from .smoothing import KneserNey, ModifiedKneserNey, Smoother, make_smoother
+
+STAGES = ("count", "adjust", "estimate", "prune")
+HELDOUT_EVERY = 10  # without held-out text, every 10th training sentence tunes the parameters
+
+
+@dataclass(frozen=True)
+class Text:
+    """Tokenized text as lmplz reads it: one sentence per line, tokens between whitespace.
+
+    ``where`` names it in errors (a file name, ``stdin``). Blank lines are skipped.
+    """
+
+    data: bytes | str
+    where: str = "text"
+
+    def sentences(self) -> list[list[str]]:
+        """The sentences as token lists (``[line.split() for line in lines if line.strip()]``)."""
+        data = self.data
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{self.where}: not valid UTF-8 at byte {err.start}") from None
+        sentences = [line.split() for line in data.splitlines() if line.strip()]
+        if not sentences:
+            raise DataError(f"{self.where}: no sentences (the file is empty)")
+        return sentences
+
+
+# What build() counts: sentences, a Text, or a zero-argument loader of either (called at the
+# start of the count stage, so that reading the text is timed as counting, as in lmplz).
+Source = Iterable[list[str]] | Text | Callable[[], Iterable[list[str]] | Text]
+# Held-out sentences for tuning, or a loader of them (called only when the method tunes).
+Heldout = Iterable[list[str]] | Callable[[], Iterable[list[str]]]
+
+
+@dataclass
+class PipelineConfig:
+    """What to estimate: the options of ``lmlab ngram build`` (lmplz's flags in brackets).
+
+    ``smoothing`` is a method name from :data:`lmlab.ngram.METHODS` or a ready
+    :class:`~lmlab.ngram.smoothing.Smoother`; ``delta`` is add-delta's delta.
+    ``vocab_min_count`` > 1 closes the vocabulary: words seen fewer times in the training
+    text are counted as ``<unk>``. ``prune`` holds count cut-offs per order, the last one
+    repeated for higher orders (``--prune``); ``prune_entropy`` is a Stolcke threshold and
+    ``target_size`` a total number of n-grams to Stolcke-prune down to.
+    """
+
+    order: int = 3  # (-o)
+    smoothing: str | Smoother = "mkn"
+    delta: float = 0.5
+    vocab_min_count: int = 1
+    prune: Sequence[int] = field(default_factory=tuple)  # (--prune)
+    prune_entropy: float | None = None
+    target_size: int | None = None
+
+    def make_smoother(self) -> Smoother:
+        """The smoother (the given instance itself when ``smoothing`` is one)."""
+        if isinstance(self.smoothing, Smoother):
+            return self.smoothing
+        return make_smoother(self.smoothing, delta=self.delta)
+
+    @property
+    def prunes(self) -> bool:
+        """Whether the run has a prune stage."""
+        return bool(self.prune) or self.prune_entropy is not None or self.target_size is not None
+
+    def stages(self, smoother: Smoother | None = None) -> tuple[str, ...]:
+        """The stages a run with this configuration goes through, in order."""
+        smoother = smoother if smoother is not None else self.make_smoother()
+        skip = set()
+        if not isinstance(smoother, (KneserNey, ModifiedKneserNey)):
+            skip.add("adjust")
+        if not self.prunes:
+            skip.add("prune")
+        return tuple(s for s in STAGES if s not in skip)
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """One stage starting or ending; ``phase`` is ``"start"`` or ``"end"``.
+
+    At the end of a stage ``seconds`` is its wall time and its results are filled in:
+    ``count``: ``sentences``, ``tokens`` (words plus one ``</s>`` per sentence), ``types``
+    (the vocabulary size, specials included) and ``sizes`` (n-grams counted per order);
+    ``adjust``: ``count_of_counts``, n1..n4 of the adjusted counts per order; ``estimate``:
+    ``sizes`` (n-grams in the model per order) and ``info`` (the model's ``info``: method,
+    discounts or tuned parameters); ``prune``: ``sizes`` (n-grams kept per order).
+    """
+
+    stage: str
+    phase: str
+    stages: tuple[str, ...]  # every stage of this run, in order
+    seconds: float = 0.0
+    sizes: tuple[int, ...] = ()
+    sentences: int = 0
+    tokens: int = 0
+    types: int = 0
+    count_of_counts: tuple[tuple[int, ...], ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def index(self) -> int:
+        """1-based position of this stage in the run."""
+        return self.stages.index(self.stage) + 1
+
+    @property
+    def total(self) -> int:
+        """How many stages the run has."""
+        return len(self.stages)
+
+
+StageCallback = Callable[[StageEvent], None]
+
+
+class _Progress:
+    """Sends the start and end events of each stage to the callback (if any) and times the stages."""
+
+    def __init__(self, stages: tuple[str, ...], on_stage: StageCallback | None):
+        self.stages = stages
+        self.on_stage = on_stage
+        self.started = 0.0
+
+    def start(self, stage: str) -> None:
+        self.started = time.perf_counter()
+        if self.on_stage is not None:
+            self.on_stage(StageEvent(stage, "start", self.stages))
+
+    def end(self, stage: str, sizes: Sequence[int] = (), sentences: int = 0, tokens: int = 0, types: int = 0,
+            count_of_counts: tuple[tuple[int, ...], ...] = (), info: dict[str, Any] | None = None) -> None:
+        seconds = time.perf_counter() - self.started
+        if self.on_stage is not None:
+            self.on_stage(StageEvent(stage, "end", self.stages, seconds=seconds, sizes=tuple(int(s) for s in sizes),
+                                     sentences=sentences, tokens=tokens, types=types,
+                                     count_of_counts=count_of_counts, info=dict(info or {})))
+
+
+def min_count_vocabulary(sentences: Iterable[list[str]], min_count: int) -> Vocabulary:
+    """A closed vocabulary: the specials, then every word seen at least ``min_count`` times, sorted.
+
+    The same list as :func:`lmlab.data.vocab.closed_vocabulary` (which this package may not
+    import; a test checks that the two agree), so ids do not depend on corpus order.
+    """
+    counts = Counter(w for s in sentences for w in s)
+    specials = (UNK, BOS, EOS)
+    return Vocabulary([*specials, *sorted(w for w, c in counts.items() if c >= min_count and w not in specials)])
+
+
+def _count(source: Source, config: PipelineConfig, vocab: Vocabulary | None,
+           need_sentences: bool) -> tuple[NgramCounts, list[list[str]] | None]:
+    """The count stage: (counts, the training sentences when they were split out, else None)."""
+    loaded = source() if callable(source) else source
+    if isinstance(loaded, Text):
+        if not need_sentences and config.vocab_min_count <= 1:
+            return count_text(loaded.data, config.order, vocab, where=loaded.where), None
+        sentences = loaded.sentences()
+    else:
+        sentences = loaded if isinstance(loaded, list) else list(loaded)
+    if config.vocab_min_count > 1:
+        vocab = min_count_vocabulary(sentences, config.vocab_min_count)
+    return count_ngrams(sentences, config.order, vocab), sentences
+
+
+def _fit(smoother: Smoother, counts: NgramCounts, sentences: list[list[str]] | None,
+         heldout: Heldout | None) -> None:
+    """Tune ``smoother`` on held-out text, or on every 10th training sentence without it."""
+    held = heldout() if callable(heldout) else heldout
+    held = list(held) if held is not None else []
+    if held:
+        smoother.fit_params(counts, held)
+        return
+    assert sentences is not None, "_count keeps the sentences when the method tunes"
+    tune = [s for i, s in enumerate(sentences) if i % HELDOUT_EVERY != HELDOUT_EVERY - 1]
+    smoother.fit_params(count_ngrams(tune, counts.order, counts.vocab), sentences[HELDOUT_EVERY - 1::HELDOUT_EVERY])
+
+
+def build(source: Source, config: PipelineConfig, on_stage: StageCallback | None = None, *,
+          vocab: Iterable[str] | Vocabulary | None = None, heldout: Heldout | None = None) -> NgramModel:
+    """Estimate an n-gram model: count -> adjust -> estimate -> prune (see the module docstring).
+
+    ``source``: tokenized sentences (``<s>``/``</s>`` are added here), a :class:`Text`, or a
+    zero-argument function returning either. ``on_stage`` is called with a
+    :class:`StageEvent` when each stage starts and ends. ``vocab``: a closed vocabulary
+    (other words count as ``<unk>``; not together with ``config.vocab_min_count``).
+    ``heldout``: sentences (or a function returning them) for the methods that tune on
+    held-out text; read only when the method does.
+    """
+    check_order(config.order)
+    smoother = config.make_smoother()
+    if vocab is not None and config.vocab_min_count > 1:
+        raise UsageError("give a closed vocabulary or a vocab_min_count, not both")
+    if vocab is not None and not isinstance(vocab, Vocabulary):
+        vocab = Vocabulary(vocab)
+    progress = _Progress(config.stages(smoother), on_stage)
+
+    progress.start("count")
+    counts, sentences = _count(source, config, vocab, need_sentences=smoother.needs_heldout)
+    progress.end("count", sizes=[counts.size(n) for n in range(1, config.order + 1)],
+                 sentences=counts.n_sentences, tokens=counts.n_tokens, types=counts.V)
+
+    if "adjust" in progress.stages:
+        progress.start("adjust")
+        coc = tuple(tuple(count_of_counts(a, 4)[1:].tolist()) for a in adjusted_counts(counts))
+        progress.end("adjust", count_of_counts=coc)
+
+    progress.start("estimate")
+    if smoother.needs_heldout:
+        _fit(smoother, counts, sentences, heldout)
+    model = smoother.estimate(counts)
+    model.info.setdefault("order", config.order)
+    progress.end("estimate", sizes=model.sizes(), info=model.info)
+
+    if "prune" in progress.stages:
+        progress.start("prune")
+        if config.prune:
+            model = prune_counts(model, counts, list(config.prune))
+        if config.prune_entropy is not None or config.target_size is not None:
+            model = prune_entropy(model, threshold=config.prune_entropy, target_size=config.target_size)
+        progress.end("prune", sizes=model.sizes())
+    return model
