@@ -20,16 +20,42 @@ from torch import Tensor, nn
 
 @runtime_checkable
 class Tokenizer(Protocol):
-    """Text <-> ids. Every tokenizer kind in :mod:`lmlab.data.tokenizers` implements it."""
+    """Text <-> ids. Every tokenizer kind in :mod:`lmlab.data.tokenizers` implements it.
+
+    ``isinstance(x, Tokenizer)`` checks only that the names exist (``typing`` cannot check
+    signatures); the conformance test in ``tests/data`` checks what they do.
+    """
+
+    kind: str
+    """The tokenizer's name in :data:`lmlab.data.tokenizers.NAMES` (``"word"``, ``"bytebpe"``, ...)."""
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids: every id is in ``range(vocab_size)``."""
+
+    def token_to_id(self, token: str) -> int | None:
+        """The id of one vocabulary entry, or None when ``token`` is not one."""
+
+    def id_to_token(self, index: int) -> str | None:
+        """The vocabulary entry of one id, or None when the id has none."""
 
     def encode(self, text: str) -> list[int]:
-        """Ids of one text."""
+        """Ids of one text (no special tokens added)."""
 
-    def decode(self, ids: Sequence[int]) -> str:
-        """The text of a sequence of ids."""
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """``[encode(text) for text in texts]``, possibly faster."""
+
+    def decode(self, ids: Iterable[int], skip_specials: bool = False) -> str:
+        """The text of a sequence of ids (without the special tokens if ``skip_specials``)."""
+
+    def special_ids(self) -> dict[str, int]:
+        """``{role: id}`` for the special tokens it has; roles are unk, bos, eos, pad, cls, sep, mask."""
+
+    def files(self) -> dict[str, bytes]:
+        """The files :meth:`save` writes, by name (what a model folder embeds)."""
 
     def save(self, folder: str | Path) -> None:
-        """Write the tokenizer's own files into ``folder``."""
+        """Write :meth:`files` into ``folder``; ``lmlab.data.tokenizers.load_tokenizer(folder)`` reads it back."""
 
 
 @runtime_checkable

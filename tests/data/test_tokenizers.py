@@ -21,12 +21,12 @@ def texts(wiki_small_splits):
 def test_word_tokenizer_closed_vocab(tmp_path, wiki_small_splits):
     train = word_sentences(wiki_small_splits.train[:300])
     tok = WordTokenizer().train_from_tokens(train, min_count=2, max_size=2000)
-    assert tok.id_to_token[:4] == ["<unk>", "<s>", "</s>", "<pad>"]
+    assert tok.tokens[:4] == ["<unk>", "<s>", "</s>", "<pad>"]
     assert tok.vocab_size == 2000
     text = wiki_small_splits.test[0].text
     ids = tok.encode(text)
     decoded = tok.decode(ids).split()
-    expected = [w if w in tok.token_to_id else "<unk>" for w in tok.tokenize(text)]
+    expected = [w if w in tok.vocab else "<unk>" for w in tok.tokenize(text)]
     assert decoded == expected  # round trip modulo <unk>
     tok.save(tmp_path / "w")
     again = load_tokenizer(tmp_path / "w")

@@ -60,5 +60,4 @@ def encode(
         if ids:
             print(" ".join(map(str, encoded)))
         else:
-            to_token = tok.id_to_token
-            print(" ".join(to_token[i] if isinstance(to_token, list) else to_token(i) for i in encoded))
+            print(" ".join(tok.id_to_token(i) for i in encoded))

@@ -62,7 +62,7 @@ def prepare(corpus: Corpus, tokenizer_kind: str, out: Path, vocab_size: int | No
             unk = tokenizer.unk_id
         elif tokenizer_kind == "char" or isinstance(tokenizer, CharTokenizer):
             sents = sentences_of(docs)
-            eos = tokenizer.token_to_id["</s>"]
+            eos = tokenizer.token_to_id("</s>")
             encoded = [tokenizer.encode(s) + [eos] for s in sents]
             unk = tokenizer.unk_id
         else:

@@ -280,8 +280,8 @@ class SentenceRows:
 
 def encode_word_sentences(sentences: list[list[str]], tokenizer, add_bos: bool = False) -> list[list[int]]:
     """Each sentence as ids with ``</s>`` appended (and ``<s>`` prepended if asked)."""
-    eos = tokenizer.token_to_id["</s>"]
-    bos = tokenizer.token_to_id["<s>"]
+    eos = tokenizer.token_to_id("</s>")
+    bos = tokenizer.token_to_id("<s>")
     out = []
     for sentence in sentences:
         ids = tokenizer.encode_tokens(sentence)

@@ -407,7 +407,6 @@ def load_pretrained(folder: str | Path):
 
 def finetune(model_dir: str | Path, spec: FinetuneSpec, out_dir: str | Path) -> dict:
     """Load a saved model folder, fine-tune on ``spec.task``, save the classifier, return the scores."""
-    from ..data.tokenizers.subword import tokenizer_files
     from ..pretrained import save_model_folder
 
     model, tokenizer, specials = load_pretrained(model_dir)
@@ -417,6 +416,6 @@ def finetune(model_dir: str | Path, spec: FinetuneSpec, out_dir: str | Path) -> 
     save_model_folder(out_dir / "model", f"{spec.task}-classifier",
                       {"base": str(model_dir), "task": spec.task, "classes": scores["classes"],
                        "max_len": spec.max_len},
-                      head.state_dict(), tokenizer_files(tokenizer))
+                      head.state_dict(), tokenizer.files())
     return scores
 

@@ -1,4 +1,10 @@
-"""Tokenizers behind one small protocol: ``train``, ``encode``, ``decode``, ``save``, ``load``.
+"""Tokenizers, each implementing :class:`lmlab.protocols.Tokenizer`.
+
+That interface is ``kind``, ``vocab_size``, ``token_to_id(token) -> id | None``,
+``id_to_token(id) -> token | None``, ``encode``, ``encode_batch``, ``decode``,
+``special_ids() -> {role: id}``, ``files() -> {name: bytes}`` and ``save(folder)``,
+which writes exactly ``files()``; :func:`load_tokenizer` reads any saved kind back.
+:func:`train_tokenizer` trains one by name.
 
 | name | class | file |
 |---|---|---|
@@ -6,14 +12,15 @@
 | char | :class:`CharTokenizer` (Unicode code points) | char.py |
 | bpe, wordpiece, bytebpe, unigram | :class:`SubwordTokenizer` (Hugging Face ``tokenizers``) | subword.py |
 | zh-word | :class:`ChineseWordTokenizer` (gold segmentation or jieba) | chinese.py |
+| (GPT-2's files) | :meth:`SubwordTokenizer.from_gpt2_files`: ``vocab.json`` + ``merges.txt`` as bytebpe | subword.py |
 
 A saved tokenizer is a folder with ``tokenizer_config.json`` naming its type;
-:func:`load_tokenizer` reads any of them back.
+:func:`load_tokenizer` reads any of them back, and also a folder holding only a
+``tokenizer.json`` or GPT-2's ``vocab.json`` + ``merges.txt`` (a Hugging Face folder).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,7 +29,7 @@ from .char import CharTokenizer
 from .chinese import ChineseWordTokenizer
 from .subword import KINDS as SUBWORD_KINDS
 from .subword import SubwordTokenizer
-from .word import WordTokenizer, word_tokenize
+from .word import WordTokenizer, read_config, word_tokenize
 
 NAMES = ("word", "char", *SUBWORD_KINDS, "zh-word")
 
@@ -42,16 +49,11 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None = No
 
 
 def load_tokenizer(folder: str | Path):
+    """The tokenizer saved in ``folder``, of whatever kind its ``tokenizer_config.json`` names."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FormatError(f"tokenizer folder not found: {folder}")
-    config_path = folder / "tokenizer_config.json"
-    kind = None
-    if config_path.is_file():
-        try:
-            kind = json.loads(config_path.read_text("utf-8")).get("type")
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise FormatError(f"{config_path}: not valid JSON ({err})") from None
+    kind = read_config(folder).get("type")
     if kind == "word":
         return WordTokenizer.load(folder)
     if kind == "char":
@@ -60,7 +62,10 @@ def load_tokenizer(folder: str | Path):
         return ChineseWordTokenizer.load(folder)
     if kind in SUBWORD_KINDS or (folder / "tokenizer.json").is_file():
         return SubwordTokenizer.load(folder, kind)
-    raise FormatError(f"{folder}: no tokenizer files (tokenizer_config.json / tokenizer.json / vocab.txt)")
+    if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+        return SubwordTokenizer.from_gpt2_files(folder)
+    raise FormatError(f"{folder}: no tokenizer files (tokenizer_config.json / tokenizer.json / vocab.txt / "
+                      "vocab.json + merges.txt)")
 
 
 __all__ = ["WordTokenizer", "CharTokenizer", "SubwordTokenizer", "ChineseWordTokenizer", "word_tokenize",

@@ -28,11 +28,14 @@ def segment(text: str, require_jieba: bool = False) -> list[str]:
 
 
 class ChineseWordTokenizer(WordTokenizer):
-    kind = "zh-word"
+    """Word tokenizer whose words come from :func:`segment`; decoding joins them with no space.
 
-    def __init__(self, vocab: list[str] | None = None, lowercase: bool = False,
-                 extra_specials: tuple[str, ...] = ()):
-        super().__init__(vocab, lowercase=lowercase, extra_specials=extra_specials)
+    Whitespace is dropped and words outside the vocabulary become ``<unk>``, so
+    ``decode(encode(text))`` is ``text`` only for unspaced text of known words.
+    """
+
+    kind = "zh-word"
+    lowercase_by_default = False
 
     def tokenize(self, text: str) -> list[str]:
         return segment(text)
@@ -47,5 +50,5 @@ class ChineseWordTokenizer(WordTokenizer):
                         max_size: int | None = None) -> ChineseWordTokenizer:
         return self.train_from_tokens((self.words_of(d) for d in documents), min_count, max_size)
 
-    def decode(self, ids, skip_specials: bool = False) -> str:
-        return super().decode(ids, skip_specials).replace(" ", "")
+    def decode(self, ids: Iterable[int], skip_specials: bool = False) -> str:
+        return "".join(self.decode_tokens(ids, skip_specials))

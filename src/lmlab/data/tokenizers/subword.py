@@ -10,6 +10,9 @@ own ``tokenizer.json`` (so the folder also loads in ``transformers``):
 | ``bytebpe`` | byte-level BPE, no unknowns | byte-level (``Ġ`` marks a space) | GPT-2, RoBERTa |
 | ``unigram`` | Unigram LM (Kudo 2018) | Metaspace (``▁``) | SentencePiece, T5, ALBERT |
 
+:meth:`SubwordTokenizer.from_gpt2_files` reads GPT-2's own ``vocab.json`` + ``merges.txt`` as a
+``bytebpe`` tokenizer.
+
 Byte-level BPE round-trips any text exactly; the others round-trip modulo the
 whitespace their pre-tokenizer normalises.
 
@@ -28,7 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ...errors import ConfigError, FormatError, UsageError
-from ...io import atomic_write_text
+from .base import find_special_ids, write_files
 
 KINDS = ("bpe", "wordpiece", "bytebpe", "unigram")
 
@@ -39,10 +42,23 @@ DEFAULT_SPECIALS = {
     "unigram": ["<pad>", "</s>", "<unk>", "<s>", "<mask>"],
 }
 UNK_TOKEN = {"bpe": "<unk>", "wordpiece": "[UNK]", "bytebpe": None, "unigram": "<unk>"}
+GPT2_END_OF_TEXT = "<|endoftext|>"
+
+# (role, token) for special_ids(), first match per role; the tokens are the defaults above,
+# bytebpe plays RoBERTa's roles (<s> as cls, </s> as sep) and falls back to GPT-2's <|endoftext|>
+SPECIAL_ROLES = {
+    "bpe": (("unk", "<unk>"), ("bos", "<s>"), ("eos", "</s>"), ("pad", "<pad>"), ("mask", "<mask>")),
+    "wordpiece": (("pad", "[PAD]"), ("unk", "[UNK]"), ("cls", "[CLS]"), ("sep", "[SEP]"), ("mask", "[MASK]")),
+    "bytebpe": (("bos", "<s>"), ("cls", "<s>"), ("eos", "</s>"), ("sep", "</s>"), ("pad", "<pad>"),
+                ("unk", "<unk>"), ("mask", "<mask>"), ("bos", GPT2_END_OF_TEXT), ("eos", GPT2_END_OF_TEXT)),
+    "unigram": (("pad", "<pad>"), ("eos", "</s>"), ("unk", "<unk>"), ("bos", "<s>"), ("mask", "<mask>")),
+}
+BERT_ROLES = ("pad", "cls", "sep", "mask")
 
 
 class SubwordTokenizer:
-    """``train`` / ``encode`` / ``decode`` / ``save`` / ``load`` around a ``tokenizers.Tokenizer``."""
+    """:class:`lmlab.protocols.Tokenizer` around a ``tokenizers.Tokenizer``: ``train`` one, ``load`` a saved
+    folder, or read GPT-2's own ``vocab.json`` + ``merges.txt`` with :meth:`from_gpt2_files`."""
 
     def __init__(self, kind: str, tokenizer=None):
         if kind not in KINDS:
@@ -122,11 +138,17 @@ class SubwordTokenizer:
     def decode(self, ids: Iterable[int], skip_specials: bool = False) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_specials)
 
+    def special_ids(self) -> dict[str, int]:
+        """``{role: id}`` of the specials this vocabulary has (roles: :data:`SPECIAL_ROLES`)."""
+        return find_special_ids(SPECIAL_ROLES[self.kind], self.token_to_id)
+
+    def files(self) -> dict[str, bytes]:
+        """The library's ``tokenizer.json`` (it also loads in ``transformers``) and ``tokenizer_config.json``."""
+        return {"tokenizer.json": self.tokenizer.to_str().encode("utf-8"),
+                "tokenizer_config.json": (json.dumps({"type": self.kind}, indent=2) + "\n").encode("utf-8")}
+
     def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / "tokenizer.json", self.tokenizer.to_str())
-        atomic_write_text(folder / "tokenizer_config.json", json.dumps({"type": self.kind}, indent=2) + "\n")
+        write_files(folder, self.files())
 
     @classmethod
     def load(cls, folder: str | Path, kind: str | None = None) -> SubwordTokenizer:
@@ -144,24 +166,61 @@ class SubwordTokenizer:
         except Exception as err:  # the library raises a plain Exception
             raise FormatError(f"{path}: cannot read tokenizer ({str(err).splitlines()[0]})") from None
         if kind not in KINDS:
-            kind = {"BPE": "bpe", "WordPiece": "wordpiece", "Unigram": "unigram"}.get(
-                json.loads(path.read_text("utf-8"))["model"]["type"], "bpe")
+            kind = _kind_of(json.loads(path.read_text("utf-8")))
         return cls(kind, tok)
+
+    @classmethod
+    def from_gpt2_files(cls, folder: str | Path) -> SubwordTokenizer:
+        """GPT-2's own tokenizer files (``vocab.json`` + ``merges.txt``) as a ``bytebpe`` tokenizer.
+
+        Byte-level BPE with GPT-2's pre-tokenizer (no prefix space) and decoder; ``<|endoftext|>``,
+        when the vocabulary has it, is marked special (as in ``transformers``' GPT-2 tokenizer), so
+        text containing it encodes to its id and ``decode(..., skip_specials=True)`` drops it.
+        """
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+        folder = Path(folder)
+        vocab_path, merges_path = folder / "vocab.json", folder / "merges.txt"
+        for path in (vocab_path, merges_path):
+            if not path.is_file():
+                raise FormatError(f"{folder}: no {path.name} (GPT-2 tokenizer files are vocab.json + merges.txt)")
+        try:
+            model = models.BPE.from_file(str(vocab_path), str(merges_path))
+        except Exception as err:  # the library raises a plain Exception
+            raise FormatError(f"{folder}: cannot read vocab.json + merges.txt ({str(err).splitlines()[0]})") from None
+        tok = Tokenizer(model)
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        if tok.token_to_id(GPT2_END_OF_TEXT) is not None:
+            tok.add_special_tokens([GPT2_END_OF_TEXT])
+        return cls("bytebpe", tok)
+
+
+def _kind_of(tokenizer_json: dict) -> str:
+    """The kind of a ``tokenizer.json`` saved without lmlab's config: from its model and pre-tokenizer."""
+    model_type = (tokenizer_json.get("model") or {}).get("type")
+    pre_tokenizer = tokenizer_json.get("pre_tokenizer") or {}
+    steps = pre_tokenizer.get("pretokenizers", [pre_tokenizer]) if pre_tokenizer.get("type") == "Sequence" \
+        else [pre_tokenizer]
+    if model_type == "BPE" and any(step.get("type") == "ByteLevel" for step in steps):
+        return "bytebpe"
+    return {"BPE": "bpe", "WordPiece": "wordpiece", "Unigram": "unigram"}.get(model_type, "bpe")
 
 
 def special_ids(tokenizer) -> dict:
-    """BERT's special-token ids (pad, cls, sep, mask, unk) in a subword tokenizer; RoBERTa's names for bytebpe."""
-    if tokenizer.kind == "bytebpe":
-        names = {"pad": "<pad>", "cls": "<s>", "sep": "</s>", "mask": "<mask>", "unk": "<unk>"}
-    else:
-        names = {"pad": "[PAD]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]", "unk": "[UNK]"}
-    ids = {key: tokenizer.token_to_id(token) for key, token in names.items()}
-    if any(v is None for k, v in ids.items() if k != "unk"):
-        raise ConfigError(f"the {tokenizer.kind} tokenizer lacks BERT's special tokens {list(names.values())}")
-    return ids
+    """BERT's special-token ids (pad, cls, sep, mask, and unk or None) of a tokenizer, from ``tokenizer.special_ids()``.
+
+    Raises :class:`ConfigError` when one of pad, cls, sep, mask is missing (bpe and unigram have
+    no cls / sep; bytebpe plays them with RoBERTa's ``<s>`` / ``</s>``).
+    """
+    ids = tokenizer.special_ids()
+    missing = [role for role in BERT_ROLES if role not in ids]
+    if missing:
+        raise ConfigError(f"the {tokenizer.kind} tokenizer lacks BERT's special tokens for {', '.join(missing)} "
+                          f"(it has {', '.join(sorted(ids)) or 'none'})")
+    return {role: ids.get(role) for role in (*BERT_ROLES, "unk")}
 
 
 def tokenizer_files(tokenizer) -> dict[str, bytes]:
-    """The files a SubwordTokenizer saves, as bytes (for a model folder)."""
-    return {"tokenizer.json": tokenizer.tokenizer.to_str().encode("utf-8"),
-            "tokenizer_config.json": (json.dumps({"type": tokenizer.kind}, indent=2) + "\n").encode("utf-8")}
+    """The files ``tokenizer.save`` writes, as bytes (for a model folder): ``tokenizer.files()``."""
+    return tokenizer.files()
