@@ -62,8 +62,8 @@ VARIANTS = [  # (label, family, data overrides, model overrides)
 def compare(args) -> None:
     """Equal-compute pretraining of each variant, then the same fine-tuning on rotten-tomatoes."""
     from lmlab.data import sources
-    from lmlab.models.bert import count_parameters
     from lmlab.models.demo_bert import DataSpec, Recipe, TokenizerSpec, prepare, pretrain
+    from lmlab.nn.init import count_parameters
     from lmlab.tasks.classification import FinetuneSpec, finetune_model
 
     documents = sources.load("wiki-vital-small").split().train

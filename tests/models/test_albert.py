@@ -14,7 +14,7 @@ from lmlab.models.albert import (
     embedding_arithmetic,
     sharing_parameter_counts,
 )
-from lmlab.models.bert import count_parameters
+from lmlab.nn.init import count_parameters
 
 
 def test_seed_embedding_arithmetic():
@@ -57,6 +57,22 @@ def test_albert_save_load_and_sop(tmp_path):
     model.save_pretrained(tmp_path / "a")
     again = AlbertForPreTraining.from_pretrained(tmp_path / "a").eval()
     torch.testing.assert_close(again(ids).mlm_logits, out.mlm_logits, rtol=0, atol=0)
+
+
+def test_albert_heads_are_named_methods():
+    model = AlbertForPreTraining(AlbertConfig(vocab_size=50, d_embedding=8, d_model=16, n_layers=2, n_heads=2,
+                                              d_ff=32)).eval()
+    ids = torch.randint(5, 50, (2, 7))
+    selected = torch.zeros(2, 7, dtype=torch.bool)
+    selected[0, 2] = selected[1, 4] = True
+    with torch.no_grad():
+        h, pooled = model.encoder(ids)
+        out = model(ids, selected=selected)
+        torch.testing.assert_close(model.mlm_logits(h, selected), out.mlm_logits, rtol=0, atol=0)
+        torch.testing.assert_close(model.sentence_logits(pooled), out.sentence_logits, rtol=0, atol=0)
+    assert out.mlm_logits.shape == (2, 50) and not hasattr(model, "sbo_logits")
+    with pytest.raises(TypeError):  # no span inputs to refuse any more: SBO is SpanBERT's own class
+        model(ids, selected=selected, span_left=selected.long())
 
 
 def test_albert_learns_on_real_text(tmp_path):

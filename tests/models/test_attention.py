@@ -126,7 +126,7 @@ def test_cross_attention_attends_to_memory_only_through_its_mask():
     changed = memory.clone()
     changed[:, 3:] += 10.0  # masked memory positions
     torch.testing.assert_close(out, attn(x, memory=changed, mask=mask))
-    cache = LayerKV()
+    cache = LayerKV(max_length=5)
     torch.testing.assert_close(out, attn(x, memory=memory, mask=mask, cache=cache))
     assert cache.static and cache.k.shape == (1, 4, 5, 4)
 
@@ -139,13 +139,13 @@ def test_kv_cache_equals_full_recomputation(use_sdpa):
     x = torch.randn(2, 7, 16)
     full = attn(x, is_causal=True)
     cache = KVCache(1, max_length=7)
-    pieces = [attn(x[:, :3], is_causal=True, cache=cache.layers[0], cache_length=7)]
+    pieces = [attn(x[:, :3], is_causal=True, cache=cache.layers[0])]
     for t in range(3, 7):
-        pieces.append(attn(x[:, t:t + 1], is_causal=True, cache=cache.layers[0], cache_length=7))
+        pieces.append(attn(x[:, t:t + 1], is_causal=True, cache=cache.layers[0]))
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-6, rtol=0)
     assert cache.length == 7
     with pytest.raises(UsageError, match="KV cache full"):
-        attn(x[:, :1], is_causal=True, cache=cache.layers[0], cache_length=7)
+        attn(x[:, :1], is_causal=True, cache=cache.layers[0])
 
 
 def test_residual_wrappers_place_the_norm():

@@ -7,7 +7,8 @@ import torch
 from _bertkit import train_config, wiki_slice
 
 from lmlab.errors import CheckpointError, ConfigError, UsageError
-from lmlab.models.bert import Bert, BertForPreTraining, count_parameters, preset
+from lmlab.models.bert import Bert, BertForPreTraining, SpanBertForPreTraining, preset
+from lmlab.nn.init import count_parameters
 from lmlab.objectives import masking
 
 
@@ -49,19 +50,44 @@ def test_segments_and_padding_matter_where_they_should():
     torch.testing.assert_close(c, a, rtol=0, atol=1e-5)
 
 
-def test_sbo_head_and_roberta_preset():
-    span = BertForPreTraining(preset("spanbert-base", vocab_size=60, max_length=32, d_model=32, n_layers=1,
-                                     n_heads=2, d_ff=64)).eval()
-    assert span.sentence is None and span.sbo is not None
-    ids = torch.randint(5, 60, (2, 12))
+def test_heads_are_named_methods_on_the_encoder_outputs():
+    model = tiny().eval()
+    ids = torch.randint(5, 60, (2, 9))
+    selected = torch.zeros(2, 9, dtype=torch.bool)
+    selected[0, 3] = selected[1, 1] = True
+    with torch.no_grad():
+        h, pooled = model.encoder(ids)
+        out = model(ids, selected=selected)
+        torch.testing.assert_close(model.mlm_logits(h, selected), out.mlm_logits, rtol=0, atol=0)
+        torch.testing.assert_close(model.sentence_logits(pooled), out.sentence_logits, rtol=0, atol=0)
+    assert not hasattr(model, "sbo_logits")  # SBO is SpanBERT's head, not a BERT switch
+    with pytest.raises(UsageError, match="sentence head"):
+        tiny(sentence_head=False).sentence_logits(pooled)
+
+
+def span_example():
+    """Two rows with spans (3, 5) and (7, 7); (ids, selected, left, right)."""
+    ids = torch.randint(5, 60, (2, 12), generator=torch.Generator().manual_seed(0))
     span_ids = torch.full((2, 12), -1)
     span_ids[0, 3:6] = 0
     span_ids[1, 7:8] = 0
     left, right = masking.span_boundaries(span_ids)
-    selected = span_ids >= 0
+    return ids, span_ids >= 0, left, right
+
+
+def test_spanbert_class_with_the_sbo_head_and_roberta_preset():
+    span = SpanBertForPreTraining(preset("spanbert-base", vocab_size=60, max_length=32, d_model=32, n_layers=1,
+                                         n_heads=2, d_ff=64)).eval()
+    assert span.sentence is None and span.sbo is not None
+    ids, selected, left, right = span_example()
     assert left[0, 4] == 2 and right[0, 4] == 6 and left[1, 7] == 6 and right[1, 7] == 8
-    out = span(ids, selected=selected, span_left=left, span_right=right)
-    assert out.sbo_logits.shape == (4, 60)
+    with torch.no_grad():
+        h, _ = span.encoder(ids)
+        sbo = span.sbo_logits(h, selected, left, right)
+        assert sbo.shape == (4, 60) and span(ids, selected=selected).mlm_logits.shape == (4, 60)
+        # row 0, token 4 (the span's 2nd token): from h at 2 and 6 and relative position 1, by hand
+        by_hand = span.sbo(h[0, 2][None], h[0, 6][None], torch.tensor([1]), span.bert.embeddings.token.weight)
+        torch.testing.assert_close(sbo[1:2], by_hand, rtol=0, atol=1e-6)
     roberta = preset("roberta-base")
     assert roberta.position_offset == 2 and roberta.type_vocab_size == 1 and not roberta.sentence_head
     with pytest.raises(ConfigError):
@@ -80,6 +106,31 @@ def test_save_load_round_trip(tmp_path):
     (tmp_path / "m" / "model.safetensors").write_bytes(b"\x00" * 4)
     with pytest.raises(CheckpointError):
         BertForPreTraining.from_pretrained(tmp_path / "m")
+
+
+def test_spanbert_folder_reloads_as_spanbert(tmp_path):
+    """A SpanBERT folder is family "bert" with span_boundary_head = true (as saved before SpanBERT
+    was its own class); the "bert" registry row and BertForPreTraining rebuild it with its SBO head."""
+    import copy
+    import json
+
+    from lmlab import registry
+
+    span = SpanBertForPreTraining(preset("bert-tiny", vocab_size=60, max_length=32, sentence_head=False)).eval()
+    assert span.config.span_boundary_head  # the class records its head in the config it saves
+    span.save_pretrained(tmp_path / "s")
+    saved = json.loads((tmp_path / "s" / "config.json").read_text())
+    fields = saved.get("config", saved)  # the config's fields (nested under "config", or at the top level)
+    assert saved["family"] == "bert" and fields["span_boundary_head"] is True
+    ids, selected, left, right = span_example()
+    for cls in (BertForPreTraining, registry.get("bert").model_class()):
+        again = cls.from_pretrained(tmp_path / "s").eval()
+        assert type(again) is SpanBertForPreTraining
+        with torch.no_grad():
+            h, _ = again.encoder(ids)
+            expected = span.sbo_logits(span.encoder(ids)[0], selected, left, right)
+            torch.testing.assert_close(again.sbo_logits(h, selected, left, right), expected, rtol=0, atol=0)
+    assert type(copy.deepcopy(tiny())) is BertForPreTraining
 
 
 @pytest.mark.parametrize("family", ["bert", "spanbert"])

@@ -301,16 +301,16 @@ def _generator_hf_config(model) -> tuple[dict, list[tuple[str, str]], dict]:
 def _hf_config(model: nn.Module) -> tuple[dict, list[tuple[str, str]], dict]:
     """(HF config.json, key map, extra HF tensors such as tied decoders) for an lmlab model."""
     from ..models.albert import AlbertForPreTraining
-    from ..models.bert import BertForPreTraining
+    from ..models.bert import BertForPreTraining, SpanBertForPreTraining
     from ..models.electra import ElectraDiscriminator, ElectraForPreTraining
 
+    if isinstance(model, SpanBertForPreTraining):
+        raise UsageError("SpanBERT's SBO head has no Hugging Face class; save it with save_pretrained")
     if isinstance(model, ElectraForPreTraining):
         model = model.discriminator
     c = model.config
     common = _common_config(c, c.d_model, c.n_heads, c.d_ff)
     if isinstance(model, BertForPreTraining):
-        if c.span_boundary_head:
-            raise UsageError("SpanBERT's SBO head has no Hugging Face class; save it with save_pretrained")
         roberta = c.position_offset > 0
         if roberta and c.position_offset != c.pad_token_id + 1:
             raise UsageError("RoBERTa export needs position_offset = pad_token_id + 1 (Hugging Face's rule)")

@@ -17,8 +17,10 @@ Representations", §3.1.
     the swapped pairs). MLM head: LN(GELU(W h)) in E dimensions, then the tied E × V output.
 
 The model differs from BERT in more than two switches (embedding size, projection, sharing,
-no dropout by default), so it lives in its own file (DESIGN.md). Sharing saves parameters,
-not computation: every layer still runs (docs/bert_family.md measures it).
+no dropout by default), so it lives in its own file (DESIGN.md); what it shares with BERT
+unchanged comes from ``nn/`` (the embeddings at size E, the MLM head, the initialiser). Sharing
+saves parameters, not computation: every layer still runs (docs/bert_family.md measures it).
+The heads are named methods, :meth:`AlbertForPreTraining.mlm_logits` and ``sentence_logits``.
 
 Not here: n-gram masking (``objectives/masking.py``, ``ngram`` scheme), LAMB, SentencePiece
 (use the ``unigram`` tokenizer).
@@ -37,10 +39,11 @@ from .. import config as cfg
 from .. import pretrained
 from ..errors import CheckpointError, ConfigError, UsageError
 from ..nn.attention import padding_mask, self_attention
+from ..nn.embeddings import TokenPositionSegmentEmbeddings
 from ..nn.feedforward import FeedForward, activation_module
+from ..nn.heads import MLMHead, PretrainingOutput
+from ..nn.init import count_parameters, normal_init
 from ..nn.norms import PostNormResidual
-from ..nn.positional import LearnedPositions
-from .bert import MLMHead, PretrainingOutput, count_parameters, init_weights
 
 SHARING_MODES = ("all", "attention", "ffn", "none")
 
@@ -82,26 +85,11 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class AlbertEmbeddings(nn.Module):
+def albert_embeddings(config: AlbertConfig) -> TokenPositionSegmentEmbeddings:
     """LN(E_token[x] + E_position[t] + E_segment[s]) in E dimensions (projected to H by the encoder)."""
-
-    def __init__(self, config: AlbertConfig) -> None:
-        super().__init__()
-        E = config.d_embedding
-        self.token = nn.Embedding(config.vocab_size, E, padding_idx=config.pad_token_id)
-        self.position = LearnedPositions(config.max_length, E)
-        self.segment = nn.Embedding(config.type_vocab_size, E)
-        self.norm = nn.LayerNorm(E, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.dropout)
-        self.max_length = config.max_length
-
-    def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None) -> Tensor:
-        T = input_ids.shape[1]
-        if T > self.max_length:
-            raise UsageError(f"sequence of {T} tokens is longer than the model's {self.max_length} positions")
-        positions = torch.arange(T, device=input_ids.device)[None, :]
-        segment_ids = torch.zeros_like(input_ids) if segment_ids is None else segment_ids
-        return self.dropout(self.norm(self.token(input_ids) + self.position(positions) + self.segment(segment_ids)))
+    return TokenPositionSegmentEmbeddings(config.vocab_size, config.d_embedding, config.max_length,
+                                          config.type_vocab_size, config.pad_token_id, config.layer_norm_eps,
+                                          config.dropout)
 
 
 class AttentionBlock(nn.Module):
@@ -136,14 +124,14 @@ class Albert(nn.Module):
         config.validate()
         self.config = config
         L = config.n_layers
-        self.embeddings = AlbertEmbeddings(config)
+        self.embeddings = albert_embeddings(config)
         self.project = nn.Linear(config.d_embedding, config.d_model)       # E -> H
         n_attention = 1 if config.sharing in ("all", "attention") else L
         n_ffn = 1 if config.sharing in ("all", "ffn") else L
         self.attention_blocks = nn.ModuleList(AttentionBlock(config) for _ in range(n_attention))
         self.ffn_blocks = nn.ModuleList(FFNBlock(config) for _ in range(n_ffn))
         self.pooler = nn.Linear(config.d_model, config.d_model)
-        init_weights(self, config.init_std)
+        normal_init(self, config.init_std)
 
     def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None,
                 attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -156,7 +144,11 @@ class Albert(nn.Module):
 
 
 class AlbertForPreTraining(nn.Module):
-    """ALBERT + MLM head (E-dimensional transform, tied output) + SOP head."""
+    """ALBERT + MLM head (E-dimensional transform, tied output) + SOP head.
+
+    Heads: :meth:`mlm_logits`, :meth:`sentence_logits`, on the outputs of :attr:`encoder`;
+    ``forward`` runs the encoder and both heads.
+    """
 
     family = "albert"
 
@@ -167,22 +159,28 @@ class AlbertForPreTraining(nn.Module):
         self.mlm = MLMHead(config.d_model, config.d_embedding, config.vocab_size, config.activation,
                            config.layer_norm_eps)
         self.sentence = nn.Linear(config.d_model, 2) if config.sentence_head else None
-        init_weights(self, config.init_std)
+        normal_init(self, config.init_std)
 
     @property
     def encoder(self) -> Albert:
         return self.albert
 
+    def mlm_logits(self, h: Tensor, selected: Tensor | None = None) -> Tensor:
+        """h (B, T, H), ``selected`` (B, T) bool -> (N, V) logits there (None: everywhere, (B, T, V))."""
+        return self.mlm(h if selected is None else h[selected], self.albert.embeddings.token.weight)
+
+    def sentence_logits(self, pooled: Tensor) -> Tensor:
+        """pooled [CLS] (B, H) -> SOP logits (B, 2)."""
+        if self.sentence is None:
+            raise UsageError("this ALBERT has no sentence-order head: build it with sentence_head=True")
+        return self.sentence(pooled)
+
     def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                selected: Tensor | None = None, span_left: Tensor | None = None,
-                span_right: Tensor | None = None) -> PretrainingOutput:
-        if span_left is not None:
-            raise UsageError("ALBERT has no span boundary head (SBO is SpanBERT's)")
+                selected: Tensor | None = None) -> PretrainingOutput:
+        """The encoder and every head this model has; ``selected`` as in :meth:`mlm_logits`."""
         h, pooled = self.albert(input_ids, segment_ids, attention_mask)
-        embedding = self.albert.embeddings.token.weight
-        mlm_logits = self.mlm(h if selected is None else h[selected], embedding)   # (N, V) or (B, T, V)
-        sentence_logits = self.sentence(pooled) if self.sentence is not None else None
-        return PretrainingOutput(mlm_logits, sentence_logits, None, h)
+        sentence_logits = self.sentence_logits(pooled) if self.sentence is not None else None
+        return PretrainingOutput(self.mlm_logits(h, selected), sentence_logits, h)
 
     def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
         return pretrained.save_model_folder(folder, self.family, cfg.to_dict(self.config), self.state_dict(), extra_files)
@@ -203,15 +201,14 @@ def embedding_arithmetic(vocab_size: int = 30000, max_length: int = 512, d_model
     """The seed's embedding parameter counts, read off the modules (token + position tables, projection).
 
     BERT: (V + P) × H;  ALBERT: (V + P) × E + E × H (the projection's bias not counted, as in the seed).
+    BERT's embeddings are the same block at E = H.
     """
-    from .bert import BertConfig, BertEmbeddings
-
-    bert = BertEmbeddings(BertConfig(vocab_size=vocab_size, max_length=max_length, d_model=d_model,
-                                     n_heads=1, d_ff=1))
+    bert = TokenPositionSegmentEmbeddings(vocab_size, d_model, max_length, type_vocab_size=2, pad_token_id=0,
+                                          eps=1e-12, dropout=0.0)
     bert_count = bert.token.weight.numel() + bert.position.weight.numel()
     albert_config = AlbertConfig(vocab_size=vocab_size, max_length=max_length, d_model=d_model,
                                  d_embedding=d_embedding, n_heads=1, d_ff=1, n_layers=1)
-    emb = AlbertEmbeddings(albert_config)
+    emb = albert_embeddings(albert_config)
     projection = nn.Linear(d_embedding, d_model)
     albert_count = emb.token.weight.numel() + emb.position.weight.numel() + projection.weight.numel()
     return {"bert": bert_count, "albert": albert_count, "saved": bert_count - albert_count}

@@ -13,15 +13,24 @@ Joshi et al. (2020), "SpanBERT: Improving Pre-training by Representing and Predi
           y_i = f(h_{s-1}, h_{e+1}, p_{i-s+1}),   f = LN(GELU(W_2 · LN(GELU(W_1 [h_{s-1}; h_{e+1}; p])))),
           P(x_i) = softmax(y_i E_token^T + b_sbo)
 
-The MLM output layer (H × V, the largest matrix) is applied only at the selected positions
-(``selected`` (B, T) bool -> (N, V) logits): about 15% of the tokens, where computing it at every
-position would be ~40% of the forward FLOPs at V = 8k, H = 256.
+The blocks shared with ALBERT and ELECTRA come from ``nn/``: the embeddings
+(:class:`~lmlab.nn.embeddings.TokenPositionSegmentEmbeddings`), the post-LN layer
+(:func:`~lmlab.nn.attention.post_ln_encoder_layer`), the MLM head (:class:`~lmlab.nn.heads.MLMHead`)
+and the N(0, 0.02) initialiser (:func:`~lmlab.nn.init.normal_init`).
+
+The pretraining models expose their heads as named methods, so an objective calls the ones it
+needs on the encoder's output: ``mlm_logits(h, selected)``, ``sentence_logits(pooled)`` and, on
+:class:`SpanBertForPreTraining` only, ``sbo_logits(h, selected, left, right)``. The MLM output
+layer (H × V, the largest matrix) is applied only at the selected positions (``selected`` (B, T)
+bool -> (N, V) logits): about 15% of the tokens, where computing it at every position would be
+~40% of the forward FLOPs at V = 8k, H = 256.
 
 Presets: ``bert-base``/``bert-large``/``bert-tiny`` (segments, NSP head), ``roberta-base`` (no
 segments beyond one type, positions offset by 2 as in fairseq/HF, no NSP head — byte-level BPE and
-dynamic masking are data/objective choices, see ``objectives/``), ``spanbert-base`` (no NSP, SBO
-head). Checkpoints: :meth:`save_pretrained` / :meth:`from_pretrained` (config.json +
-model.safetensors); Hugging Face folders through :mod:`lmlab.interop.hf_bert`.
+dynamic masking are data/objective choices, see ``objectives/``), ``spanbert-base`` (no NSP; the
+model class with the SBO head is :class:`SpanBertForPreTraining`). Checkpoints:
+:meth:`save_pretrained` / :meth:`from_pretrained` (config.json + model.safetensors); Hugging Face
+folders through :mod:`lmlab.interop.hf_bert` (SpanBERT's SBO head has no Hugging Face class).
 
 Not here: ALBERT (``albert.py``: factorized embeddings and sharing), ELECTRA (``electra.py``),
 masking rules and losses (``objectives/``), fine-tuning heads (``tasks/classification.py``).
@@ -29,8 +38,8 @@ masking rules and losses (``objectives/``), fine-tuning heads (``tasks/classific
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,10 +48,10 @@ from torch import Tensor, nn
 from .. import config as cfg
 from .. import pretrained
 from ..errors import ConfigError, UsageError
-from ..nn.attention import TransformerLayer, padding_mask, self_attention
-from ..nn.feedforward import FeedForward, activation_module
-from ..nn.norms import PostNormResidual
-from ..nn.positional import LearnedPositions
+from ..nn.attention import padding_mask, post_ln_encoder_layer
+from ..nn.embeddings import TokenPositionSegmentEmbeddings
+from ..nn.heads import MLMHead, PretrainingOutput
+from ..nn.init import normal_init
 
 
 @dataclass
@@ -62,8 +71,10 @@ class BertConfig:
     init_std: float = 0.02
     pad_token_id: int = 0
     sentence_head: bool = True             # NSP (BERT) / SOP classifier on the pooled [CLS]
-    span_boundary_head: bool = False       # SpanBERT's SBO
-    sbo_max_positions: int = 32            # relative positions inside a span the SBO can embed
+    # SpanBERT: True in the config of a SpanBertForPreTraining (which sets it), so that a saved
+    # folder of family "bert" is rebuilt with its SBO head; BertForPreTraining never builds one.
+    span_boundary_head: bool = False
+    sbo_max_positions: int = 32            # SpanBERT: relative positions inside a span the SBO can embed
 
     def validate(self) -> None:
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_length", "type_vocab_size"):
@@ -76,6 +87,8 @@ class BertConfig:
                 raise ConfigError(f"bert config: {name} must be in [0, 1), got {getattr(self, name)}")
         if self.position_offset < 0 or self.position_offset >= self.max_length:
             raise ConfigError(f"bert config: position_offset={self.position_offset} outside [0, max_length)")
+        if self.sbo_max_positions <= 0:
+            raise ConfigError(f"bert config: sbo_max_positions must be positive, got {self.sbo_max_positions}")
 
 
 PRESETS: dict[str, dict] = {
@@ -102,57 +115,6 @@ def preset(name: str, **overrides) -> BertConfig:
 # --------------------------------------------------------------------------- the encoder
 
 
-class BertEmbeddings(nn.Module):
-    """h_0 = LN(E_token[x] + E_position[t + offset] + E_segment[s]), then dropout."""
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.token = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
-        self.position = LearnedPositions(config.max_length, config.d_model)
-        self.segment = nn.Embedding(config.type_vocab_size, config.d_model)
-        self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.dropout)
-        self.position_offset = config.position_offset
-        self.max_length = config.max_length
-
-    def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None) -> Tensor:
-        T = input_ids.shape[1]
-        if T + self.position_offset > self.max_length:
-            raise UsageError(f"sequence of {T} tokens is longer than the model's {self.max_length - self.position_offset} positions")
-        positions = torch.arange(self.position_offset, T + self.position_offset, device=input_ids.device)
-        segment_ids = torch.zeros_like(input_ids) if segment_ids is None else segment_ids
-        h = self.token(input_ids) + self.position(positions[None, :]) + self.segment(segment_ids)  # (B, T, H)
-        return self.dropout(self.norm(h))
-
-
-def bert_layer(d_model: int, n_heads: int, d_ff: int, activation: str, dropout: float, attn_dropout: float,
-               eps: float) -> TransformerLayer:
-    """One post-LN encoder layer from the shared blocks (separate Q/K/V as in BERT's checkpoints)."""
-    return TransformerLayer(
-        self_attention(d_model, n_heads, dropout=attn_dropout, fused=False),
-        PostNormResidual(nn.LayerNorm(d_model, eps=eps), dropout),
-        FeedForward(d_model, d_ff, activation_module(activation)),
-        PostNormResidual(nn.LayerNorm(d_model, eps=eps), dropout),
-    )
-
-
-def init_weights(module: nn.Module, std: float) -> None:
-    """BERT's initialiser: N(0, 0.02) weights, zero biases, LayerNorm (1, 0)."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=std)
-            if m.padding_idx is not None:
-                with torch.no_grad():
-                    m.weight[m.padding_idx].zero_()
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-
 class Bert(nn.Module):
     """The encoder: ``forward(input_ids, segment_ids, attention_mask) -> (h_L (B, T, H), pooled (B, H))``."""
 
@@ -160,12 +122,14 @@ class Bert(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
-        self.embeddings = BertEmbeddings(config)
+        self.embeddings = TokenPositionSegmentEmbeddings(
+            config.vocab_size, config.d_model, config.max_length, config.type_vocab_size, config.pad_token_id,
+            config.layer_norm_eps, config.dropout, position_offset=config.position_offset)
         self.layers = nn.ModuleList(
-            bert_layer(config.d_model, config.n_heads, config.d_ff, config.activation, config.dropout,
-                       config.attn_dropout, config.layer_norm_eps) for _ in range(config.n_layers))
+            post_ln_encoder_layer(config.d_model, config.n_heads, config.d_ff, config.activation, config.dropout,
+                                  config.attn_dropout, config.layer_norm_eps) for _ in range(config.n_layers))
         self.pooler = nn.Linear(config.d_model, config.d_model)
-        init_weights(self, config.init_std)
+        normal_init(self, config.init_std)
 
     def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None,
                 attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -178,20 +142,6 @@ class Bert(nn.Module):
 
 
 # --------------------------------------------------------------------------- heads
-
-
-class MLMHead(nn.Module):
-    """logits = LN(act(W_t h + b_t)) E^T + b_o, with E the (tied) token embedding passed at call time."""
-
-    def __init__(self, d_model: int, d_embedding: int, vocab_size: int, activation: str, eps: float) -> None:
-        super().__init__()
-        self.transform = nn.Linear(d_model, d_embedding)
-        self.activation = activation_module(activation)
-        self.norm = nn.LayerNorm(d_embedding, eps=eps)
-        self.bias = nn.Parameter(torch.zeros(vocab_size))
-
-    def forward(self, h: Tensor, embedding: Tensor) -> Tensor:  # (N, H) -> (N, V)
-        return F.linear(self.norm(self.activation(self.transform(h))), embedding, self.bias)
 
 
 class SpanBoundaryHead(nn.Module):
@@ -216,11 +166,23 @@ class SpanBoundaryHead(nn.Module):
         return F.linear(h, embedding, self.bias)
 
 
-class PretrainingOutput(NamedTuple):
-    mlm_logits: Tensor | None        # (N, V) at the selected positions (or (B, T, V) when none given)
-    sentence_logits: Tensor | None   # (B, 2) NSP / SOP
-    sbo_logits: Tensor | None        # (N, V) SpanBERT boundary predictions
-    hidden: Tensor                   # (B, T, H)
+def _mlm_at(mlm: MLMHead, h: Tensor, selected: Tensor | None, embedding: Tensor) -> Tensor:
+    """The MLM head at the selected positions (B, T) bool -> (N, V), or everywhere (B, T, V)."""
+    return mlm(h if selected is None else h[selected], embedding)
+
+
+def _sentence_at(sentence: nn.Linear | None, pooled: Tensor) -> Tensor:
+    if sentence is None:
+        raise UsageError("this model has no sentence head (NSP / SOP): build it with sentence_head=True")
+    return sentence(pooled)  # (B, H) -> (B, 2)
+
+
+def _flops_per_token(c: BertConfig, seq_len: int, mask_rate: float) -> float:
+    """Training FLOPs per token: 6 × (encoder matmul parameters + MLM output at mask_rate) + attention."""
+    per_layer = 4 * c.d_model * c.d_model + 2 * c.d_model * c.d_ff
+    dense = c.n_layers * per_layer + mask_rate * (c.d_model * c.d_model + c.d_model * c.vocab_size)
+    attention = c.n_layers * 2 * seq_len * c.d_model  # QK^T and AV, per token
+    return 6.0 * dense + 6.0 * attention
 
 
 class _SaveLoad(pretrained.PretrainedMixin):
@@ -230,9 +192,21 @@ class _SaveLoad(pretrained.PretrainedMixin):
 
 
 class BertForPreTraining(_SaveLoad, nn.Module):
-    """BERT + MLM head (+ NSP/SOP head) (+ SBO head), per the config's switches."""
+    """BERT + MLM head (+ NSP/SOP head when ``sentence_head``); RoBERTa is this with its preset.
+
+    Heads: :meth:`mlm_logits`, :meth:`sentence_logits`, on the outputs of :attr:`encoder`;
+    ``forward`` runs the encoder and both heads (what the Hugging Face parity tests compare).
+    """
 
     family = "bert"
+
+    def __new__(cls, config: BertConfig | None = None):
+        # A SpanBERT folder is saved with family "bert" and span_boundary_head = true, and the
+        # registry's "bert" row rebuilds it as BertForPreTraining(config): such a config builds a
+        # SpanBertForPreTraining instead. (copy.deepcopy calls __new__ without a config.)
+        if cls is BertForPreTraining and config is not None and config.span_boundary_head:
+            return SpanBertForPreTraining(config)
+        return super().__new__(cls)
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -241,53 +215,83 @@ class BertForPreTraining(_SaveLoad, nn.Module):
         self.mlm = MLMHead(config.d_model, config.d_model, config.vocab_size, config.activation,
                            config.layer_norm_eps)
         self.sentence = nn.Linear(config.d_model, 2) if config.sentence_head else None
-        self.sbo = None
-        if config.span_boundary_head:
-            self.sbo = SpanBoundaryHead(config.d_model, config.vocab_size, config.sbo_max_positions,
-                                        config.layer_norm_eps)
-        init_weights(self, config.init_std)
+        normal_init(self, config.init_std)
 
     @property
     def encoder(self) -> Bert:
         return self.bert
 
-    def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                selected: Tensor | None = None, span_left: Tensor | None = None,
-                span_right: Tensor | None = None) -> PretrainingOutput:
-        """``selected`` (B, T) bool: where to compute MLM logits (None: everywhere, (B, T, V)).
+    def mlm_logits(self, h: Tensor, selected: Tensor | None = None) -> Tensor:
+        """h (B, T, H), ``selected`` (B, T) bool -> (N, V) logits there (None: everywhere, (B, T, V))."""
+        return _mlm_at(self.mlm, h, selected, self.bert.embeddings.token.weight)
 
-        ``span_left``/``span_right`` (B, T) boundary positions (``masking.span_boundaries``) turn on
-        the SBO predictions at the selected positions.
-        """
+    def sentence_logits(self, pooled: Tensor) -> Tensor:
+        """pooled [CLS] (B, H) -> NSP / SOP logits (B, 2)."""
+        return _sentence_at(self.sentence, pooled)
+
+    def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                selected: Tensor | None = None) -> PretrainingOutput:
+        """The encoder and every head this model has; ``selected`` as in :meth:`mlm_logits`."""
         h, pooled = self.bert(input_ids, segment_ids, attention_mask)
-        embedding = self.bert.embeddings.token.weight
-        if selected is None:
-            mlm_logits = self.mlm(h, embedding)                               # (B, T, V)
-        else:
-            mlm_logits = self.mlm(h[selected], embedding)                     # (N, H) -> (N, V)
-        sentence_logits = self.sentence(pooled) if self.sentence is not None else None
-        sbo_logits = None
-        if self.sbo is not None and span_left is not None and selected is not None:
-            rows = torch.nonzero(selected, as_tuple=True)[0]                  # (N,) row of each target
-            left, right = span_left[selected], span_right[selected]           # (N,) positions
-            cols = torch.nonzero(selected, as_tuple=True)[1]
-            sbo_logits = self.sbo(h[rows, left], h[rows, right], cols - left - 1, embedding)
-        return PretrainingOutput(mlm_logits, sentence_logits, sbo_logits, h)
+        sentence_logits = self.sentence_logits(pooled) if self.sentence is not None else None
+        return PretrainingOutput(self.mlm_logits(h, selected), sentence_logits, h)
 
     def flops_per_token(self, seq_len: int, mask_rate: float = 0.15) -> float:
-        """Training FLOPs per token: 6 × (encoder matmul parameters + MLM output at mask_rate) + attention."""
-        c = self.config
-        per_layer = 4 * c.d_model * c.d_model + 2 * c.d_model * c.d_ff
-        dense = c.n_layers * per_layer + mask_rate * (c.d_model * c.d_model + c.d_model * c.vocab_size)
-        attention = c.n_layers * 2 * seq_len * c.d_model  # QK^T and AV, per token
-        return 6.0 * dense + 6.0 * attention
+        return _flops_per_token(self.config, seq_len, mask_rate)
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Distinct parameters (a shared tensor counted once)."""
-    seen, total = set(), 0
-    for p in module.parameters():
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
+class SpanBertForPreTraining(_SaveLoad, nn.Module):
+    """SpanBERT (Joshi et al., 2020): BERT + MLM head + the span boundary head (+ NSP head when
+    ``sentence_head``; the paper drops it, preset ``spanbert-base``).
+
+    Heads: :meth:`mlm_logits`, :meth:`sentence_logits` and :meth:`sbo_logits`. Saved as family
+    "bert" with ``span_boundary_head = true`` in its config, which this class sets, so that the
+    folder is rebuilt as a SpanBERT (see :class:`BertForPreTraining`).
+    """
+
+    family = "bert"
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        config = config if config.span_boundary_head else replace(config, span_boundary_head=True)
+        self.config = config
+        self.bert = Bert(config)
+        self.mlm = MLMHead(config.d_model, config.d_model, config.vocab_size, config.activation,
+                           config.layer_norm_eps)
+        self.sentence = nn.Linear(config.d_model, 2) if config.sentence_head else None
+        self.sbo = SpanBoundaryHead(config.d_model, config.vocab_size, config.sbo_max_positions,
+                                    config.layer_norm_eps)
+        normal_init(self, config.init_std)
+
+    @property
+    def encoder(self) -> Bert:
+        return self.bert
+
+    def mlm_logits(self, h: Tensor, selected: Tensor | None = None) -> Tensor:
+        """h (B, T, H), ``selected`` (B, T) bool -> (N, V) logits there (None: everywhere, (B, T, V))."""
+        return _mlm_at(self.mlm, h, selected, self.bert.embeddings.token.weight)
+
+    def sentence_logits(self, pooled: Tensor) -> Tensor:
+        """pooled [CLS] (B, H) -> NSP logits (B, 2), for a SpanBERT built with a sentence head."""
+        return _sentence_at(self.sentence, pooled)
+
+    def sbo_logits(self, h: Tensor, selected: Tensor, left: Tensor, right: Tensor) -> Tensor:
+        """SBO predictions of the selected tokens (N, V) from their spans' boundary states.
+
+        h (B, T, H); ``selected`` (B, T) bool, the span tokens; ``left``/``right`` (B, T) the
+        positions s - 1 and e + 1 of each token's span (``objectives.masking.span_boundaries``).
+        """
+        rows, cols = torch.nonzero(selected, as_tuple=True)                   # (N,) each, row-major as h[selected]
+        left, right = left[selected], right[selected]                         # (N,) positions
+        return self.sbo(h[rows, left], h[rows, right], cols - left - 1, self.bert.embeddings.token.weight)
+
+    def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                selected: Tensor | None = None) -> PretrainingOutput:
+        """The encoder, the MLM head (and the NSP head if built); the SBO needs spans: :meth:`sbo_logits`."""
+        h, pooled = self.bert(input_ids, segment_ids, attention_mask)
+        sentence_logits = self.sentence_logits(pooled) if self.sentence is not None else None
+        return PretrainingOutput(self.mlm_logits(h, selected), sentence_logits, h)
+
+    def flops_per_token(self, seq_len: int, mask_rate: float = 0.15) -> float:
+        """As BERT's (the SBO head, two H × H layers at the span tokens, is left out)."""
+        return _flops_per_token(self.config, seq_len, mask_rate)

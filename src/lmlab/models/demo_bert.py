@@ -120,6 +120,7 @@ def prepare(recipe: Recipe, documents=None, eval_docs=None) -> Prepared:
     from ..objectives.mlm import Masker, MaskingConfig, MLMObjective
     from ..objectives.rtd import RTDObjective
     from ..objectives.sentence import Rows, encode_documents, packed_rows, pair_rows
+    from ..objectives.span import SBOObjective
 
     family, data = recipe.family, recipe.data
     if family not in FAMILIES:
@@ -168,8 +169,9 @@ def prepare(recipe: Recipe, documents=None, eval_docs=None) -> Prepared:
     if family == "electra":
         objective = RTDObjective(masker, specials["pad"], rtd_weight=model.config.rtd_weight)
     else:
-        objective = MLMObjective(masker, specials["pad"], specials["sep"], sentence_task=task,
-                                 sbo=family == "spanbert")
+        objective = MLMObjective(masker, specials["pad"], specials["sep"], sentence_task=task)
+        if family == "spanbert":  # MLM + SpanBERT's span boundary objective
+            objective = SBOObjective(objective)
     describe = (f"{family}: {len(rows)} rows x {data.seq_len} ({fmt}), {kind} vocab {tokenizer.vocab_size}, "
                 f"masking {masking_config.scheme}")
     return Prepared(model, objective, Rows(rows, data.batch_size, seed=data.seed), eval_source, tokenizer,

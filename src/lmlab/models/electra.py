@@ -21,7 +21,8 @@ Design points from the paper, all implemented here:
 
 The discriminator (:class:`ElectraDiscriminator`) is what gets fine-tuned and what Hugging Face's
 ``ElectraForPreTraining`` holds (:mod:`lmlab.interop.hf_bert`). The objective (masking, the
-weighted loss) is ``objectives/rtd.py``.
+weighted loss) is ``objectives/rtd.py``. The blocks it shares with BERT unchanged come from
+``nn/``: the embeddings (at size E), the post-LN encoder layer and the N(0, 0.02) initialiser.
 
 One addition to the paper's recipe, an initialisation: the RTD output bias starts at
 log(q / (1 - q)) with q = ``rtd_prior`` = 0.15, the rate at which tokens are replaced (the
@@ -50,11 +51,11 @@ from torch import Tensor, nn
 
 from .. import config as cfg
 from .. import pretrained
-from ..errors import CheckpointError, ConfigError, UsageError
-from ..nn.attention import padding_mask
+from ..errors import CheckpointError, ConfigError
+from ..nn.attention import padding_mask, post_ln_encoder_layer
+from ..nn.embeddings import TokenPositionSegmentEmbeddings
 from ..nn.feedforward import activation_module
-from ..nn.positional import LearnedPositions
-from .bert import bert_layer, init_weights
+from ..nn.init import normal_init
 
 
 @dataclass
@@ -105,26 +106,11 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class ElectraEmbeddings(nn.Module):
+def electra_embeddings(config: ElectraConfig) -> TokenPositionSegmentEmbeddings:
     """LN(E_token[x] + E_position[t] + E_segment[s]) in E dimensions; shared by both networks."""
-
-    def __init__(self, config: ElectraConfig) -> None:
-        super().__init__()
-        E = config.d_embedding
-        self.token = nn.Embedding(config.vocab_size, E, padding_idx=config.pad_token_id)
-        self.position = LearnedPositions(config.max_length, E)
-        self.segment = nn.Embedding(config.type_vocab_size, E)
-        self.norm = nn.LayerNorm(E, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.dropout)
-        self.max_length = config.max_length
-
-    def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None) -> Tensor:
-        T = input_ids.shape[1]
-        if T > self.max_length:
-            raise UsageError(f"sequence of {T} tokens is longer than the model's {self.max_length} positions")
-        positions = torch.arange(T, device=input_ids.device)[None, :]
-        segment_ids = torch.zeros_like(input_ids) if segment_ids is None else segment_ids
-        return self.dropout(self.norm(self.token(input_ids) + self.position(positions) + self.segment(segment_ids)))
+    return TokenPositionSegmentEmbeddings(config.vocab_size, config.d_embedding, config.max_length,
+                                          config.type_vocab_size, config.pad_token_id, config.layer_norm_eps,
+                                          config.dropout)
 
 
 class ElectraEncoder(nn.Module):
@@ -135,8 +121,8 @@ class ElectraEncoder(nn.Module):
         super().__init__()
         self.project = nn.Linear(d_embedding, d_model) if d_embedding != d_model else None
         self.layers = nn.ModuleList(
-            bert_layer(d_model, n_heads, d_ff, config.activation, config.dropout, config.attn_dropout,
-                       config.layer_norm_eps) for _ in range(n_layers))
+            post_ln_encoder_layer(d_model, n_heads, d_ff, config.activation, config.dropout, config.attn_dropout,
+                                  config.layer_norm_eps) for _ in range(n_layers))
 
     def forward(self, h: Tensor, attention_mask: Tensor | None) -> Tensor:
         mask = padding_mask(attention_mask) if attention_mask is not None else None  # (B, 1, 1, T)
@@ -154,13 +140,13 @@ class ElectraDiscriminator(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
-        self.embeddings = ElectraEmbeddings(config)
+        self.embeddings = electra_embeddings(config)
         self.encoder = ElectraEncoder(config.d_embedding, config.d_model, config.n_layers, config.n_heads,
                                       config.d_ff, config)
         self.head_dense = nn.Linear(config.d_model, config.d_model)
         self.head_activation = activation_module(config.activation)
         self.head_out = nn.Linear(config.d_model, 1)
-        init_weights(self, config.init_std)
+        normal_init(self, config.init_std)
         if config.rtd_prior > 0:  # prior-initialised bias: the first steps need not learn the base rate
             nn.init.constant_(self.head_out.bias, math.log(config.rtd_prior / (1 - config.rtd_prior)))
 
@@ -212,7 +198,7 @@ class ElectraForPreTraining(nn.Module):
         self.config = config
         self.discriminator = ElectraDiscriminator(config)
         self.generator = ElectraGeneratorHead(config)
-        init_weights(self.generator, config.init_std)
+        normal_init(self.generator, config.init_std)
 
     @property
     def encoder(self) -> ElectraDiscriminator:

@@ -199,10 +199,8 @@ class GPT(nn.Module):
                                  causal_mask(T, past + T, device=input_ids.device))  # (B, 1, T, S)
             is_causal = False
         x = self.dropout(self.token_embedding(input_ids) + self.position_embedding(position_ids))  # (B, T, C)
-        max_cache = cache.max_length if cache is not None else 0
         for i, block in enumerate(self.blocks):
-            x = block(x, mask=mask, is_causal=is_causal,
-                      cache=cache.layers[i] if cache is not None else None, cache_length=max_cache)
+            x = block(x, mask=mask, is_causal=is_causal, cache=cache.layers[i] if cache is not None else None)
         return self.final_norm(x)
 
 

@@ -173,8 +173,7 @@ class Transformer(pretrained.PretrainedMixin, nn.Module):
         for i, layer in enumerate(self.decoder):
             x = layer(x, is_causal=T > 1, memory=memory, memory_mask=memory_mask,
                       cache=cache.layers[i] if cache is not None else None,
-                      cross_cache=cache.cross_layers[i] if cache is not None else None,
-                      cache_length=cache.max_length if cache is not None else 0)
+                      cross_cache=cache.cross_layers[i] if cache is not None else None)
         return self.decoder_norm(x)
 
     def logits(self, states: Tensor) -> Tensor:

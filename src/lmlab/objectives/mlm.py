@@ -11,9 +11,14 @@ time a row is seen (the Trainer's generator differs at every step); ``static_dup
 gives each row one of k masks fixed by its content (BERT's dupe_factor; k = 1: always the same).
 
 :class:`MLMObjective` adds the sentence task (NSP / SOP: rows carry the label in their last
-column, see ``sentence.py``) and SpanBERT's SBO (``span.py``); its ``loss`` returns summed
-losses for the Trainer: Σ MLM + (mean NSP) · N + Σ SBO, so that dividing by N (the number of
-predicted tokens) gives mean MLM + mean NSP + mean SBO, BERT's "sum of the mean losses".
+column, see ``sentence.py``); its ``loss`` returns summed losses for the Trainer:
+Σ MLM + (mean NSP) · N, so that dividing by N (the number of predicted tokens) gives
+mean MLM + mean NSP, BERT's "sum of the mean losses". SpanBERT's SBO is the objective of
+``span.py``, which wraps this one and adds Σ SBO.
+
+The model is called through its named heads only: ``model.encoder(ids, segments, mask) ->
+(h, pooled)``, ``model.mlm_logits(h, selected)``, and ``model.sentence_logits(pooled)`` when there
+is a sentence task (BERT, RoBERTa, SpanBERT, ALBERT all provide them).
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ from torch import Tensor
 from ..errors import ConfigError, UsageError
 from . import masking
 from .sentence import NSP, SOP, segment_ids_from_sep
-from .span import sbo_loss_sum
 
 
 @dataclass
@@ -122,28 +126,24 @@ class MLMBatch:
     selected: Tensor             # (B, T) bool
     labels: Tensor               # (N,) original ids at the selected positions
     sentence_labels: Tensor | None = None   # (B,) NSP / SOP
-    span_left: Tensor | None = None         # (B, T) SBO boundaries
-    span_right: Tensor | None = None
+    span_ids: Tensor | None = None          # (B, T) span of each selected token (span schemes), -1 elsewhere
 
 
 class MLMObjective:
     """prepare(ids, generator) -> MLMBatch; loss(model, batch) -> LossOutput (see module docstring).
 
     ``sentence_task``: None, ``"nsp"`` or ``"sop"`` — the rows then carry the label in their last
-    column. ``sbo``: add SpanBERT's span boundary loss (needs the ``span`` scheme and a model with
-    an SBO head). ``sep_id``: segments are 0 up to the first [SEP] and 1 after it.
+    column. ``sep_id``: segments are 0 up to the first [SEP] and 1 after it.
     """
 
-    def __init__(self, masker: Masker, pad_id: int, sep_id: int | None = None, sentence_task: str | None = None,
-                 sbo: bool = False) -> None:
+    def __init__(self, masker: Masker, pad_id: int, sep_id: int | None = None,
+                 sentence_task: str | None = None) -> None:
         if sentence_task not in (None, NSP, SOP):
             raise UsageError(f"sentence_task must be None, 'nsp' or 'sop', got {sentence_task!r}")
         if sentence_task is not None and sep_id is None:
             raise UsageError("a sentence task needs sep_id to find the two segments")
-        if sbo and masker.config.scheme != "span":
-            raise UsageError("the span boundary objective needs the 'span' masking scheme")
         self.masker, self.pad_id, self.sep_id = masker, pad_id, sep_id
-        self.sentence_task, self.sbo = sentence_task, sbo
+        self.sentence_task = sentence_task
 
     def prepare(self, ids: Tensor, generator: torch.Generator) -> MLMBatch:
         ids = ids.long()
@@ -153,30 +153,29 @@ class MLMObjective:
         masked = self.masker(ids, generator)
         c = masked.corrupted
         segments = segment_ids_from_sep(ids, self.sep_id) if self.sentence_task is not None else torch.zeros_like(ids)
-        left = right = None
-        if self.sbo:
-            left, right = masking.span_boundaries(masked.span_ids)
         return MLMBatch(c.input_ids, (ids != self.pad_id).long(), segments, c.selected, ids[c.selected],
-                        sentence_labels, left, right)
+                        sentence_labels, masked.span_ids)
 
     def loss(self, model, batch: MLMBatch):
+        h, pooled = model.encoder(batch.input_ids, segment_ids=batch.segment_ids,
+                                  attention_mask=batch.attention_mask)
+        return self.loss_from_states(model, batch, h, pooled)
+
+    def loss_from_states(self, model, batch: MLMBatch, h: Tensor, pooled: Tensor | None):
+        """The MLM (+ sentence) loss from the encoder's states h (B, T, H) and pooled (B, H)."""
         from ..protocols import LossOutput
 
-        out = model(batch.input_ids, segment_ids=batch.segment_ids, attention_mask=batch.attention_mask,
-                    selected=batch.selected, span_left=batch.span_left, span_right=batch.span_right)
+        mlm_logits = model.mlm_logits(h, batch.selected)                   # (N, V)
         n = batch.labels.numel()
-        mlm_sum = F.cross_entropy(out.mlm_logits.float(), batch.labels, reduction="sum")
+        mlm_sum = F.cross_entropy(mlm_logits.float(), batch.labels, reduction="sum")
         total = mlm_sum
         metrics = {"mlm_loss": mlm_sum.detach(),
-                   "mlm_acc": (out.mlm_logits.argmax(-1) == batch.labels).sum().detach()}
+                   "mlm_acc": (mlm_logits.argmax(-1) == batch.labels).sum().detach()}
         if self.sentence_task is not None:
-            sentence_mean = F.cross_entropy(out.sentence_logits.float(), batch.sentence_labels)
+            sentence_logits = model.sentence_logits(pooled)                # (B, 2)
+            sentence_mean = F.cross_entropy(sentence_logits.float(), batch.sentence_labels)
             total = total + sentence_mean * n
-            correct = (out.sentence_logits.argmax(-1) == batch.sentence_labels).float().mean()
+            correct = (sentence_logits.argmax(-1) == batch.sentence_labels).float().mean()
             metrics[f"{self.sentence_task}_loss"] = sentence_mean.detach() * n
             metrics[f"{self.sentence_task}_acc"] = correct.detach() * n
-        if self.sbo:
-            sbo_sum = sbo_loss_sum(out.sbo_logits, batch.labels)
-            total = total + sbo_sum
-            metrics["sbo_loss"] = sbo_sum.detach()
         return LossOutput(total, n, metrics=metrics)

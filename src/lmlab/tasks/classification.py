@@ -47,10 +47,10 @@ IGNORE = -100
 def encoder_of(model: nn.Module) -> nn.Module:
     """The encoder inside a pretraining model (BERT/RoBERTa/SpanBERT, ALBERT, ELECTRA's discriminator)."""
     from ..models.albert import Albert, AlbertForPreTraining
-    from ..models.bert import Bert, BertForPreTraining
+    from ..models.bert import Bert, BertForPreTraining, SpanBertForPreTraining
     from ..models.electra import ElectraDiscriminator, ElectraForPreTraining
 
-    if isinstance(model, BertForPreTraining):
+    if isinstance(model, (BertForPreTraining, SpanBertForPreTraining)):
         return model.bert
     if isinstance(model, AlbertForPreTraining):
         return model.albert
