@@ -9,7 +9,7 @@ EXTRAS := peers,fast,zh,plot,tb,eval,dev
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 
-.PHONY: demo test setup lint check clean bench
+.PHONY: demo test setup lint check clean bench test-core
 
 setup: $(STAMP)
 
@@ -31,13 +31,29 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
 
 # what CI runs: lint, then the README's test command
 check: lint test
+
+# the core without the extras: a second venv with only torch and .[dev] (no peers, fast, zh,
+# plot, tb, eval); every test that needs an optional package must skip there, never fail
+CORE_VENV  := .venv-core
+CORE_PY    := $(CORE_VENV)/bin/python
+CORE_STAMP := $(CORE_VENV)/.installed
+
+$(CORE_STAMP): pyproject.toml Makefile
+	@test -x $(CORE_PY) || $(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_PY) -m pip install -q --upgrade pip
+	$(CORE_PY) -m pip install -q $(TORCH)
+	$(CORE_PY) -m pip install -q -e ".[dev]" $(TORCH)
+	@touch $(CORE_STAMP)
+
+test-core: $(CORE_STAMP)
+	$(CORE_PY) -m pytest -n 2 -q $(ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(CORE_VENV) .pytest_cache build *.egg-info

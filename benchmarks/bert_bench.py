@@ -62,8 +62,8 @@ VARIANTS = [  # (label, family, data overrides, model overrides)
 def compare(args) -> None:
     """Equal-compute pretraining of each variant, then the same fine-tuning on rotten-tomatoes."""
     from lmlab.data import sources
-    from lmlab.models.demo_bert import DataSpec, Recipe, TokenizerSpec, prepare, pretrain
     from lmlab.nn.init import count_parameters
+    from lmlab.recipes.bert_family import DataSpec, Recipe, TokenizerSpec, prepare, pretrain
     from lmlab.tasks.classification import FinetuneSpec, finetune_model
 
     documents = sources.load("wiki-vital-small").split().train
@@ -120,8 +120,8 @@ class _CLMObjective:
 def mlm_vs_clm(args) -> None:
     """Same rows, same width/depth, same steps: BERT's MLM (no NSP) vs GPT's CLM, held-out loss per step."""
     from lmlab.data import sources
-    from lmlab.models.demo_bert import DataSpec, Recipe, TokenizerSpec, prepare
     from lmlab.models.gpt import GPTConfig, GPTLanguageModel
+    from lmlab.recipes.bert_family import DataSpec, Recipe, TokenizerSpec, prepare
     from lmlab.train import TrainConfig, Trainer
 
     splits = sources.load("wiki-vital-small").split()
@@ -139,10 +139,9 @@ def mlm_vs_clm(args) -> None:
     for name, model, objective in (("MLM (BERT, 15% predicted)", mlm_model, prepared.objective),
                                    ("CLM (GPT, every token predicted)", gpt, _CLMObjective(prepared.specials["pad"]))):
         torch.manual_seed(args.seed)
-        config = TrainConfig(seed=args.seed, max_steps=args.pretrain_steps, lr=args.lr, schedule="linear",
-                             warmup_steps=args.pretrain_steps // 10, eval_every=max(1, args.pretrain_steps // 8),
-                             progress="off", tensorboard=False, plot=False, mfu=False, threads=args.threads,
-                             device="cpu", precision="fp32")
+        config = TrainConfig.quiet(seed=args.seed, max_steps=args.pretrain_steps, lr=args.lr, schedule="linear",
+                                   warmup_steps=args.pretrain_steps // 10, eval_every=max(1, args.pretrain_steps // 8),
+                                   threads=args.threads, device="cpu", precision="fp32")
         with tempfile.TemporaryDirectory() as tmp:
             Trainer(model, objective, prepared.train_source, config, tmp, eval_source=prepared.eval_source).fit()
             records = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]

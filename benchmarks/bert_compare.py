@@ -73,8 +73,8 @@ def rtd_heldout(prepared, documents, seq_len: int, n_rows: int = 512) -> dict:
 
 def run(args) -> None:
     from lmlab.data import sources
-    from lmlab.models.demo_bert import DataSpec, Recipe, TokenizerSpec, prepare, pretrain
     from lmlab.nn.init import count_parameters
+    from lmlab.recipes.bert_family import DataSpec, Recipe, TokenizerSpec, prepare, pretrain
     from lmlab.tasks.classification import FinetuneSpec, finetune_model
 
     splits = sources.load("wiki-vital").split()

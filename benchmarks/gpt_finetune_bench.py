@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     from lmlab.data import sources
     from lmlab.data.stream import LMBlocks
     from lmlab.data.tokenizers.word import word_tokenize
-    from lmlab.models.demo_gpt import finetune_classifier
     from lmlab.models.gpt import GPTConfig, GPTLanguageModel
     from lmlab.objectives.clm import CausalLMObjective
+    from lmlab.recipes.gpt import finetune_classifier
     from lmlab.train.trainer import TrainConfig, Trainer
 
     torch.set_num_threads(args.threads)
@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     config = GPTConfig(vocab_size=len(vocab), max_length=64, d_model=128, n_layers=2, n_heads=4, dropout=0.1,
                        attn_dropout=0.1, pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS)
     lm = GPTLanguageModel(config)
-    train = TrainConfig(seed=0, max_steps=10**9, lr=3e-3, warmup_steps=50, weight_decay=0.01, clip_norm=1.0,
-                        progress="off", tensorboard=False, plot=False, mfu=False)
+    train = TrainConfig.quiet(seed=0, max_steps=10**9, lr=3e-3, warmup_steps=50, weight_decay=0.01, clip_norm=1.0)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(lm, CausalLMObjective(), LMBlocks(stream, 64, 32, seed=0), train, Path(tmp) / "pre")
         started, steps, losses = time.monotonic(), 0, []

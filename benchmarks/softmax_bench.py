@@ -33,19 +33,20 @@ import numpy as np
 import torch
 
 from lmlab.eval.perplexity import encode_sentences, word_perplexity
-from lmlab.models import demo_neural as dn
 from lmlab.models import nnlm, rnnlm
 from lmlab.nn.softmax import SOFTMAX_KINDS, SoftmaxConfig, build_output_layer, huffman_tree
+from lmlab.recipes import word_lm as dn
 from lmlab.train.trainer import TrainConfig, Trainer
 
 
 def load(corpus: str, vocab_size: int):
     from lmlab.data import sources
     from lmlab.data.corpus import word_sentences
+    from lmlab.data.vocab import frequent_vocabulary
 
     splits = sources.load(corpus).split()
     train = word_sentences(splits.train)
-    vocab = dn.closed_vocabulary(train, vocab_size)
+    vocab = frequent_vocabulary(train, vocab_size, 1, dn.SPECIALS)
     index = {w: i for i, w in enumerate(vocab)}
     train_ids, _ = encode_sentences(train, index)
     counts = dn.unigram_counts(train_ids, len(vocab))
@@ -54,8 +55,7 @@ def load(corpus: str, vocab_size: int):
 
 
 def _config(seed=0, lr=3e-3):
-    return TrainConfig(seed=seed, max_steps=10**9, lr=lr, weight_decay=0.0, progress="off", tensorboard=False,
-                       plot=False, mfu=False, clip_norm=1.0)
+    return TrainConfig.quiet(seed=seed, max_steps=10**9, lr=lr, weight_decay=0.0, clip_norm=1.0)
 
 
 def speed(data, hidden: int, batch: int, bptt: int, repeats: int, steps: int) -> dict:

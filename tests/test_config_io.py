@@ -76,7 +76,7 @@ def test_model_folder_round_trip_and_corruption(tmp_path):
     module = torch.nn.Linear(3, 2)
     folder = pretrained.save_model_folder(tmp_path / "m", "toy", {"d": 3}, module.state_dict(), {"vocab.txt": b"a\n"})
     cfg, tensors = pretrained.load_model_folder(folder)
-    assert cfg == {"family": "toy", "d": 3} and (folder / "vocab.txt").read_bytes() == b"a\n"
+    assert cfg == {"family": "toy", "config": {"d": 3}} and (folder / "vocab.txt").read_bytes() == b"a\n"
     other = torch.nn.Linear(3, 2)
     pretrained.load_state_strict(other, tensors, str(folder))
     assert torch.equal(other.weight, module.weight)

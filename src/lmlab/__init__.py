@@ -4,3 +4,11 @@ See README.md for the tour and DESIGN.md (shared) for the map.
 """
 
 __version__ = "0.1.0"
+
+
+def load(path):
+    """Any saved model: an lmlab model folder, an ARPA file, an adapted n-gram model's JSON file or a
+    Hugging Face folder of a family lmlab reads (see :func:`lmlab.pretrained.load`)."""
+    from .pretrained import load as load_saved
+
+    return load_saved(path)

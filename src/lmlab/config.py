@@ -180,12 +180,19 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(cls: type[T], data: dict, overrides: list[str]) -> T:
+def apply_overrides(cls: type[T], data: dict, overrides: list[str], free: tuple[str, ...] = ()) -> T:
     """Apply ``a.b=3`` overrides to a raw config table, then build ``cls`` from it.
 
     Each dotted path must name an existing field (checked against the dataclass,
     not only the table), and the value is type-checked when ``cls`` is built.
+    ``free`` names top-level tables whose keys are not known here (a run file's family
+    tables: the family's recipe checks them when it reads them).
     """
+    return from_dict(cls, override_table(cls, data, overrides, free))
+
+
+def override_table(cls: type, data: dict, overrides: list[str], free: tuple[str, ...] = ()) -> dict:
+    """``data`` (deep-copied) with each ``a.b=3`` override set, paths checked against ``cls``."""
     data = json.loads(json.dumps(data))  # a deep copy of plain data
     for item in overrides:
         if "=" not in item:
@@ -195,20 +202,38 @@ def apply_overrides(cls: type[T], data: dict, overrides: list[str]) -> T:
         target_cls: Any = cls
         table = data
         for depth, part in enumerate(parts):
+            if depth == 0 and part in free:
+                if len(parts) == 1:
+                    raise ConfigError(f"override {item!r}: {part!r} is a table; name a key in it ({part}.KEY=...)")
+                _set_free(table.setdefault(part, {}), parts[1:], parse_value(raw), item)
+                break
             fields = _field_types(target_cls)
             if part not in fields:
                 where = ".".join(parts[: depth + 1])
+                known = [*fields, *free] if depth == 0 else fields
                 raise ConfigError(
-                    f"unknown config key {where!r} in override {item!r}{closest(part, fields)}"
+                    f"unknown config key {where!r} in override {item!r}{closest(part, known)}"
                 )
+            tp = fields[part]
+            if typing.get_origin(tp) in (typing.Union, types.UnionType):
+                tp = next(a for a in typing.get_args(tp) if a is not type(None))
             if depth == len(parts) - 1:
+                if dataclasses.is_dataclass(tp):
+                    raise ConfigError(f"override {item!r}: {part!r} is a table; name a key in it ({key}.KEY=...)")
                 table[part] = parse_value(raw)
             else:
-                tp = fields[part]
-                if typing.get_origin(tp) in (typing.Union, types.UnionType):
-                    tp = next(a for a in typing.get_args(tp) if a is not type(None))
                 if not dataclasses.is_dataclass(tp):
                     raise ConfigError(f"override {item!r}: {part!r} is not a table")
                 target_cls = tp
                 table = table.setdefault(part, {})
-    return from_dict(cls, data)
+    return data
+
+
+def _set_free(table: Any, path: list[str], value: Any, item: str) -> None:
+    for part in path[:-1]:
+        if not isinstance(table, dict):
+            break
+        table = table.setdefault(part, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"override {item!r}: {path[-2] if len(path) > 1 else path[0]!r} is not a table")
+    table[path[-1]] = value

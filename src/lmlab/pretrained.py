@@ -25,11 +25,16 @@ WEIGHTS_NAME = "model.safetensors"
 
 
 def save_model_folder(folder: str | Path, family: str, config: dict, tensors: dict,
-                      extra: dict[str, bytes] | None = None) -> Path:
-    """Write a model folder (config.json + model.safetensors + extra files) atomically."""
+                      extra: dict[str, bytes] | None = None, metadata: dict | None = None) -> Path:
+    """Write a model folder atomically: config.json ``{"family", "config", **metadata}``,
+    model.safetensors and ``extra`` files (the tokenizer's own files)."""
     folder = Path(folder)
+    meta = dict(metadata or {})
+    clash = {"family", "config"} & set(meta)
+    if clash:
+        raise ValueError(f"metadata may not set {sorted(clash)}")
     with atomic_dir(folder) as tmp:
-        (tmp / CONFIG_NAME).write_text(json.dumps({"family": family, **config}, indent=2) + "\n")
+        (tmp / CONFIG_NAME).write_text(json.dumps({"family": family, "config": config, **meta}, indent=2) + "\n")
         from safetensors.torch import save_file
 
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / WEIGHTS_NAME))
@@ -37,6 +42,22 @@ def save_model_folder(folder: str | Path, family: str, config: dict, tensors: di
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_bytes(data)
     return folder
+
+
+def split_config(raw: dict, where: str) -> tuple[str | None, dict, dict]:
+    """(family, config fields, metadata) of a config.json.
+
+    The format is ``{"family": ..., "config": {...}}`` plus optional metadata keys. Folders
+    written before lmlab 0.3 kept the fields at the top level (``{"family": ..., **fields}``);
+    they are read the same way, so they still load.
+    """
+    raw = dict(raw)
+    family = raw.pop("family", None)
+    if isinstance(raw.get("config"), dict):
+        return family, raw.pop("config"), raw
+    if "config" in raw:
+        raise CheckpointError(f"{where}: 'config' must be a JSON object")
+    return family, raw, {}
 
 
 def read_model_config(folder: str | Path) -> dict:
@@ -63,6 +84,33 @@ def load_model_folder(folder: str | Path) -> tuple[dict, dict]:
     return config, tensors
 
 
+def word_vocabulary_files(vocab: list[str]) -> dict[str, bytes]:
+    """A word LM's closed vocabulary as the files a saved word tokenizer writes
+    (``lmlab.data.tokenizers.WordTokenizer``: vocab.txt + tokenizer_config.json), so the folder's
+    tokenizer loads with ``lmlab.data.tokenizers.load_tokenizer(folder)``."""
+    config = {"type": "word", "lowercase": True, "extra_specials": []}
+    return {"vocab.txt": ("\n".join(vocab) + "\n").encode("utf-8"),
+            "tokenizer_config.json": (json.dumps(config, indent=2) + "\n").encode("utf-8")}
+
+
+def read_word_vocabulary(folder: str | Path, size: int) -> list[str]:
+    """The vocabulary of a saved word LM: its vocab.txt, or (folders of lmlab 0.2) config.json's "vocab"."""
+    folder = Path(folder)
+    path = folder / "vocab.txt"
+    if path.is_file():
+        try:
+            vocab = path.read_text(encoding="utf-8").split("\n")
+        except UnicodeDecodeError as err:
+            raise CheckpointError(f"{path}: invalid UTF-8 at byte {err.start}") from None
+        if vocab and vocab[-1] == "":
+            vocab.pop()
+    else:
+        vocab = read_model_config(folder).get("vocab")
+    if not isinstance(vocab, list) or len(vocab) != size:
+        raise CheckpointError(f"{folder}: vocabulary missing or not {size} words (vocab.txt)")
+    return vocab
+
+
 def load_state_strict(module, tensors: dict, where: str) -> None:
     """Load ``tensors`` into a torch module; any missing, extra or mis-shaped key is an error."""
     own = module.state_dict()
@@ -87,23 +135,63 @@ class PretrainedMixin:
     """The one base model families share (DESIGN.md): ``save_pretrained`` / ``from_pretrained``.
 
     A family's model class sets ``family`` (the name written into config.json) and
-    ``config_class`` (its Config dataclass) and keeps its config in ``self.config``.
+    ``config_class`` (its Config dataclass) and keeps its config in ``self.config``. Two hooks
+    cover the families whose weights are not simply ``cls(config)``'s state dict:
+    ``_state_for_saving()`` (e.g. a tied matrix saved once) and ``_from_state(config, tensors)``
+    (e.g. an output layer rebuilt from saved buffers).
     """
 
     family: str = ""
     config_class: type | None = None
 
-    def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
-        """Write config.json (with ``family``), model.safetensors and any tokenizer files, atomically."""
-        return save_model_folder(folder, self.family, to_dict(self.config), self.state_dict(), extra_files)
+    def _state_for_saving(self) -> dict:
+        return self.state_dict()
+
+    @classmethod
+    def _from_state(cls, config, tensors: dict, where: str):
+        model = cls(config)
+        load_state_strict(model, tensors, where)
+        return model
+
+    def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None,
+                        metadata: dict | None = None) -> Path:
+        """Write config.json, model.safetensors and any tokenizer files, atomically."""
+        return save_model_folder(folder, self.family, to_dict(self.config), self._state_for_saving(),
+                                 extra_files, metadata)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path):
         """Rebuild the model from its folder; a folder of another family or a bad file is a CheckpointError."""
-        data, tensors = load_model_folder(folder)
-        family = data.pop("family", None)
+        raw, tensors = load_model_folder(folder)
+        family, fields, _ = split_config(raw, f"{folder}/{CONFIG_NAME}")
         if family != cls.family:
             raise CheckpointError(f"{folder}: holds a {family!r} model, not {cls.family!r}")
-        model = cls(from_dict(cls.config_class, data, where=f"{folder}/config.json"))
-        load_state_strict(model, tensors, str(folder))
-        return model
+        config = from_dict(cls.config_class, fields, where=f"{folder}/{CONFIG_NAME}")
+        return cls._from_state(config, tensors, str(folder))
+
+
+def load(path: str | Path):
+    """Any saved model, by what the path holds: an lmlab model folder (through the registry row
+    named by its config.json), an ARPA file (an n-gram model), an adapted n-gram model's JSON
+    file (``lmlab ngram adapt``) or a Hugging Face folder of a
+    family the registry has a reader for (``model_type`` gpt2, bert, roberta, albert, electra)."""
+    from . import registry
+
+    path = Path(path)
+    if path.is_file() and path.name.endswith((".arpa", ".arpa.gz")):
+        return registry.get("ngram").load(path)
+    if path.is_file() and path.suffix == ".json":  # an adapted n-gram model (lmlab ngram adapt)
+        return registry.get("adaptive").load(path)
+    raw = read_model_config(path)
+    family, _, _ = split_config(raw, f"{path}/{CONFIG_NAME}")
+    if family is None:
+        row = registry.for_hf_model_type(raw.get("model_type"))
+        if row is None:
+            raise CheckpointError(f"{path}/{CONFIG_NAME}: no \"family\" key (not an lmlab model folder) and no "
+                                  f"model_type lmlab reads")
+        return row.load_hf(path)
+    if family not in registry.FAMILIES and str(family).endswith("-classifier") and "base" in raw:
+        raise CheckpointError(f"{path}: a classifier fine-tuned by lmlab 0.2 (family {family!r}), which did not record "
+                              f"its encoder's config or pooling and cannot be rebuilt; run lmlab finetune "
+                              f"{raw['base']} {raw.get('task', 'TASK')} again to get a folder that loads")
+    return registry.get(family).load(path)

@@ -72,6 +72,10 @@ class EvalSource(Protocol):
 
 @runtime_checkable
 class Objective(Protocol):
+    """A training objective. An objective whose loss is next-token cross-entropy per target
+    sets the class attribute ``is_language_model = True``: only then is exp(eval loss) a
+    perplexity, and only then does ``lmlab train`` print one."""
+
     def prepare(self, ids: Any, generator: torch.Generator) -> Any:
         """Turn token ids (what the source returned) into a batch (inputs, targets, masks) using only ``generator``."""
 

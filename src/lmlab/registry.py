@@ -1,61 +1,209 @@
-"""An explicit table of model families: name -> where its Config, Model and presets live.
+"""THE table of model families: one row per family, and every command and task looks a family up here.
 
-No import magic: each family is one row, written by hand, loaded only when asked
-for (so ``import lmlab`` stays light and a family with an optional dependency does
-not break the others). A row is ``"module:ConfigClass"``, ``"module:ModelClass"``
-and ``"module:PRESETS"`` (a dict name -> dict of config values).
+A row says, as ``"module:attribute"`` strings loaded only when asked for (so ``import lmlab``
+stays light and the table itself imports nothing):
+
+- ``model``: the class a saved folder of this family loads as (``from_pretrained``, or
+  ``loader`` when the family saves another way), and ``config`` / ``presets``: its Config
+  dataclass and its table of named sizes;
+- ``base_preset`` + ``tiny``: the sizes a recipe starts from and the registry test builds
+  (``config_from`` merges preset, tiny sizes and the caller's values, unknown keys refused);
+- ``recipe``: ``build(run) -> lmlab.train.TrainingJob``, what ``lmlab train`` runs for
+  ``family = "<name>"``; ``demo`` + ``demo_name``: ``run_demo(DemoData) -> list[DemoRow]``,
+  a group of rows of ``lmlab demo`` (``--only <demo_name>``), in the order of this table;
+- ``hf``: the Hugging Face checkpoint reader of the family (``lmlab.interop``);
+- ``capabilities``: what a loaded model can do, from :data:`CAPABILITIES`; the CLI refuses
+  a family without the capability a command needs, naming the families that have it.
+
+A row whose module or attribute is misspelt fails ``tests/test_registry.py``, which runs
+every row: it resolves, its tiny model round-trips save/load with equal outputs, its recipe
+builds a job on a 20-document slice, and each declared capability works.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .errors import ConfigError, closest
+from .errors import ConfigError, UsageError, closest
+
+CAPABILITIES = {
+    "score": "log-probabilities of word sentences (lmlab eval ppl)",
+    "generate": "continues a prompt token by token (lmlab generate)",
+    "translate": "maps a source sequence to a target sequence (encoder-decoder)",
+    "encode": "encode(ids, mask) -> (hidden, pooled | None), for fine-tuning",
+    "fill-mask": "predicts masked tokens",
+    "vectors": "static word vectors (lmlab embed)",
+    "classify": "labels texts",
+    "tag": "labels every token (BIO tagging)",
+}
 
 
-@dataclass(frozen=True)
+def _resolve(spec: str):
+    module_name, _, attr = spec.partition(":")
+    value = importlib.import_module(module_name)
+    for part in attr.split("."):
+        value = getattr(value, part)
+    return value
+
+
+@dataclass(frozen=True, eq=False)
 class Family:
     name: str
-    config: str
     model: str
+    config: str | None = None
     presets: str | None = None
+    base_preset: str | None = None
+    tiny: dict = field(default_factory=dict)
+    recipe: str | None = None
+    demo: str | None = None
+    demo_name: str | None = None
+    hf: str | None = None
+    hf_types: tuple[str, ...] = ()
+    loader: str | None = None
+    capabilities: frozenset[str] = frozenset()
+    summary: str = ""
 
-    def _load(self, spec: str):
-        module_name, attr = spec.split(":")
-        return getattr(importlib.import_module(module_name), attr)
+    def __post_init__(self) -> None:
+        unknown = set(self.capabilities) - set(CAPABILITIES)
+        if unknown:
+            raise ConfigError(f"registry row {self.name!r}: unknown capability {sorted(unknown)[0]!r}")
 
     def config_class(self):
-        return self._load(self.config)
+        return _resolve(self.config) if self.config else None
 
     def model_class(self):
-        return self._load(self.model)
+        return _resolve(self.model)
 
     def preset_table(self) -> dict:
-        return self._load(self.presets) if self.presets else {}
+        return _resolve(self.presets) if self.presets else {}
+
+    def recipe_function(self):
+        if not self.recipe:
+            trainable = ", ".join(sorted(n for n, f in FAMILIES.items() if f.recipe))
+            raise ConfigError(f"family {self.name!r} has no training recipe; trainable: {trainable}")
+        return _resolve(self.recipe)
+
+    def demo_function(self):
+        return _resolve(self.demo) if self.demo else None
+
+    def config_from(self, *layers: dict, where: str = "model"):
+        """The Config of ``base_preset`` + ``tiny`` + each of ``layers`` in turn (unknown keys refused)."""
+        from .config import from_dict
+
+        values = dict(self.preset_table()[self.base_preset]) if self.base_preset else {}
+        values.update(self.tiny)
+        for layer in layers:
+            values.update(layer)
+        config = from_dict(self.config_class(), values, where=where)
+        if hasattr(config, "validate"):
+            config.validate()
+        return config
+
+    def load(self, folder):
+        """The saved model in ``folder`` (its config.json names this family)."""
+        return _resolve(self.loader)(folder) if self.loader else self.model_class().from_pretrained(folder)
+
+    def load_hf(self, folder):
+        """A Hugging Face checkpoint folder of this family, through ``hf``."""
+        if not self.hf:
+            raise UsageError(f"family {self.name!r} has no Hugging Face reader")
+        return _resolve(self.hf)(folder)
+
+    def require(self, capability: str, command: str) -> None:
+        """Refuse a command this family cannot run, naming the families that can."""
+        if capability not in self.capabilities:
+            able = ", ".join(n for n, f in FAMILIES.items() if capability in f.capabilities)
+            raise UsageError(f"{command}: a {self.name!r} model cannot {CAPABILITIES[capability].split(' (')[0]}; "
+                             f"families that can: {able}")
 
 
-# One row per family (see DESIGN.md, "Layout"). Training recipes (data + objective) are
-# in the builder table of lmlab.cli.train; this table says where each model lives.
+_BERT_TINY = {"d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512, "max_length": 512}
+
+# One row per family, in lineage order (the order of `lmlab demo`'s groups). See DESIGN.md, "Layout",
+# and CONTRIBUTING.md for what a new family adds besides its row.
 FAMILIES: dict[str, Family] = {
     row.name: row for row in [
-        Family("nnlm", "lmlab.models.nnlm:NNLMConfig", "lmlab.models.nnlm:NNLM"),
-        Family("rnnlm", "lmlab.models.rnnlm:RNNLMConfig", "lmlab.models.rnnlm:RNNLM"),
-        Family("transformer", "lmlab.models.transformer:TransformerConfig", "lmlab.models.transformer:Transformer",
-               "lmlab.models.transformer:PRESETS"),
-        Family("gpt", "lmlab.models.gpt:GPTConfig", "lmlab.models.gpt:GPTLanguageModel", "lmlab.models.gpt:PRESETS"),
-        Family("gpt-classifier", "lmlab.models.gpt:GPTClassifierConfig", "lmlab.models.gpt:GPTClassifier"),
-        Family("bert", "lmlab.models.bert:BertConfig", "lmlab.models.bert:BertForPreTraining",
-               "lmlab.models.bert:PRESETS"),
-        Family("albert", "lmlab.models.albert:AlbertConfig", "lmlab.models.albert:AlbertForPreTraining",
-               "lmlab.models.albert:PRESETS"),
-        Family("electra", "lmlab.models.electra:ElectraConfig", "lmlab.models.electra:ElectraForPreTraining",
-               "lmlab.models.electra:PRESETS"),
+        Family("ngram", "lmlab.ngram.model:NgramModel", loader="lmlab.ngram:read_arpa",
+               demo="lmlab.recipes.ngram:run_demo", demo_name="ngram", capabilities=frozenset({"score"}),
+               summary="n-gram LMs with classic smoothing; saved as ARPA"),
+        Family("adaptive", "lmlab.ngram.adaptive:CacheLM", loader="lmlab.ngram.maxent:load_adapted",
+               demo="lmlab.recipes.adaptive:run_demo", demo_name="adaptive",
+               summary="cache, topic-mixture and maximum-entropy adaptation of an n-gram LM"),
+        Family("nnlm", "lmlab.models.nnlm:NNLM", "lmlab.models.nnlm:NNLMConfig",
+               recipe="lmlab.recipes.word_lm:nnlm_job", demo="lmlab.recipes.word_lm:run_demo", demo_name="neural",
+               tiny={"vocab_size": 50, "order": 3, "embed_dim": 16, "hidden_dim": 32},
+               capabilities=frozenset({"score"}), summary="Bengio et al. (2003) feed-forward LM"),
+        Family("rnnlm", "lmlab.models.rnnlm:RNNLM", "lmlab.models.rnnlm:RNNLMConfig",
+               recipe="lmlab.recipes.word_lm:rnnlm_job",
+               tiny={"vocab_size": 50, "embed_dim": 16, "hidden_dim": 32, "layers": 1},
+               capabilities=frozenset({"score"}), summary="Mikolov / Zaremba / AWD-style LSTM LM"),
+        Family("word2vec", "lmlab.embeddings.word2vec:Word2Vec", "lmlab.embeddings.word2vec:Word2VecConfig",
+               loader="lmlab.embeddings.word2vec:Word2Vec.load", demo="lmlab.recipes.embeddings:run_demo",
+               demo_name="embeddings", capabilities=frozenset({"vectors"}), summary="skip-gram / CBOW"),
+        Family("fasttext", "lmlab.embeddings.fasttext:FastText", "lmlab.embeddings.fasttext:FastTextConfig",
+               loader="lmlab.embeddings.fasttext:FastText.load", capabilities=frozenset({"vectors"}),
+               summary="subword skip-gram / CBOW"),
+        Family("fasttext-classifier", "lmlab.embeddings.fasttext:FastTextClassifier",
+               "lmlab.embeddings.fasttext:ClassifierConfig",
+               loader="lmlab.embeddings.fasttext:FastTextClassifier.load", capabilities=frozenset({"classify"}),
+               summary="fastText's linear text classifier"),
+        Family("transformer", "lmlab.models.transformer:Transformer", "lmlab.models.transformer:TransformerConfig",
+               "lmlab.models.transformer:PRESETS", base_preset="tiny",
+               tiny={"src_vocab_size": 50, "tgt_vocab_size": 50, "d_model": 32, "d_ff": 64},
+               capabilities=frozenset({"translate"}), summary="Vaswani et al. (2017) encoder-decoder"),
+        Family("gpt", "lmlab.models.gpt:GPTLanguageModel", "lmlab.models.gpt:GPTConfig", "lmlab.models.gpt:PRESETS",
+               base_preset="gpt-tiny", tiny={"vocab_size": 60, "max_length": 32, "d_model": 32, "n_layers": 2,
+                                             "n_heads": 2, "bos_token_id": 1, "eos_token_id": 2},
+               recipe="lmlab.recipes.gpt:build", demo="lmlab.recipes.gpt:run_demo", demo_name="gpt",
+               hf="lmlab.interop.hf:load_gpt2", hf_types=("gpt2",), capabilities=frozenset({"score", "generate", "encode"}),
+               summary="GPT-1 / GPT-2 causal Transformer LM"),
+        Family("gpt-classifier", "lmlab.models.gpt:GPTClassifier", "lmlab.models.gpt:GPTClassifierConfig",
+               tiny={"gpt": {"vocab_size": 60, "max_length": 32, "d_model": 32, "n_layers": 1, "n_heads": 2}},
+               capabilities=frozenset({"classify"}), summary="GPT-1's fine-tuning head"),
+        Family("bert", "lmlab.models.bert:BertForPreTraining", "lmlab.models.bert:BertConfig",
+               "lmlab.models.bert:PRESETS", base_preset="bert-base", tiny=_BERT_TINY,
+               recipe="lmlab.recipes.bert_family:build", demo="lmlab.recipes.bert_family:run_demo", demo_name="bert",
+               hf="lmlab.interop.hf_bert:load_hf", hf_types=("bert",), capabilities=frozenset({"encode", "fill-mask"}),
+               summary="BERT: MLM + NSP"),
+        Family("roberta", "lmlab.models.bert:BertForPreTraining", "lmlab.models.bert:BertConfig",
+               "lmlab.models.bert:PRESETS", base_preset="roberta-base",
+               tiny={k: v for k, v in _BERT_TINY.items() if k != "max_length"},
+               recipe="lmlab.recipes.bert_family:build", hf="lmlab.interop.hf_bert:load_hf", hf_types=("roberta",),
+               capabilities=frozenset({"encode", "fill-mask"}),
+               summary="RoBERTa: BERT without NSP, dynamic masking, byte-level BPE (saved as 'bert')"),
+        Family("spanbert", "lmlab.models.bert:SpanBertForPreTraining", "lmlab.models.bert:BertConfig",
+               "lmlab.models.bert:PRESETS", base_preset="spanbert-base", tiny=_BERT_TINY,
+               recipe="lmlab.recipes.bert_family:build", capabilities=frozenset({"encode", "fill-mask"}),
+               summary="SpanBERT: span masking + span boundary objective"),
+        Family("albert", "lmlab.models.albert:AlbertForPreTraining", "lmlab.models.albert:AlbertConfig",
+               "lmlab.models.albert:PRESETS", base_preset="albert-base",
+               tiny={"d_embedding": 64, "d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512},
+               recipe="lmlab.recipes.bert_family:build", hf="lmlab.interop.hf_bert:load_hf", hf_types=("albert",),
+               capabilities=frozenset({"encode", "fill-mask"}),
+               summary="ALBERT: factorised embeddings, shared layers, SOP"),
+        Family("electra", "lmlab.models.electra:ElectraForPreTraining", "lmlab.models.electra:ElectraConfig",
+               "lmlab.models.electra:PRESETS", base_preset="electra-small",
+               tiny={"d_embedding": 128, "d_model": 128, "n_layers": 2, "n_heads": 4, "d_ff": 512},
+               recipe="lmlab.recipes.bert_family:build", hf="lmlab.interop.hf_bert:load_hf", hf_types=("electra",),
+               capabilities=frozenset({"encode"}), summary="ELECTRA: replaced-token detection"),
+        Family("classifier", "lmlab.tasks.classification:SequenceClassifier",
+               "lmlab.tasks.classification:ClassifierConfig",
+               tiny={"encoder_family": "bert", "encoder": {**_BERT_TINY, "vocab_size": 60, "max_length": 32},
+                     "labels": ["negative", "positive"]},
+               capabilities=frozenset({"classify"}),
+               summary="a fine-tuned sequence classifier on any encoder family (lmlab finetune)"),
+        Family("tagger", "lmlab.tasks.classification:TokenClassifier", "lmlab.tasks.classification:ClassifierConfig",
+               tiny={"encoder_family": "electra", "encoder": {"vocab_size": 60, "d_embedding": 16, "d_model": 32,
+                                                              "n_layers": 1, "n_heads": 2, "d_ff": 64, "max_length": 32},
+                     "labels": ["O", "B-PER", "I-PER"]},
+               capabilities=frozenset({"tag"}), summary="a fine-tuned token classifier (NER-style BIO tagging)"),
     ]
 }
 
 
 def register(family: Family) -> None:
+    """Add a row at run time (a plug-in family outside this package)."""
     FAMILIES[family.name] = family
 
 
@@ -64,3 +212,17 @@ def get(name: str) -> Family:
         known = ", ".join(sorted(FAMILIES)) or "none yet"
         raise ConfigError(f"unknown model family {name!r}{closest(name, FAMILIES)}; known: {known}")
     return FAMILIES[name]
+
+
+def for_hf_model_type(model_type) -> Family | None:
+    """The row that reads Hugging Face folders of ``model_type`` (config.json's key), if any."""
+    return next((row for row in FAMILIES.values() if model_type in row.hf_types), None)
+
+
+def trainable() -> list[str]:
+    return [name for name, row in FAMILIES.items() if row.recipe]
+
+
+def demo_groups() -> dict[str, Family]:
+    """``lmlab demo``'s groups in lineage order: demo name -> the row that runs it."""
+    return {row.demo_name: row for row in FAMILIES.values() if row.demo}

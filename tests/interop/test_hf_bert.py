@@ -160,12 +160,12 @@ def test_electra_generator_out_as_masked_lm(tmp_path):
 
 def test_refusals(tmp_path):
     from lmlab.models.albert import AlbertConfig, AlbertForPreTraining
-    from lmlab.models.bert import BertForPreTraining, preset
+    from lmlab.models.bert import SpanBertForPreTraining, preset
 
     with pytest.raises(UsageError):
         save_hf(AlbertForPreTraining(AlbertConfig(vocab_size=50, d_model=32, n_heads=2, d_ff=64, n_layers=2,
                                                   d_embedding=16, sharing="attention")), tmp_path / "x")
-    spanbert = BertForPreTraining(preset("spanbert-base", vocab_size=50, d_model=32, n_heads=2, d_ff=64, n_layers=1))
+    spanbert = SpanBertForPreTraining(preset("spanbert-base", vocab_size=50, d_model=32, n_heads=2, d_ff=64, n_layers=1))
     with pytest.raises(UsageError, match="SBO"):
         save_hf(spanbert, tmp_path / "y")
     with pytest.raises(UsageError, match="generator"):

@@ -76,7 +76,7 @@ def test_albert_heads_are_named_methods():
 
 
 def test_albert_learns_on_real_text(tmp_path):
-    from lmlab.models.demo_bert import DataSpec, Recipe, TokenizerSpec, prepare
+    from lmlab.recipes.bert_family import DataSpec, Recipe, TokenizerSpec, prepare
     from lmlab.train import Trainer
 
     train, valid = wiki_slice()

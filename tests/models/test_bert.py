@@ -109,33 +109,35 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_spanbert_folder_reloads_as_spanbert(tmp_path):
-    """A SpanBERT folder is family "bert" with span_boundary_head = true (as saved before SpanBERT
-    was its own class); the "bert" registry row and BertForPreTraining rebuild it with its SBO head."""
+    """A SpanBERT folder is family "spanbert"; one saved by lmlab 0.2 (family "bert", its fields at the
+    top level, span_boundary_head = true) is rebuilt with its SBO head by BertForPreTraining and lmlab.load."""
     import copy
     import json
 
-    from lmlab import registry
+    import lmlab
 
     span = SpanBertForPreTraining(preset("bert-tiny", vocab_size=60, max_length=32, sentence_head=False)).eval()
     assert span.config.span_boundary_head  # the class records its head in the config it saves
     span.save_pretrained(tmp_path / "s")
     saved = json.loads((tmp_path / "s" / "config.json").read_text())
-    fields = saved.get("config", saved)  # the config's fields (nested under "config", or at the top level)
-    assert saved["family"] == "bert" and fields["span_boundary_head"] is True
+    assert saved["family"] == "spanbert" and saved["config"]["span_boundary_head"] is True
     ids, selected, left, right = span_example()
-    for cls in (BertForPreTraining, registry.get("bert").model_class()):
-        again = cls.from_pretrained(tmp_path / "s").eval()
+    with torch.no_grad():
+        expected = span.sbo_logits(span.encoder(ids)[0], selected, left, right)
+    (tmp_path / "s" / "config.json").write_text(json.dumps({"family": "bert", **saved["config"]}))  # 0.2's layout
+    again_new = lmlab.load(span.save_pretrained(tmp_path / "new")).eval()
+    for again in (BertForPreTraining.from_pretrained(tmp_path / "s").eval(), lmlab.load(tmp_path / "s").eval(),
+                  again_new):
         assert type(again) is SpanBertForPreTraining
         with torch.no_grad():
             h, _ = again.encoder(ids)
-            expected = span.sbo_logits(span.encoder(ids)[0], selected, left, right)
             torch.testing.assert_close(again.sbo_logits(h, selected, left, right), expected, rtol=0, atol=0)
     assert type(copy.deepcopy(tiny())) is BertForPreTraining
 
 
 @pytest.mark.parametrize("family", ["bert", "spanbert"])
 def test_mlm_loss_falls_on_real_text(tmp_path, family):
-    from lmlab.models.demo_bert import DataSpec, Recipe, TokenizerSpec, prepare
+    from lmlab.recipes.bert_family import DataSpec, Recipe, TokenizerSpec, prepare
     from lmlab.train import Trainer
 
     train, valid = wiki_slice()
@@ -157,7 +159,6 @@ def test_lmlab_train_builder_runs_and_exports(tmp_path, monkeypatch):
     from lmlab.cli import train as train_cli
     from lmlab.models.albert import AlbertForPreTraining
 
-    monkeypatch.setitem(train_cli.BUILDERS, "albert", "lmlab.models.demo_bert:build")
     run_file = tmp_path / "albert.toml"
     run_file.write_text(
         'family = "albert"\n'
@@ -185,7 +186,7 @@ def _demo_data(tmp_path, documents, seconds: float):
 
 def test_demo_rows_for_the_four_families_at_the_same_budget(tmp_path, monkeypatch):
     """`lmlab demo`: BERT, RoBERTa, ALBERT, ELECTRA with one budget each, real fine-tuning scores."""
-    from lmlab.models import demo_bert
+    from lmlab.recipes import bert_family as demo_bert
 
     monkeypatch.setattr(demo_bert, "DEMO_PRETRAIN",
                         {"steps": 3, "batch_size": 8, "seq_len": 32, "max_documents": 60, "vocab_size": 600})
@@ -203,7 +204,7 @@ def test_demo_rows_for_the_four_families_at_the_same_budget(tmp_path, monkeypatc
 
 
 def test_demo_skips_rows_when_out_of_time(tmp_path):
-    from lmlab.models.demo_bert import run_demo
+    from lmlab.recipes.bert_family import run_demo
 
     rows = run_demo(_demo_data(tmp_path, [], 5.0))
     assert len(rows) == 4 and all(r.notes == "skipped: out of time" and not r.metrics for r in rows)

@@ -116,7 +116,7 @@ def test_discriminator_beats_all_original_baseline(tmp_path):
 
     import torch.nn.functional as F
 
-    from lmlab.models.demo_bert import DataSpec, Recipe, TokenizerSpec, prepare
+    from lmlab.recipes.bert_family import DataSpec, Recipe, TokenizerSpec, prepare
     from lmlab.train import Trainer
 
     train, valid = wiki_slice()

@@ -96,14 +96,14 @@ def test_save_load_round_trip(tmp_path):
     model = GPTLanguageModel(tiny(norm_position="post", final_norm=False)).eval()
     folder = model.save_pretrained(tmp_path / "m", extra_files={"tokenizer/vocab.txt": b"a\nb\n"})
     saved = json.loads((folder / "config.json").read_text())
-    assert saved["family"] == "gpt" and saved["norm_position"] == "post"
+    assert saved["family"] == "gpt" and saved["config"]["norm_position"] == "post"
     loaded = GPTLanguageModel.from_pretrained(folder).eval()
     ids = torch.randint(0, 50, (2, 10))
     assert torch.equal(model(ids), loaded(ids))
     assert (folder / "tokenizer" / "vocab.txt").read_bytes() == b"a\nb\n"
     with pytest.raises(CheckpointError, match="not 'gpt-classifier'"):
         GPTClassifier.from_pretrained(folder)
-    saved["n_layers"] = 3
+    saved["config"]["n_layers"] = 3
     (folder / "config.json").write_text(json.dumps(saved))
     with pytest.raises(CheckpointError, match="missing"):
         GPTLanguageModel.from_pretrained(folder)
@@ -151,7 +151,7 @@ def word_stream(path: Path, vocab: dict[str, int] | None = None, limit: int | No
 def test_learns_real_text_with_the_trainer(tmp_path):
     """A tiny GPT on 1,650 Wikipedia sentences beats the unigram entropy of the text by a wide margin."""
     from lmlab.data.stream import LMBlocks
-    from lmlab.models.demo_gpt import CausalLMObjective
+    from lmlab.recipes.gpt import CausalLMObjective
     from lmlab.train.trainer import TrainConfig, Trainer
 
     torch.manual_seed(0)

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from lmlab.errors import ConfigError
-from lmlab.models.demo_gpt import FineTuneObjective
 from lmlab.models.gpt import GPTClassifier, GPTClassifierConfig, GPTConfig, GPTLanguageModel
+from lmlab.recipes.gpt import FineTuneObjective
 
 PAD = 0
 

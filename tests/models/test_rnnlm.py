@@ -123,11 +123,12 @@ def test_training_job_export_and_eval_cli(tmp_path, cli):
     """The `lmlab train` path: run file tables -> TrainingJob -> Trainer.fit -> export -> `lmlab eval ppl`."""
     import json
 
-    from lmlab.models.demo_neural import rnnlm_job
+    from lmlab.recipes.word_lm import rnnlm_job
 
-    job = rnnlm_job({"family": "rnnlm", "data": {"corpus": "wiki-vital-small", "vocab_size": 300},
-                     "model": {"embed_dim": 8, "hidden_dim": 8, "layers": 1, "tie_embeddings": True},
-                     "batch": {"batch_size": 4, "bptt": 8, "eval_batch_size": 64}})
+    job = rnnlm_job({"family": "rnnlm", "data": {"corpus": "wiki-vital-small", "batch_size": 4, "bptt": 8,
+                                                 "eval_batch_size": 64},
+                     "tokenizer": {"vocab_size": 300},
+                     "model": {"embed_dim": 8, "hidden_dim": 8, "layers": 1, "tie_embeddings": True}})
     cfg = TrainConfig(max_steps=2, progress="off", tensorboard=False, plot=False, mfu=False, threads=1)
     result = Trainer(job.model, job.objective, job.train_source, cfg, tmp_path / "run", eval_source=job.eval_source).fit()
     assert result.step == 2 and np.isfinite(result.eval["eval_loss"])

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from lmlab.data.vocab import closed_vocabulary
 from lmlab.ngram import build
-from lmlab.ngram.demo import closed_vocabulary, run_demo
+from lmlab.recipes.ngram import run_demo
 from lmlab.report import DemoData
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from lmlab.data.corpus import document_sentences
+from lmlab.data.vocab import closed_vocabulary
 from lmlab.ngram import build
 from lmlab.ngram.adaptive import DocumentStream
-from lmlab.ngram.demo import closed_vocabulary
 
 
 @pytest.fixture(scope="session")

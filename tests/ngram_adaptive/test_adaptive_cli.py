@@ -9,9 +9,9 @@ import typer
 
 from lmlab.cli import main as cli_main
 from lmlab.data.corpus import document_sentences
+from lmlab.data.vocab import closed_vocabulary
 from lmlab.errors import LmlabError
 from lmlab.ngram import build, write_arpa
-from lmlab.ngram.demo import closed_vocabulary
 
 
 @pytest.fixture(scope="module")

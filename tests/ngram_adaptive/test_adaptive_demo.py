@@ -8,8 +8,8 @@ import time
 import pytest
 
 from lmlab.data.corpus import word_sentences
+from lmlab.data.vocab import closed_vocabulary
 from lmlab.ngram import build
-from lmlab.ngram.demo import closed_vocabulary
 from lmlab.report import DemoData
 
 
@@ -23,7 +23,7 @@ def demo_data(wiki_small_splits, tmp_path_factory):
 
 
 def test_run_demo_rows(demo_data):
-    from lmlab.ngram.adaptive_demo import run_demo
+    from lmlab.recipes.adaptive import run_demo
 
     rows = {r.model: r for r in run_demo(demo_data)}
     assert len(rows) == 6, list(rows)

@@ -81,25 +81,26 @@ def test_classifier_heads_shapes():
     ids = torch.randint(5, 50, (3, 9))
     mask = torch.ones_like(ids)
     for model in (bert, electra):
-        assert clf.SequenceClassifier(clf.encoder_of(model), 4)(ids, mask).shape == (3, 4)
-        mean_head = clf.SequenceClassifier(clf.encoder_of(model), 4, pooling="mean").eval()
+        labels = ["a", "b", "c", "d"]
+        assert clf.SequenceClassifier.on(model, labels)(ids, mask).shape == (3, 4)
+        mean_head = clf.SequenceClassifier.on(model, labels, pooling="mean").eval()
         # mean pooling ignores padding: extra padded positions do not change the logits
         padded = torch.cat([ids, torch.zeros(3, 4, dtype=torch.long)], 1)
         padded_mask = torch.cat([mask, torch.zeros(3, 4, dtype=torch.long)], 1)
         model.eval()
         torch.testing.assert_close(mean_head(padded, padded_mask), mean_head(ids, mask), rtol=0, atol=1e-5)
-        assert clf.TokenClassifier(clf.encoder_of(model), 7)(ids, mask).shape == (3, 9, 7)
+        assert clf.TokenClassifier.on(model, [f"t{i}" for i in range(7)])(ids, mask).shape == (3, 9, 7)
     with pytest.raises(UsageError):
         clf.encoder_of(torch.nn.Linear(2, 2))
     with pytest.raises(UsageError):
-        clf.SequenceClassifier(clf.encoder_of(bert), 2, pooling="max")
+        clf.SequenceClassifier.on(bert, ["a", "b"], pooling="max")
 
 
 def test_finetune_cli_end_to_end(tmp_path, cli):
     """Pretrain nothing (a tiny random BERT with a real tokenizer), fine-tune briefly, get real scores."""
     from lmlab.data import sources
     from lmlab.data.tokenizers import train_tokenizer
-    from lmlab.models.demo_bert import make_model, special_ids, tokenizer_files
+    from lmlab.recipes.bert_family import make_model, special_ids, tokenizer_files
 
     texts = [d.text for d in sources.load("rotten-tomatoes").split().train[:2000]]
     tokenizer = train_tokenizer("wordpiece", texts, vocab_size=1500)
@@ -119,5 +120,18 @@ def test_finetune_cli_end_to_end(tmp_path, cli):
     # over init seeds 0-2 vs 0.582; [CLS] pooling from a random init stays at the majority class at 120 steps)
     assert scores["train_loss"] < math.log(2)
     assert scores["accuracy"] >= scores["majority_baseline"] + 0.03, scores
+    # the saved folder reloads (lmlab.load, through the registry's "classifier" row) with its labels,
+    # pooling and tokenizer, and predicting the test split again gives exactly the accuracy it reported
+    import lmlab
+    from lmlab.data.tokenizers import load_tokenizer
+
+    head = lmlab.load(tmp_path / "ft" / "model")
+    assert isinstance(head, clf.SequenceClassifier) and head.config.labels == ["rotten", "fresh"]
+    assert head.config.pooling == "mean" and head.config.encoder_family == "bert" and head.config.max_len == 32
+    _, _, test = clf.sequence_task("rotten-tomatoes")
+    predicted = clf.predict(head, load_tokenizer(tmp_path / "ft" / "model"), [text for text, _ in test])
+    assert all(0.5 <= p <= 1.0 for _, p in predicted)
+    again = sum(head.config.labels.index(label) == gold for (label, _), (_, gold) in zip(predicted, test)) / len(test)
+    assert again == pytest.approx(scores["accuracy"], abs=1e-12)
     bad = cli("finetune", str(tmp_path / "bert"), "rotten-tomatos", "--out", str(tmp_path / "x"))
     assert bad.returncode != 0 and "did you mean" in bad.stderr

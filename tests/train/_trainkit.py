@@ -125,6 +125,8 @@ class MaskedCLM:
     whose id is odd (a rule that does not depend on how the batch is split).
     """
 
+    is_language_model = True
+
     def __init__(self, keep: float = 0.5, odd_ids: bool = False):
         self.keep = keep
         self.odd_ids = odd_ids
@@ -147,6 +149,8 @@ class MaskedCLM:
 
 
 class StatefulCLM:
+
+    is_language_model = True
     stateful = True
 
     def prepare(self, ids: torch.Tensor, generator: torch.Generator):
@@ -183,7 +187,7 @@ class TinyObjectiveConfig:
 
 
 def build_tiny(run):
-    """``build(run) -> TrainingJob`` for the tiny LM: what a family adds to lmlab.cli.train.BUILDERS."""
+    """``build(run) -> TrainingJob`` for the tiny LM: what a family's registry row names as its ``recipe``."""
     from lmlab import config as config_io
     from lmlab.pretrained import save_model_folder
     from lmlab.train import TrainingJob

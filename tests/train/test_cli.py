@@ -7,10 +7,13 @@ import json
 import pytest
 import typer
 
+from lmlab import registry
 from lmlab.cli import main as cli_main
 from lmlab.cli import train as cli_train
 from lmlab.pretrained import load_model_folder
 from lmlab.train.log import read_metrics
+
+TINY_ROW = registry.Family("tiny", "_trainkit:TinyLM", recipe="_trainkit:build_tiny")
 
 RUN = """
 family = "tiny"
@@ -52,7 +55,7 @@ def app_with_train(monkeypatch):
 
 @pytest.fixture
 def run_file(tmp_path, monkeypatch):
-    monkeypatch.setitem(cli_train.BUILDERS, "tiny", "_trainkit:build_tiny")
+    monkeypatch.setitem(registry.FAMILIES, "tiny", TINY_ROW)
     path = tmp_path / "tiny.toml"
     path.write_text(RUN)
     return path
@@ -78,7 +81,7 @@ def test_train_resume_and_export(run_file, tmp_path, capsys):
     assert code == 0, err
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
     config, tensors = load_model_folder(out / "model")
-    assert config["family"] == "tiny" and config["dim"] == 12 and "embed.weight" in tensors
+    assert config["family"] == "tiny" and config["config"]["dim"] == 12 and "embed.weight" in tensors
     assert json.loads((out / "run.json").read_text())["model"] == {"dim": 12}
     try:  # the loss plot needs the plot extra
         import matplotlib  # noqa: F401
@@ -110,7 +113,7 @@ def test_bad_configs_are_one_line_errors(run_file, tmp_path, capsys, args, messa
 
 
 def test_unknown_key_in_the_file_is_refused(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(cli_train.BUILDERS, "tiny", "_trainkit:build_tiny")
+    monkeypatch.setitem(registry.FAMILIES, "tiny", TINY_ROW)
     path = tmp_path / "bad.toml"
     path.write_text(RUN.replace("max_steps = 6", "max_step = 6"))
     code, _, err = _lmlab(["train", str(path)], capsys)

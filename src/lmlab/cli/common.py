@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UsageError
+from ..report.tables import fmt
 
 # piped output is not wrapped at 80 columns: tables stay one line per row
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -35,22 +36,6 @@ def table(title: str, columns: list[str], rows: list[list], left: int = 1) -> Ta
     for row in rows:
         out.add_row(*[fmt(v) for v in row])
     return out
-
-
-def fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value != value:
-            return "nan"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        if abs(value) >= 10:
-            return f"{value:.1f}"
-        return f"{value:.3f}" if abs(value) < 1 else f"{value:.2f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
 
 
 def fresh_output_dir(path: Path, force: bool) -> Path:

@@ -10,23 +10,18 @@ Word-level models report exact per-word perplexity: every word and ``</s>`` pred
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from pathlib import Path
 
 import typer
 
-from ..errors import CheckpointError, UsageError
+from .. import registry
+from ..errors import UsageError
 from .common import console, status, table
 
 app = typer.Typer(help="Evaluate saved models: perplexity on a split or a file.", no_args_is_help=True)
 
-# saved-model family (config.json "family") -> "module:load" returning (model, vocab)
-LOADERS = {
-    "nnlm": "lmlab.models.nnlm:load",
-    "rnnlm": "lmlab.models.rnnlm:load",
-}
 SPLITS = ("train", "valid", "test")
 
 
@@ -49,6 +44,15 @@ def _sentences(target: str, corpus: str | None, pretokenized: bool) -> tuple[lis
     return word_sentences(read_user_corpus(path).documents), str(path)
 
 
+def _saved_tokenizer(folder: Path):
+    """The tokenizer saved beside the weights, or None (a word LM of lmlab 0.2 keeps its vocabulary in config.json)."""
+    from ..data.tokenizers import load_tokenizer
+
+    if (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file():
+        return load_tokenizer(folder)
+    return None
+
+
 @app.command("ppl")
 def ppl(
     model_dir: Path = typer.Argument(..., help="A saved model folder (lmlab train's export), or an ARPA file."),
@@ -57,7 +61,7 @@ def ppl(
     pretokenized: bool = typer.Option(False, help="FILE has one tokenized sentence per line (as KenLM's query)."),
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
 ) -> None:
-    """Exact perplexity of a word-level model (per word; </s> counted, <s> not)."""
+    """Exact perplexity of any LM family (per word; </s> counted, <s> not; subword models also per token and bits per byte)."""
     from ..eval.perplexity import PerplexityResult, word_perplexity
 
     if model_dir.is_file() and model_dir.name.endswith((".arpa", ".arpa.gz")):
@@ -71,20 +75,22 @@ def ppl(
                                   sentences=ev.sentences)
         family = "ngram (ARPA)"
     else:
-        from ..pretrained import read_model_config
+        from ..pretrained import load, read_model_config, read_word_vocabulary, split_config
 
-        raw = read_model_config(model_dir)
-        family = raw.get("family")
-        if family not in LOADERS:
-            raise CheckpointError(f"{model_dir}: family {family!r} has no word-level scorer; "
-                                  f"known: {', '.join(LOADERS)}")
-        module_name, attr = LOADERS[family].split(":")
+        family, _, metadata = split_config(read_model_config(model_dir), f"{model_dir}/config.json")
+        registry.get(family).require("score", "lmlab eval ppl")
         with status(f"loading {model_dir}"):
-            model, vocab = getattr(importlib.import_module(module_name), attr)(model_dir)
-        corpus = corpus or (raw.get("data") or {}).get("corpus")
+            model = load(model_dir)
+        corpus = corpus or (metadata.get("data") or {}).get("corpus")
         sentences, where = _sentences(target, corpus, pretokenized)
+        tokenizer = _saved_tokenizer(model_dir)
         with status(f"scoring {len(sentences):,} sentences"):
-            result = word_perplexity(model, sentences, vocab)
+            if tokenizer is None or tokenizer.kind == "word":  # a closed word vocabulary: exact per-word scores
+                result = word_perplexity(model, sentences, read_word_vocabulary(model_dir, model.config.vocab_size))
+            else:
+                from ..eval.perplexity import subword_perplexity
+
+                result = subword_perplexity(model, tokenizer, sentences, model.config.eos_token_id)
     numbers = result.as_dict()
     if as_json:
         print(json.dumps({"model": str(model_dir), "family": family, "text": where, **numbers}))

@@ -1,12 +1,13 @@
-"""``lmlab generate MODEL_DIR "prompt"``: continue a prompt with a saved GPT, streaming tokens as they come.
+"""``lmlab generate MODEL_DIR "prompt"``: continue a prompt with a saved model, streaming tokens as they come.
 
-MODEL_DIR is an lmlab GPT folder (``config.json`` with ``"family": "gpt"``) or a Hugging Face
-GPT-2 folder (``model_type: gpt2``; loaded through :mod:`lmlab.interop.hf`). The tokenizer is read
+MODEL_DIR is an lmlab model folder of a family with the ``generate`` capability in
+:mod:`lmlab.registry` (today: ``gpt``) or a Hugging Face GPT-2 folder (``model_type: gpt2``; loaded through :mod:`lmlab.interop.hf`). The tokenizer is read
 from the same folder (lmlab tokenizer files, a ``tokenizer.json``, or GPT-2's ``vocab.json`` +
 ``merges.txt``); ``--ids`` takes the prompt as token ids instead and prints ids.
 
 Greedy by default; ``--sample`` (implied by ``--temperature``, ``--top-k`` or ``--top-p``) samples;
-``--beam K`` runs beam search (printed at the end, not streamed). Generation stops at the model's
+``--beam K`` runs beam search (printed at the end, not streamed). The streaming itself is
+:func:`lmlab.tasks.generation.stream_text`. Generation stops at the model's
 end-of-text id (unless ``--ignore-eos``), at any ``--stop-id``, or after ``--max-new-tokens``.
 """
 
@@ -21,34 +22,19 @@ import typer
 from ..errors import CheckpointError, UsageError
 
 
-class _GPT2Files:
-    """GPT-2's own tokenizer files (vocab.json + merges.txt) through the ``tokenizers`` library."""
-
-    def __init__(self, folder: Path) -> None:
-        from tokenizers import ByteLevelBPETokenizer
-
-        self._tok = ByteLevelBPETokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
-
-    def encode(self, text: str) -> list[int]:
-        return self._tok.encode(text).ids
-
-    def decode(self, ids, skip_specials: bool = False) -> str:
-        return self._tok.decode(list(ids), skip_special_tokens=skip_specials)
-
-
 def load_model(folder: Path):
-    """An lmlab GPTLanguageModel from an lmlab GPT folder or a Hugging Face GPT-2 folder."""
+    """A model of any family with the generate capability (registry), or a Hugging Face GPT-2 folder."""
+    from .. import registry
     from ..interop.hf import is_hf_gpt2_folder, load_gpt2
-    from ..models.gpt import GPTLanguageModel
-    from ..pretrained import read_model_config
+    from ..pretrained import CONFIG_NAME, load, read_model_config, split_config
 
     if is_hf_gpt2_folder(folder):
         return load_gpt2(folder)
-    family = read_model_config(folder).get("family")
-    if family != "gpt":
-        raise CheckpointError(f"{folder}: a {family!r} model; lmlab generate runs GPT models "
-                              "(lmlab 'gpt' folders or Hugging Face GPT-2 folders)")
-    return GPTLanguageModel.from_pretrained(folder)
+    family, _, _ = split_config(read_model_config(folder), f"{folder}/{CONFIG_NAME}")
+    if family is None:
+        raise CheckpointError(f"{folder}/{CONFIG_NAME}: no \"family\" key (not an lmlab model folder)")
+    registry.get(family).require("generate", "lmlab generate")
+    return load(folder)
 
 
 def load_tokenizer_for(folder: Path):
@@ -58,14 +44,16 @@ def load_tokenizer_for(folder: Path):
     if (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file():
         return load_tokenizer(folder)
     if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
-        return _GPT2Files(folder)
+        from ..data.tokenizers.subword import SubwordTokenizer
+
+        return SubwordTokenizer.from_gpt2_files(folder)
     return None
 
 
 def register(app: typer.Typer) -> None:
     @app.command("generate")
     def generate_command(
-        model_dir: Annotated[Path, typer.Argument(help="A saved lmlab GPT folder or a Hugging Face GPT-2 folder.")],
+        model_dir: Annotated[Path, typer.Argument(help="A saved lmlab model folder (a family with the generate capability) or a Hugging Face GPT-2 folder.")],
         prompt: Annotated[str, typer.Argument(help="Text to continue (token ids with --ids).")],
         max_new_tokens: int = typer.Option(50, "--max-new-tokens", "-n", help="Tokens to generate at most."),
         sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
@@ -85,10 +73,10 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the whole prefix each step (slow; a check)."),
         threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
     ) -> None:
-        """Continue PROMPT with a GPT model, printing tokens as they are generated."""
+        """Continue PROMPT with a model of any family that can generate, printing tokens as they are generated."""
         import torch
 
-        from ..tasks.generation import GenerationConfig, generate
+        from ..tasks.generation import GenerationConfig, stream_text
 
         if threads:
             torch.set_num_threads(threads)
@@ -128,38 +116,13 @@ def register(app: typer.Typer) -> None:
         if settings.max_new_tokens < 0:
             raise UsageError(f"the prompt ({len(prompt_ids)} tokens) is longer than the model's "
                              f"{config.max_length} positions")
-        input_ids = torch.tensor([prompt_ids], dtype=torch.long)
         out = sys.stdout
-        generated: list[int] = []
-        base = "" if ids else tokenizer.decode(prompt_ids, skip_specials=True)
-        shown = base
 
-        def show(new_ids: torch.Tensor) -> None:
-            nonlocal shown
-            token = int(new_ids[0])
-            if token in stops:
-                return
-            generated.append(token)
-            if ids:
-                out.write(f" {token}")
-            else:  # decode prompt + continuation: byte-level pieces only become text together
-                text = tokenizer.decode(prompt_ids + generated, skip_specials=True)
-                if text.endswith("\ufffd"):
-                    return  # an incomplete UTF-8 sequence: wait for its next byte
-                if text.startswith(shown):
-                    out.write(text[len(shown):])
-                    shown = text
+        def write(piece: str) -> None:
+            out.write(piece)
             out.flush()
 
-        out.write(" ".join(map(str, prompt_ids)) if ids else prompt)
-        out.flush()
-        if beam > 1:
-            result = generate(model, input_ids, config=settings)[0, len(prompt_ids):].tolist()
-            for token in result:
-                if token in stops:
-                    break
-                show(torch.tensor([token]))
-        else:
-            generate(model, input_ids, config=settings, streamer=show)
+        write(" ".join(map(str, prompt_ids)) if ids else prompt)
+        stream_text(model, None if ids else tokenizer, prompt_ids, settings, write)
         out.write("\n")
         out.flush()

@@ -32,7 +32,7 @@ def _root() -> None:
 # command group name -> module under lmlab.cli exposing ``app`` (a typer.Typer);
 # top-level command name -> module exposing ``register(app)``. Only the module of the
 # command being run is imported (so `lmlab corpus list` does not pay for torch or
-# transformers); `lmlab --help` imports them all. A module not written yet is skipped.
+# transformers); `lmlab --help` imports them all. A misspelt row fails (tests/test_cli_main.py runs each).
 GROUPS = {
     "corpus": "corpus",
     "tokenizer": "tokenizer",
@@ -49,25 +49,16 @@ TOP_LEVEL = {
 
 
 def _import(module_name: str):
-    try:
-        return importlib.import_module(f"lmlab.cli.{module_name}")
-    except ModuleNotFoundError as err:
-        if err.name == f"lmlab.cli.{module_name}":
-            return None
-        raise
+    return importlib.import_module(f"lmlab.cli.{module_name}")
 
 
 def _attach(command: str | None) -> None:
     for name, module_name in GROUPS.items():
         if command in (None, name):
-            module = _import(module_name)
-            if module is not None:
-                app.add_typer(module.app, name=name)
+            app.add_typer(_import(module_name).app, name=name)
     for name, module_name in TOP_LEVEL.items():
         if command in (None, name):
-            module = _import(module_name)
-            if module is not None:
-                module.register(app)
+            _import(module_name).register(app)
 
 
 def _command_of(argv: list[str]) -> str | None:

@@ -225,7 +225,7 @@ class FastText:
             raise UsageError("fastText: nothing to save (the model has not been trained)")
         tensors = {"wi": torch.from_numpy(self.wi), "syn1neg": torch.from_numpy(self.syn1neg),
                    "syn1": torch.from_numpy(self.syn1), "counts": torch.from_numpy(self.vocab.counts)}
-        return save_model_folder(folder, self.family, {"config": asdict(self.config)}, tensors,
+        return save_model_folder(folder, self.family, asdict(self.config), tensors,
                                  extra={"vocab.txt": ("\n".join(self.vocab.words) + "\n").encode("utf-8")})
 
     @classmethod
@@ -349,8 +349,8 @@ class FastTextClassifier:
             raise UsageError("classifier: nothing to save (the model has not been trained)")
         tensors = {"wi": torch.from_numpy(self.wi), "wo": torch.from_numpy(self.wo),
                    "counts": torch.from_numpy(self.vocab.counts)}
-        return save_model_folder(folder, self.family, {"config": asdict(self.config), "labels": self.labels},
-                                 tensors, extra={"vocab.txt": ("\n".join(self.vocab.words) + "\n").encode("utf-8")})
+        return save_model_folder(folder, self.family, asdict(self.config), tensors,
+                                 metadata={"labels": self.labels}, extra={"vocab.txt": ("\n".join(self.vocab.words) + "\n").encode("utf-8")})
 
     @classmethod
     def load(cls, folder: str | Path) -> FastTextClassifier:

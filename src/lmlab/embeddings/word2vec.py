@@ -395,7 +395,7 @@ class Word2Vec:
         tensors = {"syn0": torch.from_numpy(self.syn0), "syn1neg": torch.from_numpy(self.syn1neg),
                    "syn1": torch.from_numpy(self.syn1), "counts": torch.from_numpy(self.vocab.counts)}
         vocab = ("\n".join(self.vocab.words) + "\n").encode("utf-8")
-        return save_model_folder(folder, self.family, {"config": asdict(self.config)}, tensors,
+        return save_model_folder(folder, self.family, asdict(self.config), tensors,
                                  extra={"vocab.txt": vocab})
 
     @classmethod

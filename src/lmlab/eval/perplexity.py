@@ -133,3 +133,25 @@ def word_perplexity(model: SentenceScorer, sentences: Sequence[Sequence[str]], v
     words = sum(len(s) for s in ids)
     n_bytes = sum(len(" ".join(s).encode("utf-8")) + 1 for s in sentences)
     return from_log_probs(scores, words=words, n_bytes=n_bytes, oov=oov)
+
+
+def subword_perplexity(model: SentenceScorer, tokenizer, sentences: Sequence[Sequence[str]],
+                       eos_id: int | None) -> PerplexityResult:
+    """Perplexity of a subword (or byte) LM on word sentences, on every scale at once.
+
+    Each sentence is joined by spaces, encoded with the model's own tokenizer and followed by
+    ``eos_id`` (the end of a sentence is predicted, as ``</s>`` is for the word-level models);
+    the model's start id is context only. ``ppl`` is per token, ``word_ppl`` divides the same
+    total by the words + one ``</s>`` per sentence, ``bits_per_byte`` by the UTF-8 bytes of the
+    text (+ one newline per sentence), so it compares with a word model's numbers.
+    """
+    texts = [" ".join(s) for s in sentences]
+    encoded = tokenizer.encode_batch(texts) if hasattr(tokenizer, "encode_batch") else \
+        [tokenizer.encode(t) for t in texts]
+    ids = [[*e, eos_id] if eos_id is not None else list(e) for e in encoded]
+    if not any(ids):
+        raise DataError("no text to score")
+    log_probs = model.score_sentences(ids)
+    words = sum(len(s) + 1 for s in sentences)
+    n_bytes = sum(len(t.encode("utf-8")) + 1 for t in texts)
+    return from_log_probs(log_probs, words=words, n_bytes=n_bytes)

@@ -298,44 +298,59 @@ def _generator_hf_config(model) -> tuple[dict, list[tuple[str, str]], dict]:
     return config, electra_generator_key_map(c.n_layers, c.d_embedding != d_model), extra
 
 
-def _hf_config(model: nn.Module) -> tuple[dict, list[tuple[str, str]], dict]:
-    """(HF config.json, key map, extra HF tensors such as tied decoders) for an lmlab model."""
-    from ..models.albert import AlbertForPreTraining
-    from ..models.bert import BertForPreTraining, SpanBertForPreTraining
-    from ..models.electra import ElectraDiscriminator, ElectraForPreTraining
-
-    if isinstance(model, SpanBertForPreTraining):
-        raise UsageError("SpanBERT's SBO head has no Hugging Face class; save it with save_pretrained")
-    if isinstance(model, ElectraForPreTraining):
-        model = model.discriminator
+def _bert_export(model) -> tuple[dict, list[tuple[str, str]], dict]:
+    """BERT (or RoBERTa: learned positions after the padding id) as HF's BertFor* / RobertaForMaskedLM."""
     c = model.config
+    roberta = c.position_offset > 0
+    if roberta and c.position_offset != c.pad_token_id + 1:
+        raise UsageError("RoBERTa export needs position_offset = pad_token_id + 1 (Hugging Face's rule)")
+    kind = "roberta" if roberta else "bert"
+    arch = "RobertaForMaskedLM" if roberta else ("BertForPreTraining" if c.sentence_head else "BertForMaskedLM")
+    pairs = bert_key_map(c.n_layers, kind, c.sentence_head and not roberta)
+    head = "lm_head" if roberta else "cls.predictions"
+    extra = {f"{head}.decoder.weight": model.bert.embeddings.token.weight, f"{head}.decoder.bias": model.mlm.bias}
     common = _common_config(c, c.d_model, c.n_heads, c.d_ff)
-    if isinstance(model, BertForPreTraining):
-        roberta = c.position_offset > 0
-        if roberta and c.position_offset != c.pad_token_id + 1:
-            raise UsageError("RoBERTa export needs position_offset = pad_token_id + 1 (Hugging Face's rule)")
-        kind = "roberta" if roberta else "bert"
-        arch = "RobertaForMaskedLM" if roberta else ("BertForPreTraining" if c.sentence_head else "BertForMaskedLM")
-        pairs = bert_key_map(c.n_layers, kind, c.sentence_head and not roberta)
-        tok = model.bert.embeddings.token.weight
-        head = "lm_head" if roberta else "cls.predictions"
-        extra = {f"{head}.decoder.weight": tok, f"{head}.decoder.bias": model.mlm.bias}
-        return {**common, "model_type": kind, "architectures": [arch]}, pairs, extra
-    if isinstance(model, AlbertForPreTraining):
-        if c.sharing not in ("all", "none"):
-            raise UsageError(f"ALBERT sharing {c.sharing!r} has no Hugging Face equivalent (only 'all' and 'none')")
-        groups = 1 if c.sharing == "all" else c.n_layers
-        arch = "AlbertForPreTraining" if c.sentence_head else "AlbertForMaskedLM"
-        extra = {"predictions.decoder.weight": model.albert.embeddings.token.weight,
-                 "predictions.decoder.bias": model.mlm.bias}
-        return ({**common, "model_type": "albert", "architectures": [arch], "embedding_size": c.d_embedding,
-                 "num_hidden_groups": groups, "inner_group_num": 1, "classifier_dropout_prob": 0.1},
-                albert_key_map(groups, c.sentence_head), extra)
-    if isinstance(model, ElectraDiscriminator):
-        return ({**common, "model_type": "electra", "architectures": ["ElectraForPreTraining"],
-                 "embedding_size": c.d_embedding},
-                electra_key_map(c.n_layers, c.d_embedding != c.d_model), {})
-    raise UsageError(f"cannot export {type(model).__name__} to Hugging Face (BERT, RoBERTa, ALBERT, ELECTRA only)")
+    return {**common, "model_type": kind, "architectures": [arch]}, pairs, extra
+
+
+def _albert_export(model) -> tuple[dict, list[tuple[str, str]], dict]:
+    """ALBERT (all layers shared, or none) as HF's AlbertForPreTraining / AlbertForMaskedLM."""
+    c = model.config
+    if c.sharing not in ("all", "none"):
+        raise UsageError(f"ALBERT sharing {c.sharing!r} has no Hugging Face equivalent (only 'all' and 'none')")
+    groups = 1 if c.sharing == "all" else c.n_layers
+    arch = "AlbertForPreTraining" if c.sentence_head else "AlbertForMaskedLM"
+    extra = {"predictions.decoder.weight": model.albert.embeddings.token.weight,
+             "predictions.decoder.bias": model.mlm.bias}
+    return ({**_common_config(c, c.d_model, c.n_heads, c.d_ff), "model_type": "albert", "architectures": [arch],
+             "embedding_size": c.d_embedding, "num_hidden_groups": groups, "inner_group_num": 1,
+             "classifier_dropout_prob": 0.1},
+            albert_key_map(groups, c.sentence_head), extra)
+
+
+def _electra_export(model) -> tuple[dict, list[tuple[str, str]], dict]:
+    """ELECTRA's discriminator (of an ElectraForPreTraining, or on its own) as HF's ElectraForPreTraining."""
+    c = model.config
+    return ({**_common_config(c, c.d_model, c.n_heads, c.d_ff), "model_type": "electra",
+             "architectures": ["ElectraForPreTraining"], "embedding_size": c.d_embedding},
+            electra_key_map(c.n_layers, c.d_embedding != c.d_model), {})
+
+
+def _refuse_spanbert(model):
+    raise UsageError("SpanBERT's SBO head has no Hugging Face class; save it with save_pretrained")
+
+
+# the key map of each registry family with a Hugging Face class (lmlab.registry's ``hf`` rows)
+EXPORTS = {"bert": _bert_export, "albert": _albert_export, "electra": _electra_export, "spanbert": _refuse_spanbert}
+
+
+def _hf_config(model: nn.Module) -> tuple[dict, list[tuple[str, str]], dict]:
+    """(HF config.json, key map, extra HF tensors such as tied decoders) for an lmlab model, by its family."""
+    family = getattr(model, "family", None)
+    if family not in EXPORTS:
+        raise UsageError(f"cannot export {type(model).__name__} to Hugging Face (families: "
+                         f"{', '.join(k for k in EXPORTS if k != 'spanbert')})")
+    return EXPORTS[family](model)
 
 
 def save_hf(model: nn.Module, folder: str | Path, tokenizer_files: dict[str, bytes] | None = None,
@@ -358,8 +373,8 @@ def save_hf(model: nn.Module, folder: str | Path, tokenizer_files: dict[str, byt
         hf_config, pairs, extra = _generator_hf_config(model)
         source = model
     else:
-        hf_config, pairs, extra = _hf_config(model)
-        source = model.discriminator if isinstance(model, ElectraForPreTraining) else model
+        source = getattr(model, "discriminator", model)  # ELECTRA exports its discriminator
+        hf_config, pairs, extra = _hf_config(source)
     state = source.state_dict()
     tensors = {theirs: state[ours] for ours, theirs in pairs}
     tensors.update(extra)

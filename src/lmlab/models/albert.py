@@ -29,7 +29,6 @@ Not here: n-gram masking (``objectives/masking.py``, ``ngram`` scheme), LAMB, Se
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -37,7 +36,7 @@ from torch import Tensor, nn
 
 from .. import config as cfg
 from .. import pretrained
-from ..errors import CheckpointError, ConfigError, UsageError
+from ..errors import ConfigError, UsageError
 from ..nn.attention import padding_mask, self_attention
 from ..nn.embeddings import TokenPositionSegmentEmbeddings
 from ..nn.feedforward import FeedForward, activation_module
@@ -133,6 +132,10 @@ class Albert(nn.Module):
         self.pooler = nn.Linear(config.d_model, config.d_model)
         normal_init(self, config.init_std)
 
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol: (hidden (B, T, H), pooled [CLS] (B, H)); one segment."""
+        return self(input_ids, None, attention_mask)
+
     def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None,
                 attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         mask = padding_mask(attention_mask) if attention_mask is not None else None  # (B, 1, 1, T)
@@ -143,7 +146,7 @@ class Albert(nn.Module):
         return h, torch.tanh(self.pooler(h[:, 0]))
 
 
-class AlbertForPreTraining(nn.Module):
+class AlbertForPreTraining(pretrained.PretrainedMixin, nn.Module):
     """ALBERT + MLM head (E-dimensional transform, tied output) + SOP head.
 
     Heads: :meth:`mlm_logits`, :meth:`sentence_logits`, on the outputs of :attr:`encoder`;
@@ -151,6 +154,7 @@ class AlbertForPreTraining(nn.Module):
     """
 
     family = "albert"
+    config_class = AlbertConfig
 
     def __init__(self, config: AlbertConfig) -> None:
         super().__init__()
@@ -164,6 +168,10 @@ class AlbertForPreTraining(nn.Module):
     @property
     def encoder(self) -> Albert:
         return self.albert
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol: (hidden (B, T, H), pooled [CLS] (B, H))."""
+        return self.albert.encode(input_ids, attention_mask)
 
     def mlm_logits(self, h: Tensor, selected: Tensor | None = None) -> Tensor:
         """h (B, T, H), ``selected`` (B, T) bool -> (N, V) logits there (None: everywhere, (B, T, V))."""
@@ -181,19 +189,6 @@ class AlbertForPreTraining(nn.Module):
         h, pooled = self.albert(input_ids, segment_ids, attention_mask)
         sentence_logits = self.sentence_logits(pooled) if self.sentence is not None else None
         return PretrainingOutput(self.mlm_logits(h, selected), sentence_logits, h)
-
-    def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
-        return pretrained.save_model_folder(folder, self.family, cfg.to_dict(self.config), self.state_dict(), extra_files)
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path) -> AlbertForPreTraining:
-        data, tensors = pretrained.load_model_folder(folder)
-        family = data.pop("family", None)
-        if family != cls.family:
-            raise CheckpointError(f"{folder}: holds a {family!r} model, not {cls.family!r}")
-        model = cls(cfg.from_dict(AlbertConfig, data, where=f"{folder}/config.json"))
-        pretrained.load_state_strict(model, tensors, str(folder))
-        return model
 
 
 def embedding_arithmetic(vocab_size: int = 30000, max_length: int = 512, d_model: int = 1024,

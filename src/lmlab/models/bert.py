@@ -131,6 +131,10 @@ class Bert(nn.Module):
         self.pooler = nn.Linear(config.d_model, config.d_model)
         normal_init(self, config.init_std)
 
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol: (hidden (B, T, H), pooled [CLS] (B, H)); one segment."""
+        return self(input_ids, None, attention_mask)
+
     def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None,
                 attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         mask = padding_mask(attention_mask) if attention_mask is not None else None  # (B, 1, 1, T)
@@ -200,16 +204,19 @@ class BertForPreTraining(_SaveLoad, nn.Module):
 
     family = "bert"
 
-    def __new__(cls, config: BertConfig | None = None):
-        # A SpanBERT folder is saved with family "bert" and span_boundary_head = true, and the
-        # registry's "bert" row rebuilds it as BertForPreTraining(config): such a config builds a
-        # SpanBertForPreTraining instead. (copy.deepcopy calls __new__ without a config.)
-        if cls is BertForPreTraining and config is not None and config.span_boundary_head:
-            return SpanBertForPreTraining(config)
-        return super().__new__(cls)
+    @classmethod
+    def _from_state(cls, config: BertConfig, tensors: dict, where: str):
+        # SpanBERT folders of lmlab 0.2 were family "bert" with span_boundary_head = true: rebuild
+        # those as the SpanBERT they are (today's are family "spanbert").
+        if config.span_boundary_head:
+            return SpanBertForPreTraining._from_state(config, tensors, where)
+        return super()._from_state(config, tensors, where)
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
+        if config.span_boundary_head and type(self) is BertForPreTraining:
+            raise ConfigError("span_boundary_head = true is SpanBERT's: build SpanBertForPreTraining "
+                              "(registry family 'spanbert')")
         self.config = config
         self.bert = Bert(config)
         self.mlm = MLMHead(config.d_model, config.d_model, config.vocab_size, config.activation,
@@ -220,6 +227,10 @@ class BertForPreTraining(_SaveLoad, nn.Module):
     @property
     def encoder(self) -> Bert:
         return self.bert
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol: (hidden (B, T, H), pooled [CLS] (B, H))."""
+        return self.bert.encode(input_ids, attention_mask)
 
     def mlm_logits(self, h: Tensor, selected: Tensor | None = None) -> Tensor:
         """h (B, T, H), ``selected`` (B, T) bool -> (N, V) logits there (None: everywhere, (B, T, V))."""
@@ -245,11 +256,11 @@ class SpanBertForPreTraining(_SaveLoad, nn.Module):
     ``sentence_head``; the paper drops it, preset ``spanbert-base``).
 
     Heads: :meth:`mlm_logits`, :meth:`sentence_logits` and :meth:`sbo_logits`. Saved as family
-    "bert" with ``span_boundary_head = true`` in its config, which this class sets, so that the
-    folder is rebuilt as a SpanBERT (see :class:`BertForPreTraining`).
+    "spanbert" (with ``span_boundary_head = true`` in its config, which this class sets; folders
+    of lmlab 0.2 were family "bert" and :class:`BertForPreTraining` rebuilds those as this class).
     """
 
-    family = "bert"
+    family = "spanbert"
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -266,6 +277,10 @@ class SpanBertForPreTraining(_SaveLoad, nn.Module):
     @property
     def encoder(self) -> Bert:
         return self.bert
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol: (hidden (B, T, H), pooled [CLS] (B, H))."""
+        return self.bert.encode(input_ids, attention_mask)
 
     def mlm_logits(self, h: Tensor, selected: Tensor | None = None) -> Tensor:
         """h (B, T, H), ``selected`` (B, T) bool -> (N, V) logits there (None: everywhere, (B, T, V))."""

@@ -42,16 +42,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import config as cfg
 from .. import pretrained
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..nn.attention import padding_mask, post_ln_encoder_layer
 from ..nn.embeddings import TokenPositionSegmentEmbeddings
 from ..nn.feedforward import activation_module
@@ -136,6 +134,8 @@ class ElectraEncoder(nn.Module):
 class ElectraDiscriminator(nn.Module):
     """Embeddings + encoder + RTD head: D(x, t) = sigmoid(w^T GELU(W h_t)). What gets fine-tuned."""
 
+    family = "electra"  # the family it belongs to (saved folders hold the whole ElectraForPreTraining)
+
     def __init__(self, config: ElectraConfig) -> None:
         super().__init__()
         config.validate()
@@ -153,6 +153,10 @@ class ElectraDiscriminator(nn.Module):
     def hidden(self, input_ids: Tensor, segment_ids: Tensor | None = None,
                attention_mask: Tensor | None = None) -> Tensor:
         return self.encoder(self.embeddings(input_ids, segment_ids), attention_mask)
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol: (hidden (B, T, H), None): ELECTRA has no pooler."""
+        return self.hidden(input_ids, None, attention_mask), None
 
     def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None,
                 attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -187,10 +191,11 @@ class ElectraOutput(NamedTuple):
     corrupted_ids: Tensor       # (B, T) x^corrupt
 
 
-class ElectraForPreTraining(nn.Module):
+class ElectraForPreTraining(pretrained.PretrainedMixin, nn.Module):
     """Generator + discriminator with shared embeddings; ``forward`` runs the whole ELECTRA step."""
 
     family = "electra"
+    config_class = ElectraConfig
 
     def __init__(self, config: ElectraConfig) -> None:
         super().__init__()
@@ -203,6 +208,10 @@ class ElectraForPreTraining(nn.Module):
     @property
     def encoder(self) -> ElectraDiscriminator:
         return self.discriminator
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol, on the discriminator (what ELECTRA fine-tunes): (hidden, None)."""
+        return self.discriminator.encode(input_ids, attention_mask)
 
     def forward(self, masked_ids: Tensor, original_ids: Tensor, selected: Tensor,
                 segment_ids: Tensor | None = None, attention_mask: Tensor | None = None,
@@ -220,16 +229,3 @@ class ElectraForPreTraining(nn.Module):
             rtd_labels = (corrupted != original_ids).float()  # sampled == original -> "original"
         _, rtd_logits = self.discriminator(corrupted, segment_ids, attention_mask)
         return ElectraOutput(generator_logits, rtd_logits, rtd_labels, corrupted)
-
-    def save_pretrained(self, folder: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
-        return pretrained.save_model_folder(folder, self.family, cfg.to_dict(self.config), self.state_dict(), extra_files)
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path) -> ElectraForPreTraining:
-        data, tensors = pretrained.load_model_folder(folder)
-        family = data.pop("family", None)
-        if family != cls.family:
-            raise CheckpointError(f"{folder}: holds a {family!r} model, not {cls.family!r}")
-        model = cls(cfg.from_dict(ElectraConfig, data, where=f"{folder}/config.json"))
-        pretrained.load_state_strict(model, tensors, str(folder))
-        return model

@@ -173,6 +173,11 @@ class GPT(nn.Module):
     def new_cache(self, max_length: int) -> KVCache:
         return KVCache(self.config.n_layers, max_length)
 
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol: (states (B, T, C), None); a causal model has no pooled vector
+        (GPT-1 classifies from the last real token's state; the classifier head chooses)."""
+        return self(input_ids, attention_mask), None
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 position_ids: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
         """input_ids (B, T); attention_mask (B, past + T) 1 for real tokens (left padding allowed);
@@ -232,6 +237,14 @@ class GPTLanguageModel(_SaveLoad, nn.Module):
     @property
     def output_weight(self) -> Tensor:
         return self.gpt.token_embedding.weight if self.lm_head is None else self.lm_head.weight
+
+    @property
+    def encoder(self) -> GPT:
+        return self.gpt
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol on the body: (states (B, T, C), None)."""
+        return self.gpt.encode(input_ids, attention_mask)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

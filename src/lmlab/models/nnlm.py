@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .. import config as config_io
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import ConfigError, DataError
 from ..nn.softmax import OutputLayer, SoftmaxConfig, build_output_layer, output_layer_from_state
-from ..pretrained import load_model_folder, load_state_strict, save_model_folder
+from ..pretrained import PretrainedMixin, load_state_strict, read_word_vocabulary, word_vocabulary_files
 
 FAMILY = "nnlm"
 
@@ -58,8 +57,19 @@ class NNLMConfig:
         return self.hidden_dim + ((self.order - 1) * self.embed_dim if self.direct else 0)
 
 
-class NNLM(nn.Module):
+class NNLM(PretrainedMixin, nn.Module):
     """Embeddings -> concatenation -> tanh layer (-> ⊕ input) -> output layer."""
+
+    family = FAMILY
+    config_class = NNLMConfig
+
+    @classmethod
+    def _from_state(cls, config: NNLMConfig, tensors: dict, where: str) -> NNLM:
+        """The output layer's structure (classes, tree, noise) is rebuilt from its saved buffers."""
+        output = output_layer_from_state(config.softmax, config.output_dim, config.vocab_size, tensors, "output.")
+        model = cls(config, output)
+        load_state_strict(model, tensors, where)
+        return model
 
     def __init__(self, config: NNLMConfig, output: OutputLayer):
         super().__init__()
@@ -167,6 +177,8 @@ class WindowEval:
 class WindowObjective:
     """Next-word prediction from a window row: context = row[:-1], target = row[-1]."""
 
+    is_language_model = True  # the loss is next-token cross-entropy: exp(eval loss) is a perplexity
+
     stateful = False
 
     def prepare(self, ids: Tensor, generator: torch.Generator) -> Tensor:
@@ -192,23 +204,14 @@ def build(config: NNLMConfig, vocab: list[str], counts) -> NNLM:
 
 
 def save(model: NNLM, folder: str | Path, vocab: list[str], data: dict | None = None) -> Path:
-    """A model folder: config.json (family, config, vocabulary, the data it was trained on), model.safetensors."""
+    """A model folder: config.json (family, config, the data it was trained on), model.safetensors and the
+    vocabulary as a word tokenizer's files (vocab.txt + tokenizer_config.json)."""
     if len(vocab) != model.config.vocab_size:
         raise ConfigError(f"vocabulary of {len(vocab)} words for a model of {model.config.vocab_size}")
-    return save_model_folder(folder, FAMILY, {"config": config_io.to_dict(model.config), "vocab": list(vocab),
-                                             "data": data or {}},
-                             model.state_dict())
+    return model.save_pretrained(folder, extra_files=word_vocabulary_files(vocab), metadata={"data": data or {}})
 
 
 def load(folder: str | Path) -> tuple[NNLM, list[str]]:
-    raw, tensors = load_model_folder(folder)
-    if raw.get("family") != FAMILY:
-        raise CheckpointError(f"{folder}: a {raw.get('family')!r} model, not {FAMILY!r}")
-    config = config_io.from_dict(NNLMConfig, raw.get("config", {}), where=f"{folder}/config.json")
-    vocab = raw.get("vocab")
-    if not isinstance(vocab, list) or len(vocab) != config.vocab_size:
-        raise CheckpointError(f"{folder}/config.json: vocabulary missing or not {config.vocab_size} words")
-    output = output_layer_from_state(config.softmax, config.output_dim, config.vocab_size, tensors, "output.")
-    model = NNLM(config, output)
-    load_state_strict(model, tensors, str(folder))
-    return model, vocab
+    """(model, vocabulary) of a saved folder (folders of lmlab 0.2, vocabulary inside config.json, too)."""
+    model = NNLM.from_pretrained(folder)
+    return model, read_word_vocabulary(folder, model.config.vocab_size)

@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .. import config as config_io
 from ..errors import CheckpointError, ConfigError, DataError
 from ..nn.softmax import (
     OutputLayer,
@@ -40,7 +39,7 @@ from ..nn.softmax import (
     output_layer_from_state,
     supports_tying,
 )
-from ..pretrained import load_model_folder, load_state_strict, save_model_folder
+from ..pretrained import PretrainedMixin, load_state_strict, read_word_vocabulary, word_vocabulary_files
 
 FAMILY = "rnnlm"
 
@@ -76,8 +75,29 @@ class RNNLMConfig:
 State = tuple[Tensor, ...]  # LSTM: (h, c); RNN: (h,); each (layers, B, hidden_dim)
 
 
-class RNNLM(nn.Module):
+class RNNLM(PretrainedMixin, nn.Module):
     """Embedding -> dropout -> stacked LSTM / Elman RNN -> dropout -> output layer."""
+
+    family = FAMILY
+    config_class = RNNLMConfig
+
+    def _state_for_saving(self) -> dict:
+        state = self.state_dict()
+        if self.config.tie_embeddings:
+            state.pop("embed.weight")  # the same matrix is saved once, as output.word_weight
+        return state
+
+    @classmethod
+    def _from_state(cls, config: RNNLMConfig, tensors: dict, where: str) -> RNNLM:
+        """The output layer's structure (classes, tree, noise) is rebuilt from its saved buffers."""
+        output = output_layer_from_state(config.softmax, config.hidden_dim, config.vocab_size, tensors, "output.")
+        model = cls(config, output)
+        if config.tie_embeddings:
+            if "output.word_weight" not in tensors:
+                raise CheckpointError(f"{where}: tied model without output.word_weight")
+            tensors = {**tensors, "embed.weight": tensors["output.word_weight"]}
+        load_state_strict(model, tensors, where)
+        return model
 
     def __init__(self, config: RNNLMConfig, output: OutputLayer):
         super().__init__()
@@ -225,6 +245,8 @@ class BPTTStream:
 class BPTTObjective:
     """Next-token loss over a BPTT block with carried state (``stateful``: the Trainer carries it)."""
 
+    is_language_model = True  # the loss is next-token cross-entropy: exp(eval loss) is a perplexity
+
     stateful = True
 
     def __init__(self, vocab_size: int, bos_id: int):
@@ -261,35 +283,15 @@ def build(config: RNNLMConfig, vocab: list[str], counts) -> RNNLM:
     return RNNLM(config, output)
 
 
-def _tensors(model: RNNLM) -> dict[str, Tensor]:
-    state = model.state_dict()
-    if model.config.tie_embeddings:
-        state.pop("embed.weight")  # the same matrix is saved once, as output.word_weight
-    return state
-
-
 def save(model: RNNLM, folder: str | Path, vocab: list[str], data: dict | None = None) -> Path:
-    """A model folder: config.json (family, config, vocabulary, the data it was trained on), model.safetensors."""
+    """A model folder: config.json (family, config, the data it was trained on), model.safetensors and the
+    vocabulary as a word tokenizer's files (vocab.txt + tokenizer_config.json)."""
     if len(vocab) != model.config.vocab_size:
         raise ConfigError(f"vocabulary of {len(vocab)} words for a model of {model.config.vocab_size}")
-    return save_model_folder(folder, FAMILY, {"config": config_io.to_dict(model.config), "vocab": list(vocab),
-                                             "data": data or {}},
-                             _tensors(model))
+    return model.save_pretrained(folder, extra_files=word_vocabulary_files(vocab), metadata={"data": data or {}})
 
 
 def load(folder: str | Path) -> tuple[RNNLM, list[str]]:
-    raw, tensors = load_model_folder(folder)
-    if raw.get("family") != FAMILY:
-        raise CheckpointError(f"{folder}: a {raw.get('family')!r} model, not {FAMILY!r}")
-    config = config_io.from_dict(RNNLMConfig, raw.get("config", {}), where=f"{folder}/config.json")
-    vocab = raw.get("vocab")
-    if not isinstance(vocab, list) or len(vocab) != config.vocab_size:
-        raise CheckpointError(f"{folder}/config.json: vocabulary missing or not {config.vocab_size} words")
-    output = output_layer_from_state(config.softmax, config.hidden_dim, config.vocab_size, tensors, "output.")
-    model = RNNLM(config, output)
-    if config.tie_embeddings:
-        if "output.word_weight" not in tensors:
-            raise CheckpointError(f"{folder}: tied model without output.word_weight")
-        tensors = {**tensors, "embed.weight": tensors["output.word_weight"]}
-    load_state_strict(model, tensors, str(folder))
-    return model, vocab
+    """(model, vocabulary) of a saved folder (folders of lmlab 0.2, vocabulary inside config.json, too)."""
+    model = RNNLM.from_pretrained(folder)
+    return model, read_word_vocabulary(folder, model.config.vocab_size)

@@ -81,6 +81,8 @@ class CausalLMObjective:
     logits (B, T, V).
     """
 
+    is_language_model = True  # the loss is next-token cross-entropy: exp(eval loss) is a perplexity
+
     def __init__(self, pad_token_id: int | None = None, separator_id: int | None = None) -> None:
         self.pad_token_id = pad_token_id
         self.separator_id = separator_id

@@ -1,7 +1,8 @@
 """The lineage comparison: every family's demo rows in one table (and plots).
 
-A family takes part in ``lmlab demo`` by exposing ``run_demo(data: DemoData) ->
-list[DemoRow]`` in a module listed in :data:`lmlab.cli.demo.DEMO_ENTRIES`.
+A family takes part in ``lmlab demo`` through its registry row's ``demo`` (a recipe's
+``run_demo(data: DemoData) -> list[DemoRow]``); :mod:`lmlab.report.tables` and
+:mod:`lmlab.report.plots` turn the rows into the report.
 All perplexities are per word on the same word-level test stream
 (``data.test_sentences``: sentence-split, word-tokenized, lowercased; ``</s>``
 predicted and counted once per sentence, ``<s>`` context only, OOVs mapped to

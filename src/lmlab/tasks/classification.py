@@ -27,7 +27,7 @@ split. Not here: QA heads, sentence-pair GLUE tasks, the feature-based (frozen) 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from ..data.corpus import split_fraction
 from ..errors import CheckpointError, DataError, UsageError, closest
+from ..pretrained import PretrainedMixin
 
 TASKS = ("rotten-tomatoes", "wiki-topics", "peoples-daily-ner")
 IGNORE = -100
@@ -45,56 +46,106 @@ IGNORE = -100
 
 
 def encoder_of(model: nn.Module) -> nn.Module:
-    """The encoder inside a pretraining model (BERT/RoBERTa/SpanBERT, ALBERT, ELECTRA's discriminator)."""
-    from ..models.albert import Albert, AlbertForPreTraining
-    from ..models.bert import Bert, BertForPreTraining, SpanBertForPreTraining
-    from ..models.electra import ElectraDiscriminator, ElectraForPreTraining
+    """The encoder inside a pretraining model (its ``encoder``), or the model itself when it is one.
 
-    if isinstance(model, (BertForPreTraining, SpanBertForPreTraining)):
-        return model.bert
-    if isinstance(model, AlbertForPreTraining):
-        return model.albert
-    if isinstance(model, ElectraForPreTraining):
-        return model.discriminator
-    if isinstance(model, (Bert, Albert, ElectraDiscriminator)):
+    An encoder is anything with ``encode(input_ids, attention_mask) -> (hidden, pooled | None)``
+    (the protocol every registry family with the ``encode`` capability implements)."""
+    inner = getattr(model, "encoder", None)
+    if inner is not None and hasattr(inner, "encode"):
+        return inner
+    if hasattr(model, "encode"):
         return model
-    raise UsageError(f"cannot fine-tune a {type(model).__name__} (BERT, ALBERT or ELECTRA models only)")
+    raise UsageError(f"cannot fine-tune a {type(model).__name__}: it has no encode(input_ids, attention_mask)")
 
 
 def encode(encoder: nn.Module, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor | None]:
     """(hidden (B, T, H), pooled (B, H) or None when the encoder has no pooler)."""
-    from ..models.electra import ElectraDiscriminator
-
-    if isinstance(encoder, ElectraDiscriminator):
-        return encoder.hidden(input_ids, attention_mask=attention_mask), None
-    return encoder(input_ids, attention_mask=attention_mask)
+    return encoder.encode(input_ids, attention_mask)
 
 
 POOLINGS = ("cls", "mean")
 
 
-class SequenceClassifier(nn.Module):
-    """encoder + dropout + linear on a sequence vector.
+@dataclass
+class ClassifierConfig:
+    """A fine-tuned head's folder: the base family and its config, the labels and how it reads text.
+
+    ``encoder_family`` is a registry row with the ``encode`` capability and ``encoder`` its Config's
+    fields: together they rebuild the encoder the head was fine-tuned on (its weights are in the
+    folder). ``labels`` are the class (or BIO tag) names in id order; ``max_len`` counts [CLS] and
+    [SEP]; ``task`` is where the labels came from (a built-in task or a file).
+    """
+
+    encoder_family: str = "bert"
+    encoder: dict = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    pooling: str = "cls"          # sequence heads: "cls" (pooled [CLS]) or "mean" (of the token states)
+    dropout: float = 0.1
+    max_len: int = 128
+    task: str = ""
+
+    def validate(self) -> None:
+        if len(self.labels) < 2:
+            raise UsageError(f"a classifier needs at least 2 labels, got {len(self.labels)}")
+        if self.pooling not in POOLINGS:
+            raise UsageError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+
+def _encoder_from(config: ClassifierConfig) -> nn.Module:
+    """A fresh encoder of ``config.encoder_family`` with ``config.encoder``'s sizes (weights come later)."""
+    from .. import config as config_io
+    from .. import registry
+
+    row = registry.get(config.encoder_family)
+    row.require("encode", "a fine-tuned classifier")
+    encoder_config = config_io.from_dict(row.config_class(), config.encoder, where="config.json: encoder")
+    return encoder_of(row.model_class()(encoder_config))
+
+
+def head_config(pretrained_model: nn.Module, labels: list[str], **fields) -> ClassifierConfig:
+    """The ClassifierConfig of a head on ``pretrained_model`` (a registry family's model)."""
+    from .. import config as config_io
+
+    return ClassifierConfig(encoder_family=pretrained_model.family, encoder=config_io.to_dict(pretrained_model.config),
+                            labels=list(labels), **fields)
+
+
+class SequenceClassifier(PretrainedMixin, nn.Module):
+    """encoder + dropout + linear on a sequence vector; a folder of family "classifier".
 
     ``pooling="cls"`` (the papers'): the pooled [CLS] state (a dense + GELU layer on h_[CLS] for
     ELECTRA, which has no pooler). ``pooling="mean"``: the mean of the real tokens' states (as in
     Sentence-BERT) — more robust for small models whose [CLS] state barely varies with the input.
+    ``SequenceClassifier(config, encoder)`` puts the head on a pretrained encoder;
+    ``SequenceClassifier(config)`` builds a fresh one of the config's family (what loading does).
     """
 
-    def __init__(self, encoder: nn.Module, n_classes: int, dropout: float = 0.1, pooling: str = "cls") -> None:
+    family = "classifier"
+    config_class = ClassifierConfig
+
+    def __init__(self, config: ClassifierConfig, encoder: nn.Module | None = None) -> None:
         super().__init__()
-        if pooling not in POOLINGS:
-            raise UsageError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-        d = encoder.config.d_model
-        self.pooling = pooling
-        self.encoder = encoder
-        self.cls_dense = None if hasattr(encoder, "pooler") else nn.Linear(d, d)
-        self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(d, n_classes)
+        config.validate()
+        self.config = config
+        self.encoder = encoder if encoder is not None else _encoder_from(config)
+        d = self.encoder.config.d_model
+        self.pooling = config.pooling
+        self.cls_dense = None if hasattr(self.encoder, "pooler") else nn.Linear(d, d)
+        self.dropout = nn.Dropout(config.dropout)
+        self.out = nn.Linear(d, config.num_labels)
         for layer in (self.cls_dense, self.out):
             if layer is not None:
                 nn.init.normal_(layer.weight, std=0.02)
                 nn.init.zeros_(layer.bias)
+
+    @classmethod
+    def on(cls, pretrained_model: nn.Module, labels: list[str], **fields) -> SequenceClassifier:
+        """A new head on ``pretrained_model``'s encoder (fine-tuning starts here)."""
+        return cls(head_config(pretrained_model, labels, **fields), encoder_of(pretrained_model))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:  # -> (B, C)
         hidden, pooled = encode(self.encoder, input_ids, attention_mask)
@@ -106,16 +157,26 @@ class SequenceClassifier(nn.Module):
         return self.out(self.dropout(pooled))
 
 
-class TokenClassifier(nn.Module):
-    """encoder + dropout + linear on every token: (B, T, n_labels)."""
+class TokenClassifier(PretrainedMixin, nn.Module):
+    """encoder + dropout + linear on every token: (B, T, n_labels); a folder of family "tagger"."""
 
-    def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1) -> None:
+    family = "tagger"
+    config_class = ClassifierConfig
+
+    def __init__(self, config: ClassifierConfig, encoder: nn.Module | None = None) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(encoder.config.d_model, n_labels)
+        config.validate()
+        self.config = config
+        self.encoder = encoder if encoder is not None else _encoder_from(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.out = nn.Linear(self.encoder.config.d_model, config.num_labels)
         nn.init.normal_(self.out.weight, std=0.02)
         nn.init.zeros_(self.out.bias)
+
+    @classmethod
+    def on(cls, pretrained_model: nn.Module, labels: list[str], **fields) -> TokenClassifier:
+        """A new tagging head on ``pretrained_model``'s encoder."""
+        return cls(head_config(pretrained_model, labels, **fields), encoder_of(pretrained_model))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         hidden, _ = encode(self.encoder, input_ids, attention_mask)
@@ -336,15 +397,15 @@ def finetune_model(pretrained: nn.Module, tokenizer, specials: dict, spec: Finet
     spec.validate()
     start = time.monotonic()
     torch.manual_seed(spec.seed)
-    encoder = encoder_of(pretrained)
     if spec.task == "peoples-daily-ner":
         names, train, test = ner_task()
-        model = TokenClassifier(encoder, len(names), spec.dropout)
+        model = TokenClassifier.on(pretrained, names, dropout=spec.dropout, max_len=spec.max_len, task=spec.task)
         objective = TaggingObjective(specials["pad"])
         make_rows = tagging_rows
     else:
         names, train, test = sequence_task(spec.task)
-        model = SequenceClassifier(encoder, len(names), spec.dropout, spec.pooling)
+        model = SequenceClassifier.on(pretrained, names, dropout=spec.dropout, pooling=spec.pooling,
+                                      max_len=spec.max_len, task=spec.task)
         objective = SequenceObjective(specials["pad"])
         make_rows = sequence_rows
     if spec.max_train:
@@ -354,10 +415,9 @@ def finetune_model(pretrained: nn.Module, tokenizer, specials: dict, spec: Finet
         raise DataError(f"task {spec.task!r} has an empty train or test split")
     train_rows = make_rows(train, tokenizer, specials, spec.max_len)
     test_rows = make_rows(test, tokenizer, specials, spec.max_len)
-    config = TrainConfig(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
-                         warmup_steps=max(1, int(spec.warmup_fraction * spec.steps)), weight_decay=0.01,
-                         progress="off", tensorboard=False, plot=False, mfu=False, threads=spec.threads,
-                         device="cpu", precision="fp32", checkpoint_every=0)
+    config = TrainConfig.quiet(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
+                               warmup_steps=max(1, int(spec.warmup_fraction * spec.steps)), weight_decay=0.01,
+                               threads=spec.threads, device="cpu", precision="fp32", checkpoint_every=0)
     result = Trainer(model, objective, Rows(train_rows, min(spec.batch_size, len(train_rows)), seed=spec.seed),
                      config, out_dir).fit()
     gold, predicted = _predict(model, test_rows, objective, 128)
@@ -384,38 +444,50 @@ def finetune_model(pretrained: nn.Module, tokenizer, specials: dict, spec: Finet
 
 
 def load_pretrained(folder: str | Path):
-    """(model, tokenizer, special ids) of a saved lmlab bert / albert / electra folder."""
+    """(model, tokenizer, special ids) of a saved model folder of a family with the encode capability."""
+    from .. import registry
     from ..data.tokenizers import load_tokenizer
     from ..data.tokenizers.subword import special_ids
-    from ..pretrained import read_model_config
+    from ..pretrained import CONFIG_NAME, load, read_model_config, split_config
 
-    family = read_model_config(folder).get("family")
-    if family == "bert":
-        from ..models.bert import BertForPreTraining as cls
-    elif family == "albert":
-        from ..models.albert import AlbertForPreTraining as cls
-    elif family == "electra":
-        from ..models.electra import ElectraForPreTraining as cls
-    else:
-        raise CheckpointError(f"{folder}: family {family!r} cannot be fine-tuned here (bert, albert, electra)")
-    model = cls.from_pretrained(folder)
+    family, _, _ = split_config(read_model_config(folder), f"{folder}/{CONFIG_NAME}")
+    registry.get(family).require("encode", "lmlab finetune")
+    if family in ("gpt", "classifier", "tagger"):
+        raise CheckpointError(f"{folder}: a {family!r} model; lmlab finetune fine-tunes the BERT-family encoders "
+                              "(bert, roberta, spanbert, albert, electra) here")
     if not (Path(folder) / "tokenizer.json").is_file():
         raise CheckpointError(f"{folder}: no tokenizer.json next to the model (needed to encode the task's text)")
+    model = load(folder)
     tokenizer = load_tokenizer(folder)
     return model, tokenizer, special_ids(tokenizer)
 
 
 def finetune(model_dir: str | Path, spec: FinetuneSpec, out_dir: str | Path) -> dict:
-    """Load a saved model folder, fine-tune on ``spec.task``, save the classifier, return the scores."""
-    from ..pretrained import save_model_folder
-
+    """Load a saved model folder, fine-tune on ``spec.task``, save the head (it reloads with
+    ``lmlab.load``, tokenizer included), return the scores."""
     model, tokenizer, specials = load_pretrained(model_dir)
     out_dir = Path(out_dir)
     scores = finetune_model(model, tokenizer, specials, spec, out_dir / "train")
     head = scores.pop("head")
-    save_model_folder(out_dir / "model", f"{spec.task}-classifier",
-                      {"base": str(model_dir), "task": spec.task, "classes": scores["classes"],
-                       "max_len": spec.max_len},
-                      head.state_dict(), tokenizer.files())
+    head.save_pretrained(out_dir / "model", extra_files=tokenizer.files(),
+                         metadata={"base": str(model_dir), "scores": {k: v for k, v in scores.items()
+                                                                      if isinstance(v, int | float)}})
     return scores
 
+
+def predict(model: SequenceClassifier, tokenizer, texts: list[str], batch_size: int = 64) -> list[tuple[str, float]]:
+    """(label, probability) of each text under a fine-tuned classifier (``lmlab.load`` of its folder)."""
+    from ..data.tokenizers.subword import special_ids
+
+    specials = special_ids(tokenizer)
+    rows = sequence_rows([(text, 0) for text in texts], tokenizer, specials, model.config.max_len)
+    objective = SequenceObjective(specials["pad"])
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for first in range(0, rows.shape[0], batch_size):
+            batch = objective.prepare(rows[first:first + batch_size], torch.Generator())
+            probs = torch.softmax(model(batch["input_ids"], batch["attention_mask"]).float(), dim=-1)
+            best = probs.argmax(-1)
+            out += [(model.config.labels[int(b)], float(probs[i, b])) for i, b in enumerate(best)]
+    return out

@@ -309,3 +309,59 @@ def translate(model, src_ids: torch.Tensor, max_new_tokens: int = 64, num_beams:
         return generate(steps, start, config=config)[:, 1:]
     finally:
         model.train(was_training)
+
+
+# --------------------------------------------------------------------------- streaming text
+
+
+class TextStreamer:
+    """Turns the ids ``generate`` produces, one step at a time, into text pieces for ``write``.
+
+    Prompt and continuation are decoded together (byte-level pieces only become text together)
+    and a piece is written once it no longer ends in an incomplete UTF-8 sequence (U+FFFD), so
+    multi-byte characters are never split. Without a tokenizer, ids are written as `` <id>``.
+    Stop ids are not written. ``generated`` holds the continuation's ids.
+    """
+
+    def __init__(self, tokenizer, prompt_ids: list[int], stop_ids: list[int],
+                 write: Callable[[str], None]) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_ids = list(prompt_ids)
+        self.stop_ids = set(stop_ids)
+        self.write = write
+        self.generated: list[int] = []
+        self.finished = False
+        self.shown = tokenizer.decode(self.prompt_ids, skip_specials=True) if tokenizer is not None else ""
+
+    def __call__(self, new_ids: Tensor) -> None:
+        token = int(new_ids[0])
+        if self.finished or token in self.stop_ids:
+            self.finished = True
+            return
+        self.generated.append(token)
+        if self.tokenizer is None:
+            self.write(f" {token}")
+            return
+        text = self.tokenizer.decode(self.prompt_ids + self.generated, skip_specials=True)
+        if text.endswith("\ufffd"):
+            return  # an incomplete UTF-8 sequence: wait for its next byte
+        if text.startswith(self.shown):
+            self.write(text[len(self.shown):])
+            self.shown = text
+
+
+def stream_text(model: Decoder, tokenizer, prompt_ids: list[int], config: GenerationConfig,
+                write: Callable[[str], None]) -> list[int]:
+    """Continue one prompt, writing the continuation as text while it is generated; returns its ids.
+
+    Greedy decoding and sampling stream token by token; beam search (``num_beams > 1``) knows its
+    answer only at the end, so it is written then, through the same streamer (same decoding).
+    """
+    streamer = TextStreamer(tokenizer, prompt_ids, list(config.stop_token_ids), write)
+    input_ids = torch.tensor([prompt_ids], dtype=torch.long)
+    if config.num_beams > 1:
+        for token in generate(model, input_ids, config=config)[0, len(prompt_ids):].tolist():
+            streamer(torch.tensor([token]))
+    else:
+        generate(model, input_ids, config=config, streamer=streamer)
+    return streamer.generated

@@ -42,7 +42,7 @@ import torch
 
 from .. import config as config_io
 from ..errors import CheckpointError
-from ..io import atomic_dir, atomic_write_text, load_tensors
+from ..io import atomic_dir, atomic_write_text, load_tensors, replace_dir
 from ..pretrained import load_state_strict
 from . import distributed
 
@@ -304,15 +304,7 @@ def _write_manifest(tmp: Path) -> None:
 
 
 def _publish(tmp: Path, final: Path, root: Path) -> None:
-    if final.exists():  # the same step saved twice (e.g. early stop at a checkpoint step)
-        old = root / f".{final.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    _fsync_path(root)
+    replace_dir(tmp, final)  # the same step may be saved twice (e.g. early stop at a checkpoint step)
     atomic_write_text(root / LATEST, final.name + "\n")
 
 

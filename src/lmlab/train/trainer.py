@@ -133,6 +133,12 @@ class TrainConfig:
     plot: bool = True
     mfu: bool = True
 
+    @classmethod
+    def quiet(cls, **fields) -> TrainConfig:
+        """A TrainConfig for a loop run inside another command (a demo row, a fine-tuning flow, a
+        benchmark): no progress bar, TensorBoard, loss plot or MFU estimate; ``fields`` as usual."""
+        return cls(**{"progress": "off", "tensorboard": False, "plot": False, "mfu": False, **fields})
+
     def validate(self) -> None:
         positive = {"max_steps": self.max_steps, "grad_accum": self.grad_accum, "log_every": self.log_every,
                     "keep_last": self.keep_last}
@@ -531,7 +537,10 @@ class Trainer:
         if float(totals[1]) == 0:
             raise UsageError("the evaluation source produced no targets")
         loss = float(totals[0] / totals[1])
-        return {"eval_loss": loss, "eval_ppl": math.exp(min(loss, 700.0)), "eval_targets": int(totals[1])}
+        result = {"eval_loss": loss, "eval_targets": int(totals[1])}
+        if getattr(self.objective, "is_language_model", False):  # exp(loss) is a perplexity only for LM losses
+            result["eval_ppl"] = math.exp(min(loss, 700.0))
+        return result
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ...errors import FormatError
+from ..vocab import by_count
 from .base import find_special_ids, write_files
 
 _LETTERS = r"[^\W\d_]"
@@ -93,14 +94,7 @@ class WordTokenizer:
 
     def train_from_counts(self, counts: Counter, min_count: int = 1,
                           max_size: int | None = None) -> WordTokenizer:
-        specials = list(SPECIALS) + [s for s in self.extra_specials if s not in SPECIALS]
-        words = sorted(
-            (w for w, c in counts.items() if c >= min_count and w not in specials),
-            key=lambda w: (-counts[w], w),
-        )
-        if max_size is not None:
-            words = words[: max(0, max_size - len(specials))]
-        self._set_tokens(specials + words)
+        self._set_tokens(by_count(counts, [*SPECIALS, *self.extra_specials], min_count, max_size))
         return self
 
     # -- use ------------------------------------------------------------------------------

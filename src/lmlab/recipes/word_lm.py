@@ -14,7 +14,6 @@ only wires data, models and the Trainer together.
 
 from __future__ import annotations
 
-import collections
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,32 +22,35 @@ import numpy as np
 import torch
 
 from .. import config as config_io
+from ..data.vocab import frequent_vocabulary
 from ..errors import ConfigError, DataError
 from ..eval.perplexity import encode_sentences, word_perplexity
+from ..models import nnlm, rnnlm
 from ..nn.softmax import SoftmaxConfig
 from ..report import DemoData, DemoRow
 from ..train.trainer import TrainConfig, Trainer, TrainingJob
-from . import nnlm, rnnlm
 
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 
 
 @dataclass
 class WordDataConfig:
-    """The ``[data]`` table: which corpus, and its closed vocabulary."""
+    """The ``[data]`` table: the text (a built-in corpus, or a prepared stream) and how it is batched."""
 
     corpus: str = "wiki-vital"
-    vocab_size: int = 10000       # most frequent training words kept (specials included)
-    min_count: int = 1
+    stream: str = ""              # a folder `lmlab corpus prepare --tokenizer word` wrote: its splits and vocabulary
+    batch_size: int = 64          # rows (NNLM: windows; LSTM: lanes) per step
+    bptt: int = 35                # truncated BPTT length of the recurrent models
+    eval_batch_size: int = 16
 
 
 @dataclass
-class BatchConfig:
-    """The ``[batch]`` table: rows per step, and the BPTT length of the recurrent models."""
+class WordTokenizerSpec:
+    """The ``[tokenizer]`` table: the closed word vocabulary, built on the training split."""
 
-    batch_size: int = 64
-    bptt: int = 35
-    eval_batch_size: int = 16
+    kind: str = "word"
+    vocab_size: int = 10000       # most frequent training words kept (specials included)
+    min_count: int = 1
 
 
 @dataclass
@@ -61,78 +63,115 @@ class WordData:
     description: dict = field(default_factory=dict)
 
 
-def closed_vocabulary(sentences: list[list[str]], vocab_size: int, min_count: int = 1) -> list[str]:
-    """Specials, then the most frequent training words (ties by word), at most ``vocab_size`` in all."""
-    counts = collections.Counter(w for s in sentences for w in s)
-    words = sorted((w for w, n in counts.items() if n >= min_count and w not in SPECIALS),
-                   key=lambda w: (-counts[w], w))
-    return SPECIALS + words[: max(0, vocab_size - len(SPECIALS))]
-
-
 def unigram_counts(sentences_ids: list[list[int]], vocab_size: int) -> np.ndarray:
     flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sentences_ids]) if sentences_ids else np.zeros(0)
     return np.bincount(flat.astype(np.int64), minlength=vocab_size)
 
 
-def load_word_data(cfg: WordDataConfig) -> WordData:
-    """Load and split the corpus, build the vocabulary on train, encode train and valid by document."""
+def load_word_data(cfg: WordDataConfig, spec: WordTokenizerSpec) -> WordData:
+    """The training data of a word LM: from ``cfg.stream`` (a prepared word-level stream, its
+    vocabulary reused) or from ``cfg.corpus`` (split, vocabulary built on train, encoded by document)."""
     from ..data import sources
     from ..data.corpus import word_sentences
 
+    if spec.kind != "word":
+        raise ConfigError(f"tokenizer.kind: the word LMs predict words from a closed vocabulary ('word'), "
+                          f"got {spec.kind!r}")
+    if cfg.stream:
+        return _stream_word_data(cfg)
     splits = sources.load(cfg.corpus).split()
     per_doc = {name: [word_sentences([d]) for d in docs] for name, docs in
                (("train", splits.train), ("valid", splits.valid))}
     train_flat = [s for doc in per_doc["train"] for s in doc]
     if not train_flat:
         raise DataError(f"corpus {cfg.corpus!r} has no training sentences")
-    vocab = closed_vocabulary(train_flat, cfg.vocab_size, cfg.min_count)
+    vocab = frequent_vocabulary(train_flat, spec.vocab_size, spec.min_count, SPECIALS)
     index = {w: i for i, w in enumerate(vocab)}
     encoded = {name: [encode_sentences(doc, index)[0] for doc in docs if doc] for name, docs in per_doc.items()}
     counts = unigram_counts([s for doc in encoded["train"] for s in doc], len(vocab))
     return WordData(vocab, counts, encoded["train"], encoded["valid"], word_sentences(splits.test),
-                    {"corpus": cfg.corpus, "vocab_size": len(vocab), "min_count": cfg.min_count})
+                    {"corpus": cfg.corpus, "vocab_size": len(vocab), "min_count": spec.min_count})
 
 
-def _sections(run: dict, allowed: set[str]) -> None:
+def _stream_word_data(cfg: WordDataConfig) -> WordData:
+    """A prepared word-level stream: one entry per sentence (``w_1 .. w_n </s>``), the saved vocabulary.
+
+    The stream does not record document boundaries, so each split is one document (the LSTM's
+    state runs through it, as in the usual PTB-style setup)."""
+    from ..data.stream import TokenStream
+    from ..data.tokenizers import load_tokenizer
+
+    folder = Path(cfg.stream)
+    tokenizer = load_tokenizer(folder / "tokenizer")
+    if tokenizer.kind != "word":
+        raise ConfigError(f"data.stream: {folder} was prepared with a {tokenizer.kind!r} tokenizer; the word LMs "
+                          "need one prepared with --tokenizer word")
+    vocab = list(tokenizer.tokens)
+    if vocab[: len(SPECIALS)] != SPECIALS:
+        raise ConfigError(f"data.stream: {folder}/tokenizer must start with {', '.join(SPECIALS)}")
+    splits = {}
+    for name in ("train", "valid", "test"):
+        stream = TokenStream(folder / name)
+        splits[name] = [[stream.document(i).astype(np.int64).tolist() for i in range(stream.n_documents)]]
+    if not splits["train"][0]:
+        raise DataError(f"data.stream: {folder}/train holds no sentences")
+    counts = unigram_counts(splits["train"][0], len(vocab))
+    test_sentences = [[vocab[i] for i in s[:-1]] for s in splits["test"][0]]
+    corpus = TokenStream(folder / "train").meta.get("corpus", "")
+    return WordData(vocab, counts, splits["train"], splits["valid"], test_sentences,
+                    {"corpus": corpus, "stream": str(folder), "vocab_size": len(vocab)})
+
+
+def _sections(run, allowed: set[str]) -> None:
     unknown = sorted(set(run) - allowed)
     if unknown:
         raise ConfigError(f"run file: unknown table {unknown[0]!r}; known: {', '.join(sorted(allowed))}")
 
 
+def _read_tables(run) -> tuple[WordDataConfig, WordTokenizerSpec]:
+    """[data] and [tokenizer] of a word-LM run file (the tables of lmlab 0.2 are named in the error)."""
+    if "batch" in run:
+        raise ConfigError("run file: the [batch] table is now part of [data] (batch_size, bptt, eval_batch_size)")
+    data = dict(run.get("data", {}))
+    moved = sorted(k for k in ("vocab_size", "min_count") if k in data)
+    if moved:
+        raise ConfigError(f"run file: data.{moved[0]} is now tokenizer.{moved[0]} (the vocabulary is the tokenizer's)")
+    return (config_io.from_dict(WordDataConfig, data, where="data"),
+            config_io.from_dict(WordTokenizerSpec, run.get("tokenizer", {}), where="tokenizer"))
+
+
 def nnlm_job(run: dict) -> TrainingJob:
     """A training job for the NNLM from a run file (tables [data] [model] [batch]; [train] is the CLI's)."""
-    _sections(run, {"family", "data", "model", "batch", "train"})
-    data_cfg = config_io.from_dict(WordDataConfig, run.get("data", {}), where="data")
+    _sections(run, {"family", "data", "tokenizer", "model", "batch", "train"})
+    data_cfg, spec = _read_tables(run)
     model_cfg = config_io.from_dict(nnlm.NNLMConfig, run.get("model", {}), where="model")
-    batch = config_io.from_dict(BatchConfig, run.get("batch", {}), where="batch")
-    data = load_word_data(data_cfg)
+    data = load_word_data(data_cfg, spec)
     model = nnlm.build(model_cfg, data.vocab, data.counts)
     bos = data.vocab.index("<s>")
     train = nnlm.ngram_windows([s for doc in data.train for s in doc], model_cfg.order, bos)
     valid = nnlm.ngram_windows([s for doc in data.valid for s in doc], model_cfg.order, bos)
     seed = int(run.get("train", {}).get("seed", 0))
     return TrainingJob(
-        model=model, objective=nnlm.WindowObjective(), train_source=nnlm.WindowBatches(train, batch.batch_size, seed),
+        model=model, objective=nnlm.WindowObjective(), train_source=nnlm.WindowBatches(train, data_cfg.batch_size, seed),
         eval_source=nnlm.WindowEval(valid), export=lambda folder: nnlm.save(model, folder, data.vocab, data.description),
         describe=f"NNLM n={model_cfg.order} softmax={model_cfg.softmax.kind} |V|={len(data.vocab)} "
-                 f"on {data_cfg.corpus}: {len(train):,} training windows")
+                 f"on {data_cfg.stream or data_cfg.corpus}: {len(train):,} training windows")
 
 
 def rnnlm_job(run: dict) -> TrainingJob:
     """A training job for the RNN / LSTM LM (truncated BPTT over the documents of the train split)."""
-    _sections(run, {"family", "data", "model", "batch", "train"})
-    data_cfg = config_io.from_dict(WordDataConfig, run.get("data", {}), where="data")
+    _sections(run, {"family", "data", "tokenizer", "model", "batch", "train"})
+    data_cfg, spec = _read_tables(run)
     model_cfg = config_io.from_dict(rnnlm.RNNLMConfig, run.get("model", {}), where="model")
-    batch = config_io.from_dict(BatchConfig, run.get("batch", {}), where="batch")
-    data = load_word_data(data_cfg)
+    data = load_word_data(data_cfg, spec)
     model = rnnlm.build(model_cfg, data.vocab, data.counts)
     bos, V = data.vocab.index("<s>"), len(data.vocab)
     train_ids, train_starts = rnnlm.document_stream(data.train, bos)
     valid_ids, valid_starts = rnnlm.document_stream(data.valid, bos)
     return TrainingJob(
         model=model, objective=rnnlm.BPTTObjective(V, bos),
-        train_source=rnnlm.BPTTStream(train_ids, train_starts, V, batch.batch_size, batch.bptt),
-        eval_source=rnnlm.BPTTStream(valid_ids, valid_starts, V, batch.eval_batch_size, batch.bptt),
+        train_source=rnnlm.BPTTStream(train_ids, train_starts, V, data_cfg.batch_size, data_cfg.bptt),
+        eval_source=rnnlm.BPTTStream(valid_ids, valid_starts, V, data_cfg.eval_batch_size, data_cfg.bptt),
         export=lambda folder: rnnlm.save(model, folder, data.vocab, data.description),
         describe=f"{model_cfg.cell.upper()} LM {model_cfg.layers}x{model_cfg.hidden_dim} "
                  f"softmax={model_cfg.softmax.kind} |V|={V} on {data_cfg.corpus}: {len(train_ids):,} training tokens")
@@ -152,8 +191,7 @@ def train_for(trainer: Trainer, seconds: float, max_steps: int) -> tuple[int, fl
 
 
 def _quiet(seed: int, lr: float) -> TrainConfig:
-    return TrainConfig(seed=seed, max_steps=10**9, lr=lr, weight_decay=0.0, progress="off", tensorboard=False,
-                       plot=False, mfu=False, clip_norm=1.0)
+    return TrainConfig.quiet(seed=seed, max_steps=10**9, lr=lr, weight_decay=0.0, clip_norm=1.0)
 
 
 def run_demo(data: DemoData) -> list[DemoRow]:

@@ -1,6 +1,6 @@
 """GPT orchestration: the ``lmlab train`` builder and the GPT row of ``lmlab demo``.
 
-``gpt_job(run)`` is what ``lmlab train configs/gpt.toml`` runs: a byte-level BPE (by default) trained
+``build(run)`` is what ``lmlab train configs/gpt.toml`` runs: a byte-level BPE (by default) trained
 on the corpus's train split, documents encoded and laid end to end with ``</s>`` between them, a GPT
 from a preset plus ``[model]`` overrides, blocks of ``seq_len + 1`` tokens; it exports a model folder
 (config.json + model.safetensors + the tokenizer's files) that ``lmlab generate`` reads.
@@ -26,7 +26,6 @@ cross-entropy. ``finetune_classifier(..., lm_coef=0.5)`` adds GPT-1's auxiliary 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +36,12 @@ import torch
 from .. import config as config_io
 from ..errors import ConfigError, DataError
 from ..eval.perplexity import encode_sentences, word_perplexity
+from ..models.gpt import PRESETS, GPTConfig, GPTLanguageModel
 from ..objectives.clm import CausalLMObjective
 from ..report import DemoData, DemoRow
-from .gpt import PRESETS, GPTConfig, GPTLanguageModel
 
 __all__ = ["CausalLMObjective", "GPTDataSpec", "GPTTokenizerSpec", "classification_rows", "document_stream",
-           "FineTuneObjective", "finetune_classifier", "gpt_job", "run_demo", "sentence_stream"]
+           "FineTuneObjective", "finetune_classifier", "build", "run_demo", "sentence_stream"]
 
 
 @dataclass
@@ -50,6 +49,7 @@ class GPTDataSpec:
     """The ``[data]`` table of a GPT run file."""
 
     corpus: str = "wiki-vital"
+    stream: str = ""              # a folder `lmlab corpus prepare` wrote: its token streams and tokenizer are used
     seq_len: int = 128
     batch_size: int = 16
     max_documents: int = 0        # 0: every training document
@@ -69,7 +69,7 @@ def document_stream(documents: list[list[int]], separator: int) -> np.ndarray:
     return np.fromiter((i for doc in documents for i in (*doc, separator)), dtype=np.int64)
 
 
-def gpt_job(run):
+def build(run):
     """``lmlab train`` builder: a RunFile ([data], [tokenizer], [model] with an optional ``preset``) -> TrainingJob."""
     from ..data import sources
     from ..data.stream import LMBlocks
@@ -82,12 +82,19 @@ def gpt_job(run):
     preset_name = model_table.pop("preset", "gpt-tiny")
     if preset_name not in PRESETS:
         raise ConfigError(f"model.preset: unknown GPT preset {preset_name!r}; known: {', '.join(PRESETS)}")
-    splits = sources.load(data.corpus).split()
-    train_docs = splits.train[: data.max_documents] if data.max_documents else splits.train
-    if not train_docs:
-        raise DataError(f"corpus {data.corpus!r} has no training documents")
-    tokenizer = train_tokenizer(spec.kind, [d.text for d in train_docs], vocab_size=spec.vocab_size)
-    eos = tokenizer.token_to_id("</s>") if hasattr(tokenizer, "token_to_id") else None
+    if data.stream:
+        if run.tokenizer:
+            raise ConfigError("[tokenizer]: with data.stream the tokenizer is the prepared stream's own "
+                              f"({data.stream}/tokenizer); remove the [tokenizer] table")
+        tokenizer, train_ids, valid_ids = _prepared(data)
+        spec = GPTTokenizerSpec(kind=tokenizer.kind, vocab_size=tokenizer.vocab_size)
+    else:
+        splits = sources.load(data.corpus).split()
+        train_docs = splits.train[: data.max_documents] if data.max_documents else splits.train
+        if not train_docs:
+            raise DataError(f"corpus {data.corpus!r} has no training documents")
+        tokenizer = train_tokenizer(spec.kind, [d.text for d in train_docs], vocab_size=spec.vocab_size)
+    eos = tokenizer.token_to_id("</s>")
     if eos is None:
         raise ConfigError(f"tokenizer {spec.kind!r} has no </s> token to separate documents")
     bos = tokenizer.token_to_id("<s>")
@@ -97,20 +104,43 @@ def gpt_job(run):
     config = config_io.from_dict(GPTConfig, values, where="model")
     torch.manual_seed(data.seed)
     model = GPTLanguageModel(config)
-    train_ids = document_stream(tokenizer.encode_batch([d.text for d in train_docs]), eos)
-    valid_ids = document_stream(tokenizer.encode_batch([d.text for d in splits.valid]), eos)
+    if not data.stream:
+        train_ids = document_stream(tokenizer.encode_batch([d.text for d in train_docs]), eos)
+        valid_ids = document_stream(tokenizer.encode_batch([d.text for d in splits.valid]), eos)
     train_source = LMBlocks(train_ids, data.seq_len, data.batch_size, seed=data.seed)
     eval_source = LMBlocks(valid_ids, data.seq_len, data.batch_size, seed=data.seed, shuffle=False)
 
     def export(folder: Path) -> None:
-        files = {"tokenizer.json": tokenizer.tokenizer.to_str().encode("utf-8"),
-                 "tokenizer_config.json": (json.dumps({"type": tokenizer.kind}, indent=2) + "\n").encode("utf-8")}
-        model.save_pretrained(folder, extra_files=files)
+        model.save_pretrained(folder, extra_files=tokenizer.files(),
+                              metadata={"data": {"corpus": data.corpus, "stream": data.stream}})
 
     return TrainingJob(model, CausalLMObjective(), train_source, eval_source, export,
                        f"GPT ({preset_name}: {config.n_layers}x{config.d_model}, {config.norm_position}-LN) "
                        f"{model.num_parameters() / 1e6:.2f}M params, {spec.kind} |V|={tokenizer.vocab_size} on "
-                       f"{data.corpus}: {len(train_ids):,} training tokens")
+                       f"{data.stream or data.corpus}: {len(train_ids):,} training tokens")
+
+
+def _prepared(data: GPTDataSpec):
+    """(tokenizer, train ids, valid ids) of a folder ``lmlab corpus prepare`` wrote.
+
+    Subword streams hold documents back to back, each followed by ``</s>``: the layout
+    :func:`document_stream` makes, so training on a prepared stream equals training on the corpus
+    it was prepared from with the same tokenizer."""
+    from ..data.stream import TokenStream
+    from ..data.tokenizers import load_tokenizer
+
+    folder = Path(data.stream)
+    tokenizer = load_tokenizer(folder / "tokenizer")
+    train, valid = TokenStream(folder / "train"), TokenStream(folder / "valid")
+    if train.meta.get("unit") != "document":
+        raise ConfigError(f"data.stream: {folder} holds sentences of a word-level stream; GPT trains on a subword "
+                          "stream (lmlab corpus prepare --tokenizer bytebpe | bpe | unigram)")
+    if data.max_documents:
+        end = int(train.offsets[min(data.max_documents, train.n_documents)])
+        train_ids = np.asarray(train.ids[:end], dtype=np.int64)
+    else:
+        train_ids = np.asarray(train.ids, dtype=np.int64)
+    return tokenizer, train_ids, np.asarray(valid.ids, dtype=np.int64)
 
 
 def classification_rows(examples: list[tuple[list[int], int]], max_len: int, eos: int, pad: int) -> torch.Tensor:
@@ -159,10 +189,10 @@ def finetune_classifier(lm: GPTLanguageModel, encode, task: str = "rotten-tomato
     """
     import tempfile
 
+    from ..models.gpt import GPTClassifier
     from ..objectives.sentence import Rows
     from ..tasks.classification import accuracy, sequence_task
     from ..train.trainer import TrainConfig, Trainer
-    from .gpt import GPTClassifier
 
     config = lm.config
     if config.eos_token_id is None or config.pad_token_id is None:
@@ -175,9 +205,8 @@ def finetune_classifier(lm: GPTLanguageModel, encode, task: str = "rotten-tomato
     test_rows = classification_rows([(encode(t), y) for t, y in test], max_len, config.eos_token_id,
                                     config.pad_token_id)
     objective = FineTuneObjective(config.pad_token_id)
-    train_config = TrainConfig(seed=seed, max_steps=steps, lr=lr, schedule="linear",
-                               warmup_steps=max(1, steps // 10), weight_decay=0.01, progress="off",
-                               tensorboard=False, plot=False, mfu=False)
+    train_config = TrainConfig.quiet(seed=seed, max_steps=steps, lr=lr, schedule="linear",
+                                     warmup_steps=max(1, steps // 10), weight_decay=0.01)
     with tempfile.TemporaryDirectory() as tmp:
         Trainer(model, objective, Rows(train_rows, batch_size, seed=seed), train_config,
                 out_dir or Path(tmp) / "finetune").fit()
@@ -215,8 +244,7 @@ def run_demo(data: DemoData) -> list[DemoRow]:
                        attn_dropout=0.0, bos_token_id=index["<s>"], eos_token_id=index["</s>"],
                        pad_token_id=index.get("<pad>"))
     model = GPTLanguageModel(config)
-    train = TrainConfig(seed=data.seed, max_steps=10**9, lr=3e-3, warmup_steps=30, weight_decay=0.0, clip_norm=1.0,
-                        progress="off", tensorboard=False, plot=False, mfu=False)
+    train = TrainConfig.quiet(seed=data.seed, max_steps=10**9, lr=3e-3, warmup_steps=30, weight_decay=0.0, clip_norm=1.0)
     trainer = Trainer(model, CausalLMObjective(), LMBlocks(stream, seq_len, batch_size, seed=data.seed), train,
                       Path(data.out_dir) / "gpt")
     started = time.monotonic()

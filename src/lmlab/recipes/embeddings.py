@@ -15,7 +15,7 @@ from ..report import DemoData, DemoRow
 
 
 def _row(name: str, wv, seconds: float, notes: str) -> DemoRow:
-    from .evaluate import evaluate_all
+    from ..embeddings.evaluate import evaluate_all
 
     report = evaluate_all(wv)
     total = report.analogy.total
@@ -27,9 +27,9 @@ def _row(name: str, wv, seconds: float, notes: str) -> DemoRow:
 
 
 def run_demo(data: DemoData) -> list[DemoRow]:
-    from .fasttext import FastText, FastTextConfig
-    from .glove import GloVe, GloVeConfig
-    from .word2vec import Word2Vec, Word2VecConfig
+    from ..embeddings.fasttext import FastText, FastTextConfig
+    from ..embeddings.glove import GloVe, GloVeConfig
+    from ..embeddings.word2vec import Word2Vec, Word2VecConfig
 
     sentences = data.train_sentences
     seed = data.seed + 1

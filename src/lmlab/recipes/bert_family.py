@@ -29,10 +29,11 @@ from pathlib import Path
 import torch
 
 from .. import config as cfg
+from .. import registry
 from ..data.tokenizers.subword import special_ids, tokenizer_files  # noqa: F401 - re-exported for tests
 from ..errors import ConfigError, closest
 
-FAMILIES = ("bert", "roberta", "albert", "spanbert", "electra")
+FAMILIES = ("bert", "roberta", "albert", "spanbert", "electra")  # the registry rows this recipe builds
 
 
 @dataclass
@@ -63,40 +64,15 @@ class Recipe:
     objective: dict = field(default_factory=dict)   # MaskingConfig fields
 
 
-TINY = {  # the model sizes the recipes start from; ``model`` overrides them
-    "bert": {"d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512, "max_length": 512},
-    "roberta": {"d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512},
-    "spanbert": {"d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512, "max_length": 512},
-    "albert": {"d_embedding": 64, "d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512},
-    "electra": {"d_embedding": 128, "d_model": 128, "n_layers": 2, "n_heads": 4, "d_ff": 512},
-}
-
-
 def make_model(family: str, vocab_size: int, specials: dict, overrides: dict | None = None):
-    """A fresh model of ``family`` at the tiny sizes, with ``overrides`` applied (unknown keys refused)."""
-    overrides = dict(overrides or {})
-    if family in ("bert", "roberta", "spanbert"):
-        from .bert import PRESETS, BertConfig, BertForPreTraining
-
-        base = {"bert": "bert-base", "roberta": "roberta-base", "spanbert": "spanbert-base"}[family]
-        values = {**PRESETS[base], **TINY[family], "vocab_size": vocab_size, "pad_token_id": specials["pad"]}
-        if family == "roberta":
-            values["position_offset"] = specials["pad"] + 1
-            values["max_length"] = 512 + values["position_offset"]
-        config = cfg.from_dict(BertConfig, {**values, **overrides}, where="model")
-        config.validate()
-        return BertForPreTraining(config)
-    if family == "albert":
-        from .albert import AlbertConfig, AlbertForPreTraining
-
-        values = {**TINY["albert"], "vocab_size": vocab_size, "pad_token_id": specials["pad"]}
-        return AlbertForPreTraining(cfg.from_dict(AlbertConfig, {**values, **overrides}, where="model"))
-    if family == "electra":
-        from .electra import ElectraConfig, ElectraForPreTraining
-
-        values = {**TINY["electra"], "vocab_size": vocab_size, "pad_token_id": specials["pad"]}
-        return ElectraForPreTraining(cfg.from_dict(ElectraConfig, {**values, **overrides}, where="model"))
-    raise ConfigError(f"unknown family {family!r}{closest(family, FAMILIES)}; known: {', '.join(FAMILIES)}")
+    """A fresh model of ``family`` at its registry row's tiny sizes, with ``overrides`` applied
+    (unknown keys refused). RoBERTa's positions start after its padding id, as Hugging Face's do."""
+    row = registry.get(family)
+    data_values = {"vocab_size": vocab_size, "pad_token_id": specials["pad"]}
+    if family == "roberta":
+        data_values["position_offset"] = specials["pad"] + 1
+        data_values["max_length"] = 512 + data_values["position_offset"]
+    return row.model_class()(row.config_from(data_values, dict(overrides or {})))
 
 
 @dataclass
@@ -199,9 +175,9 @@ def pretrain(prepared: Prepared, steps: int, out_dir: Path, lr: float = 1e-3, se
     """Run the Trainer for ``steps`` (linear warm-up 10%) quietly; returns the last record's numbers."""
     from ..train import TrainConfig, Trainer
 
-    config = TrainConfig(seed=seed, max_steps=steps, lr=lr, schedule="linear", warmup_steps=max(1, steps // 10),
-                         weight_decay=0.01, progress="off", tensorboard=False, plot=False, mfu=False,
-                         threads=threads, device="cpu", precision="fp32")
+    config = TrainConfig.quiet(seed=seed, max_steps=steps, lr=lr, schedule="linear",
+                               warmup_steps=max(1, steps // 10), weight_decay=0.01, threads=threads, device="cpu",
+                               precision="fp32")
     result = Trainer(prepared.model, prepared.objective, prepared.train_source, config, out_dir,
                      eval_source=prepared.eval_source).fit()
     return {"loss": result.loss, **result.eval}

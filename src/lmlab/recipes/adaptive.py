@@ -22,8 +22,8 @@ import warnings
 import numpy as np
 
 from ..data.corpus import document_sentences
-from . import build
-from .adaptive import (
+from ..ngram import build
+from ..ngram.adaptive import (
     DocumentStream,
     base_logprobs,
     build_components,
@@ -34,7 +34,7 @@ from .adaptive import (
     tune_cache,
     tune_mixture,
 )
-from .maxent import MaxentConfig, train_maxent
+from ..ngram.maxent import MaxentConfig, train_maxent
 
 CACHE_SIZES = (25, 50, 100, 200, 500)
 DECAYS = (0.001, 0.003, 0.01, 0.03, 0.1)
