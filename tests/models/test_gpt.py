@@ -198,3 +198,36 @@ def test_sliding_window_scoring():
         direct = torch.log_softmax(model(torch.tensor([[1, 5, 6]]))[0], -1)
     torch.testing.assert_close(scores[0], direct.gather(1, torch.tensor([[5], [6], [7]]))[:, 0], atol=1e-5, rtol=0)
     assert scores[1].shape == (20,)
+
+
+def test_eval_ppl_scores_a_subword_gpt_on_every_scale(tmp_path, cli):
+    """`lmlab eval ppl` on a GPT folder: per token, per word and bits per byte from one sum of
+    log-probabilities, each sentence followed by </s>, equal to scoring it by hand."""
+    from lmlab.data import sources
+    from lmlab.data.tokenizers import train_tokenizer
+
+    texts = [d.text for d in sources.load("wiki-vital-small").split().train[:60]]
+    tokenizer = train_tokenizer("bytebpe", texts, vocab_size=400)
+    eos = tokenizer.token_to_id("</s>")
+    torch.manual_seed(0)
+    model = GPTLanguageModel(tiny(vocab_size=tokenizer.vocab_size, max_length=128,
+                                  bos_token_id=tokenizer.token_to_id("<s>"), eos_token_id=eos)).eval()
+    model.save_pretrained(tmp_path / "gpt", extra_files=tokenizer.files())
+    sentences = [["the", "river", "flows", "into", "the", "sea", "."], ["a", "city", "in", "france", "."]]
+    (tmp_path / "text.txt").write_text("\n".join(" ".join(s) for s in sentences) + "\n")
+    proc = cli("eval", "ppl", str(tmp_path / "gpt"), str(tmp_path / "text.txt"), "--pretokenized", "--json")
+    assert proc.returncode == 0, proc.stderr
+    reported = json.loads(proc.stdout)
+    ids = [tokenizer.encode(" ".join(s)) + [eos] for s in sentences]
+    with torch.no_grad():
+        nats = -sum(float(lp.sum()) for lp in model.score_sentences(ids))
+    tokens = sum(len(i) for i in ids)
+    words = sum(len(s) + 1 for s in sentences)
+    n_bytes = sum(len(" ".join(s).encode()) + 1 for s in sentences)
+    assert reported["family"] == "gpt" and reported["tokens"] == tokens
+    # float32 logits in another process (other thread count): equal to ~1e-7, not bit for bit
+    assert reported["ppl"] == pytest.approx(math.exp(nats / tokens), rel=1e-5)
+    assert reported["word_ppl"] == pytest.approx(math.exp(nats / words), rel=1e-5)
+    assert reported["bits_per_byte"] == pytest.approx(nats / math.log(2) / n_bytes, rel=1e-5)
+    refused = cli("eval", "ppl", str(tmp_path / "nothing"), str(tmp_path / "text.txt"))
+    assert refused.returncode != 0 and "not found" in refused.stderr and "Traceback" not in refused.stderr

@@ -54,7 +54,7 @@ def run(capsys, *args) -> tuple[int, str, str]:
 
 
 def test_cache_end_to_end(capsys, workspace):
-    from lmlab.cli.ngram_adapt import eval_adapted
+    from lmlab.recipes.adaptive import eval_adapted
 
     folder, corpus, arpa = workspace
     code, out, err = run(capsys, "adapt", "cache", "-m", str(arpa), "-c", str(corpus),

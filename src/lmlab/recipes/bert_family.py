@@ -46,6 +46,7 @@ class DataSpec:
     input_format: str = ""            # pairs | full-sentences | doc-sentences ("" = the family's own)
     duplicates: int = 1               # passes with fresh NSP/SOP pairings (BERT's dupe_factor)
     eval_documents: int = 0           # documents of the valid split held out for evaluation
+    segment: str = ""                 # Chinese words for whole-word masking: "" | jieba | gold | entities
     seed: int = 0
 
 
@@ -88,6 +89,48 @@ class Prepared:
     describe: str
 
 
+SEGMENTS = ("", "jieba", "gold", "entities")
+
+
+def segmented_text(document, segment: str) -> str:
+    """A document's text with its words separated by spaces, so that WordPiece marks the pieces inside
+    a word with ``##`` and whole-word masking masks words (Cui et al., 2019: Chinese BERT-wwm).
+
+    Chinese is written without spaces: left as it is, a WordPiece "word" is everything between two
+    punctuation marks (a clause), and whole-word masking masks clauses. ``jieba``: words from
+    jieba's segmentation; ``gold``: the corpus's own words (People's Daily ``meta["words"]``);
+    ``entities``: the gold words with each named entity (consecutive words tagged person, place or
+    organisation, e.g. surname + given name) joined into one unit, so it is masked whole, as in
+    ERNIE's entity-level masking (Sun et al., 2019). ``""``: the text unchanged.
+    """
+    from ..objectives.masking import ENTITY_TAGS
+
+    if segment == "":
+        return document.text
+    if segment == "jieba":
+        from ..data.tokenizers.chinese import segment as jieba_words
+
+        return " ".join(jieba_words(document.text, require_jieba=True))
+    if segment not in SEGMENTS:
+        raise ConfigError(f"data.segment must be one of {', '.join(repr(s) for s in SEGMENTS)}, got {segment!r}"
+                          f"{closest(segment, SEGMENTS)}")
+    words, tags = document.meta.get("words"), document.meta.get("tags")
+    if not words:
+        raise ConfigError(f"data.segment = {segment!r} needs a corpus with gold words (peoples-daily); "
+                          "use segment = \"jieba\" for raw Chinese text")
+    if segment == "gold":
+        return " ".join(words)
+    units: list[str] = []
+    previous = None
+    for word, tag in zip(words, tags):
+        if tag in ENTITY_TAGS and tag == previous:
+            units[-1] += word  # the entity continues: one unit
+        else:
+            units.append(word)
+        previous = tag if tag in ENTITY_TAGS else None
+    return " ".join(units)
+
+
 def prepare(recipe: Recipe, documents=None, eval_docs=None) -> Prepared:
     """Corpus -> tokenizer -> rows -> model + objective (see the table in the module docstring)."""
     from ..data import sources
@@ -108,7 +151,7 @@ def prepare(recipe: Recipe, documents=None, eval_docs=None) -> Prepared:
             eval_docs = splits.valid[: data.eval_documents]
     if data.max_documents:
         documents = documents[: data.max_documents]
-    texts = [d.text for d in documents]
+    texts = [segmented_text(d, data.segment) for d in documents]
     kind = recipe.tokenizer.kind or ("bytebpe" if family == "roberta" else "wordpiece")
     tokenizer = train_tokenizer(kind, texts, vocab_size=recipe.tokenizer.vocab_size)
     specials = special_ids(tokenizer)
@@ -132,7 +175,8 @@ def prepare(recipe: Recipe, documents=None, eval_docs=None) -> Prepared:
     rows = rows_of(encoded)
     eval_source = None
     if eval_docs:
-        eval_source = Rows(rows_of(encode_documents([d.text for d in eval_docs], tokenizer)), data.batch_size)
+        eval_source = Rows(rows_of(encode_documents([segmented_text(d, data.segment) for d in eval_docs], tokenizer)),
+                           data.batch_size)
     default_scheme = {"albert": "ngram", "spanbert": "span"}.get(family, "token")
     objective_table = {"scheme": default_scheme, **recipe.objective}
     if family == "electra":
@@ -164,7 +208,9 @@ def build(run):
     prepared = prepare(recipe)
 
     def export(folder: Path) -> None:
-        prepared.model.save_pretrained(folder, extra_files=tokenizer_files(prepared.tokenizer))
+        prepared.model.save_pretrained(folder, extra_files=prepared.tokenizer.files(),
+                                       metadata={"data": {"corpus": recipe.data.corpus,
+                                                          "segment": recipe.data.segment}})
 
     return TrainingJob(prepared.model, prepared.objective, prepared.train_source, prepared.eval_source, export,
                        prepared.describe)
