@@ -293,6 +293,7 @@ RECIPE_TABLES = {  # the smallest run of each recipe: 20 documents, tiny sizes
              "model": {"embed_dim": 8, "hidden_dim": 8}},
     "rnnlm": {"data": {"corpus": "wiki-vital-small", "batch_size": 4, "bptt": 8}, "tokenizer": {"vocab_size": 300},
               "model": {"embed_dim": 8, "hidden_dim": 8, "layers": 1}},
+    "transformer": {"data": {"task": "g2p", "batch_size": 2}, "model": {"d_model": 16, "n_heads": 2, "d_ff": 32}},
     "gpt": {"data": {"corpus": "wiki-vital-small", "max_documents": 20, "seq_len": 16, "batch_size": 2},
             "tokenizer": {"vocab_size": 300}, "model": {"d_model": 16, "n_layers": 1, "n_heads": 2}},
 }

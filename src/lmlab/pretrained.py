@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from .config import from_dict, to_dict
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .io import atomic_dir, load_tensors
 
 CONFIG_NAME = "config.json"
@@ -109,6 +109,20 @@ def read_word_vocabulary(folder: str | Path, size: int) -> list[str]:
     if not isinstance(vocab, list) or len(vocab) != size:
         raise CheckpointError(f"{folder}: vocabulary missing or not {size} words (vocab.txt)")
     return vocab
+
+
+def save_word_lm(model, folder: str | Path, vocab: list[str], data: dict | None = None) -> Path:
+    """A word LM's folder: config.json (family, config, the data it was trained on as metadata),
+    model.safetensors and the closed vocabulary as a word tokenizer's files."""
+    if len(vocab) != model.config.vocab_size:
+        raise ConfigError(f"vocabulary of {len(vocab)} words for a model of {model.config.vocab_size}")
+    return model.save_pretrained(folder, extra_files=word_vocabulary_files(vocab), metadata={"data": data or {}})
+
+
+def load_word_lm(cls, folder: str | Path):
+    """(model, vocabulary) of a word LM's folder (folders of lmlab 0.2 too: vocabulary inside config.json)."""
+    model = cls.from_pretrained(folder)
+    return model, read_word_vocabulary(folder, model.config.vocab_size)
 
 
 def load_state_strict(module, tensors: dict, where: str) -> None:

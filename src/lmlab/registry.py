@@ -151,7 +151,7 @@ FAMILIES: dict[str, Family] = {
         Family("transformer", "lmlab.models.transformer:Transformer", "lmlab.models.transformer:TransformerConfig",
                "lmlab.models.transformer:PRESETS", base_preset="tiny",
                tiny={"src_vocab_size": 50, "tgt_vocab_size": 50, "d_model": 32, "d_ff": 64},
-               capabilities=frozenset({"translate"}), summary="Vaswani et al. (2017) encoder-decoder"),
+               recipe="lmlab.recipes.seq2seq:build", capabilities=frozenset({"translate"}), summary="Vaswani et al. (2017) encoder-decoder"),
         Family("gpt", "lmlab.models.gpt:GPTLanguageModel", "lmlab.models.gpt:GPTConfig", "lmlab.models.gpt:PRESETS",
                base_preset="gpt-tiny", tiny={"vocab_size": 60, "max_length": 32, "d_model": 32, "n_layers": 2,
                                              "n_heads": 2, "bos_token_id": 1, "eos_token_id": 2},

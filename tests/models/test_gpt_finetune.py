@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from lmlab.errors import ConfigError
 from lmlab.models.gpt import GPTClassifier, GPTClassifierConfig, GPTConfig, GPTLanguageModel
-from lmlab.recipes.gpt import FineTuneObjective
+from lmlab.objectives.classify import ClassifyObjective
 
 PAD = 0
 
@@ -53,7 +53,7 @@ def test_with_lm_coef_the_loss_is_L2_plus_lambda_L1():
     expected = l2 + 0.5 * independent_l1(model)
     torch.testing.assert_close(model.loss(IDS, LABELS, MASK), expected, rtol=1e-5, atol=1e-6)
     # the Trainer objective: the sum over rows of the same thing
-    objective = FineTuneObjective(PAD)
+    objective = ClassifyObjective(PAD)
     rows = torch.cat([IDS, LABELS[:, None]], dim=1)
     out = objective.loss(model, objective.prepare(rows))
     torch.testing.assert_close(out.loss_sum / out.n_targets, expected, rtol=1e-5, atol=1e-6)

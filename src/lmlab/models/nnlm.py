@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, DataError
 from ..nn.softmax import OutputLayer, SoftmaxConfig, build_output_layer, output_layer_from_state
-from ..pretrained import PretrainedMixin, load_state_strict, read_word_vocabulary, word_vocabulary_files
+from ..pretrained import PretrainedMixin, load_state_strict, load_word_lm, save_word_lm
 
 FAMILY = "nnlm"
 
@@ -204,14 +204,10 @@ def build(config: NNLMConfig, vocab: list[str], counts) -> NNLM:
 
 
 def save(model: NNLM, folder: str | Path, vocab: list[str], data: dict | None = None) -> Path:
-    """A model folder: config.json (family, config, the data it was trained on), model.safetensors and the
-    vocabulary as a word tokenizer's files (vocab.txt + tokenizer_config.json)."""
-    if len(vocab) != model.config.vocab_size:
-        raise ConfigError(f"vocabulary of {len(vocab)} words for a model of {model.config.vocab_size}")
-    return model.save_pretrained(folder, extra_files=word_vocabulary_files(vocab), metadata={"data": data or {}})
+    """See :func:`lmlab.pretrained.save_word_lm` (config, weights, the vocabulary as a word tokenizer's files)."""
+    return save_word_lm(model, folder, vocab, data)
 
 
 def load(folder: str | Path) -> tuple[NNLM, list[str]]:
-    """(model, vocabulary) of a saved folder (folders of lmlab 0.2, vocabulary inside config.json, too)."""
-    model = NNLM.from_pretrained(folder)
-    return model, read_word_vocabulary(folder, model.config.vocab_size)
+    """(model, vocabulary) of a saved folder; see :func:`lmlab.pretrained.load_word_lm`."""
+    return load_word_lm(NNLM, folder)

@@ -39,7 +39,7 @@ from ..nn.softmax import (
     output_layer_from_state,
     supports_tying,
 )
-from ..pretrained import PretrainedMixin, load_state_strict, read_word_vocabulary, word_vocabulary_files
+from ..pretrained import PretrainedMixin, load_state_strict, load_word_lm, save_word_lm
 
 FAMILY = "rnnlm"
 
@@ -284,14 +284,10 @@ def build(config: RNNLMConfig, vocab: list[str], counts) -> RNNLM:
 
 
 def save(model: RNNLM, folder: str | Path, vocab: list[str], data: dict | None = None) -> Path:
-    """A model folder: config.json (family, config, the data it was trained on), model.safetensors and the
-    vocabulary as a word tokenizer's files (vocab.txt + tokenizer_config.json)."""
-    if len(vocab) != model.config.vocab_size:
-        raise ConfigError(f"vocabulary of {len(vocab)} words for a model of {model.config.vocab_size}")
-    return model.save_pretrained(folder, extra_files=word_vocabulary_files(vocab), metadata={"data": data or {}})
+    """See :func:`lmlab.pretrained.save_word_lm` (config, weights, the vocabulary as a word tokenizer's files)."""
+    return save_word_lm(model, folder, vocab, data)
 
 
 def load(folder: str | Path) -> tuple[RNNLM, list[str]]:
-    """(model, vocabulary) of a saved folder (folders of lmlab 0.2, vocabulary inside config.json, too)."""
-    model = RNNLM.from_pretrained(folder)
-    return model, read_word_vocabulary(folder, model.config.vocab_size)
+    """(model, vocabulary) of a saved folder; see :func:`lmlab.pretrained.load_word_lm`."""
+    return load_word_lm(RNNLM, folder)

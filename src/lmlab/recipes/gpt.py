@@ -37,11 +37,12 @@ from .. import config as config_io
 from ..errors import ConfigError, DataError
 from ..eval.perplexity import encode_sentences, word_perplexity
 from ..models.gpt import PRESETS, GPTConfig, GPTLanguageModel
+from ..objectives.classify import ClassifyObjective
 from ..objectives.clm import CausalLMObjective
 from ..report import DemoData, DemoRow
 
 __all__ = ["CausalLMObjective", "GPTDataSpec", "GPTTokenizerSpec", "classification_rows", "document_stream",
-           "FineTuneObjective", "finetune_classifier", "build", "run_demo", "sentence_stream"]
+           "finetune_classifier", "build", "run_demo", "sentence_stream"]
 
 
 @dataclass
@@ -153,31 +154,6 @@ def classification_rows(examples: list[tuple[list[int], int]], max_len: int, eos
     return rows
 
 
-class FineTuneObjective:
-    """GPT-1 §3.2 for the Trainer: rows ``tokens </s> <pad>... label`` -> Σ over rows of L_2 + λ·L_1.
-
-    The Trainer divides by the number of rows, so the step's loss is mean L_2 + λ · (mean L_1);
-    the metrics ``acc`` (training accuracy) and ``lm`` (L_1, 0 when λ = 0) are logged beside it.
-    """
-
-    def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
-
-    def prepare(self, ids: torch.Tensor, generator: torch.Generator | None = None) -> dict:
-        tokens = ids[:, :-1].long()
-        return {"input_ids": tokens, "attention_mask": (tokens != self.pad_id).long(), "labels": ids[:, -1].long()}
-
-    def loss(self, model, batch: dict):
-        from ..train import LossOutput
-
-        logits, l2, l1 = model.loss_terms(batch["input_ids"], batch["labels"], batch["attention_mask"])
-        n = batch["labels"].numel()
-        total = l2 if l1 is None else l2 + model.config.lm_coef * l1
-        correct = (logits.argmax(-1) == batch["labels"]).sum()
-        lm = torch.zeros(()) if l1 is None else l1.detach() * n
-        return LossOutput(total * n, n, metrics={"acc": correct.detach(), "lm": lm})
-
-
 def finetune_classifier(lm: GPTLanguageModel, encode, task: str = "rotten-tomatoes", steps: int = 200,
                         batch_size: int = 32, max_len: int = 48, lr: float = 1e-3, pooling: str = "last",
                         seed: int = 0, out_dir: Path | None = None, lm_coef: float = 0.0) -> dict:
@@ -204,7 +180,7 @@ def finetune_classifier(lm: GPTLanguageModel, encode, task: str = "rotten-tomato
                                      config.pad_token_id)
     test_rows = classification_rows([(encode(t), y) for t, y in test], max_len, config.eos_token_id,
                                     config.pad_token_id)
-    objective = FineTuneObjective(config.pad_token_id)
+    objective = ClassifyObjective(config.pad_token_id)
     train_config = TrainConfig.quiet(seed=seed, max_steps=steps, lr=lr, schedule="linear",
                                      warmup_steps=max(1, steps // 10), weight_decay=0.01)
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,10 +36,10 @@ from torch import Tensor, nn
 
 from ..data.corpus import split_fraction
 from ..errors import CheckpointError, DataError, UsageError, closest
+from ..objectives.classify import IGNORE, ClassifyObjective
 from ..pretrained import PretrainedMixin
 
 TASKS = ("rotten-tomatoes", "wiki-topics", "peoples-daily-ner")
-IGNORE = -100
 
 
 # --------------------------------------------------------------------------- heads
@@ -186,47 +186,8 @@ class TokenClassifier(PretrainedMixin, nn.Module):
 # --------------------------------------------------------------------------- objectives
 
 
-class SequenceObjective:
-    """Rows (B, T + 1): token ids and the class in the last column. Loss: Σ CE over the rows."""
-
-    def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
-
-    def prepare(self, ids: Tensor, generator: torch.Generator) -> dict:
-        ids = ids.long()
-        tokens = ids[:, :-1]
-        return {"input_ids": tokens, "attention_mask": (tokens != self.pad_id).long(), "labels": ids[:, -1]}
-
-    def loss(self, model, batch: dict):
-        from ..train import LossOutput
-
-        logits = model(batch["input_ids"], batch["attention_mask"])
-        loss = F.cross_entropy(logits.float(), batch["labels"], reduction="sum")
-        correct = (logits.argmax(-1) == batch["labels"]).sum()
-        return LossOutput(loss, batch["labels"].numel(), metrics={"acc": correct.detach()})
-
-
-class TaggingObjective:
-    """Rows (B, 2T): T token ids then T labels (IGNORE on padding and non-first pieces)."""
-
-    def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
-
-    def prepare(self, ids: Tensor, generator: torch.Generator) -> dict:
-        ids = ids.long()
-        T = ids.shape[1] // 2
-        tokens, labels = ids[:, :T], ids[:, T:]
-        return {"input_ids": tokens, "attention_mask": (tokens != self.pad_id).long(), "labels": labels}
-
-    def loss(self, model, batch: dict):
-        from ..train import LossOutput
-
-        logits = model(batch["input_ids"], batch["attention_mask"])
-        labels = batch["labels"]
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="sum")
-        n = int((labels != IGNORE).sum())
-        correct = ((logits.argmax(-1) == labels) & (labels != IGNORE)).sum()
-        return LossOutput(loss, n, metrics={"acc": correct.detach()})
+# ClassifyObjective (lmlab.objectives.classify) is the one fine-tuning objective: sequence rows
+# (B, T + 1) here, token rows (B, 2T) with per_token=True for tagging.
 
 
 # --------------------------------------------------------------------------- metrics
@@ -400,13 +361,13 @@ def finetune_model(pretrained: nn.Module, tokenizer, specials: dict, spec: Finet
     if spec.task == "peoples-daily-ner":
         names, train, test = ner_task()
         model = TokenClassifier.on(pretrained, names, dropout=spec.dropout, max_len=spec.max_len, task=spec.task)
-        objective = TaggingObjective(specials["pad"])
+        objective = ClassifyObjective(specials["pad"], per_token=True)
         make_rows = tagging_rows
     else:
         names, train, test = sequence_task(spec.task)
         model = SequenceClassifier.on(pretrained, names, dropout=spec.dropout, pooling=spec.pooling,
                                       max_len=spec.max_len, task=spec.task)
-        objective = SequenceObjective(specials["pad"])
+        objective = ClassifyObjective(specials["pad"])
         make_rows = sequence_rows
     if spec.max_train:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(spec.seed))[: spec.max_train]
@@ -481,7 +442,7 @@ def predict(model: SequenceClassifier, tokenizer, texts: list[str], batch_size: 
 
     specials = special_ids(tokenizer)
     rows = sequence_rows([(text, 0) for text in texts], tokenizer, specials, model.config.max_len)
-    objective = SequenceObjective(specials["pad"])
+    objective = ClassifyObjective(specials["pad"])
     model.eval()
     out = []
     with torch.no_grad():
