@@ -32,9 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmlab.data.stream import BPTTStream, WindowBatches, bptt_documents
 from lmlab.eval.perplexity import encode_sentences, word_perplexity
 from lmlab.models import nnlm, rnnlm
 from lmlab.nn.softmax import SOFTMAX_KINDS, SoftmaxConfig, build_output_layer, huffman_tree
+from lmlab.objectives.bptt import BPTTObjective
+from lmlab.objectives.nextword import WindowObjective
 from lmlab.recipes import word_lm as dn
 from lmlab.train.trainer import TrainConfig, Trainer
 
@@ -85,14 +88,14 @@ def speed(data, hidden: int, batch: int, bptt: int, repeats: int, steps: int) ->
                 layers[k].loss(hs[i % 4], targets[i % 4]).backward()
             grad_best[k] = min(grad_best[k], (time.perf_counter() - start) / steps)
     # (b) a whole LSTM LM training step through the Trainer
-    stream, starts = rnnlm.document_stream([data["train_ids"]], vocab.index("<s>"))
+    stream, starts = bptt_documents([data["train_ids"]], vocab.index("<s>"))
     trainers = {}
     for k in kinds:
         torch.manual_seed(0)
         model = rnnlm.build(rnnlm.RNNLMConfig(embed_dim=hidden, hidden_dim=hidden, layers=1, dropout=0.0,
                                               softmax=SoftmaxConfig(kind=k)), vocab, counts)
-        trainers[k] = Trainer(model, rnnlm.BPTTObjective(V, vocab.index("<s>")),
-                              rnnlm.BPTTStream(stream, starts, V, batch, bptt), _config(), "/tmp/lmlab-softmax-bench")
+        trainers[k] = Trainer(model, BPTTObjective(V, vocab.index("<s>")),
+                              BPTTStream(stream, starts, V, batch, bptt), _config(), "/tmp/lmlab-softmax-bench")
         trainers[k].train_step()
     model_best = {k: float("inf") for k in kinds}
     for _ in range(repeats):
@@ -128,13 +131,13 @@ def perplexities(data, steps: int, hidden: int, batch: int, bptt: int, kinds: li
     vocab, counts = data["vocab"], data["counts"]
     V, bos = len(vocab), data["vocab"].index("<s>")
     results: dict = {"steps": steps, "seconds": seconds, "hidden": hidden, "batch": batch, "bptt": bptt, "lstm": {}, "nnlm": {}}
-    stream, starts = rnnlm.document_stream([data["train_ids"]], bos)
+    stream, starts = bptt_documents([data["train_ids"]], bos)
     scores = {}
     for k in kinds:
         torch.manual_seed(0)
         model = rnnlm.build(rnnlm.RNNLMConfig(embed_dim=hidden, hidden_dim=hidden, layers=1, dropout=0.1,
                                               softmax=SoftmaxConfig(kind=k)), vocab, counts)
-        trainer = Trainer(model, rnnlm.BPTTObjective(V, bos), rnnlm.BPTTStream(stream, starts, V, batch, bptt),
+        trainer = Trainer(model, BPTTObjective(V, bos), BPTTStream(stream, starts, V, batch, bptt),
                           _config(), "/tmp/lmlab-softmax-bench")
         n, took = dn.train_for(trainer, seconds, steps)
         ppl = word_perplexity(model, data["test"], vocab)
@@ -161,7 +164,7 @@ def perplexities(data, steps: int, hidden: int, batch: int, bptt: int, kinds: li
         model = nnlm.build(nnlm.NNLMConfig(order=5, embed_dim=64, hidden_dim=hidden, direct=True,
                                            softmax=SoftmaxConfig(kind=k)), vocab, counts)
         windows = nnlm.ngram_windows(data["train_ids"], 5, bos)
-        trainer = Trainer(model, nnlm.WindowObjective(), nnlm.WindowBatches(windows, batch * bptt // 2),
+        trainer = Trainer(model, WindowObjective(), WindowBatches(windows, batch * bptt // 2),
                           _config(), "/tmp/lmlab-softmax-bench")
         n, took = dn.train_for(trainer, seconds, steps)
         ppl = word_perplexity(model, data["test"], vocab)

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from lmlab.data.stream import WindowBatches
 from lmlab.errors import CheckpointError, ConfigError
 from lmlab.eval.perplexity import encode_sentences, word_perplexity
 from lmlab.models import nnlm
 from lmlab.nn.softmax import SoftmaxConfig
+from lmlab.objectives.nextword import WindowObjective
 from lmlab.train.trainer import TrainConfig, Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,7 +83,7 @@ def test_nnlm_beats_add_one_bigram_on_real_text(wiki_small_splits, tmp_path):
     windows = nnlm.ngram_windows(ids, 3, vocab.index("<s>"))
     cfg = TrainConfig(max_steps=400, lr=3e-3, weight_decay=0.0, progress="off", tensorboard=False, plot=False,
                       mfu=False, threads=1, seed=0)
-    trainer = Trainer(model, nnlm.WindowObjective(), nnlm.WindowBatches(windows, 64), cfg, tmp_path)
+    trainer = Trainer(model, WindowObjective(), WindowBatches(windows, 64), cfg, tmp_path)
     for _ in range(cfg.max_steps):
         trainer.train_step()
     ppl = word_perplexity(model, test, vocab).perplexity

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from lmlab.data.stream import BPTTStream, bptt_documents
 from lmlab.errors import ConfigError
 from lmlab.eval.perplexity import encode_sentences, word_perplexity
 from lmlab.models import rnnlm
 from lmlab.nn.softmax import SoftmaxConfig
+from lmlab.objectives.bptt import BPTTObjective
 from lmlab.train.trainer import TrainConfig, Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,19 +51,19 @@ def test_carried_state_equals_one_long_pass_and_reset_equals_fresh_start(cell):
 
 def test_bptt_stream_lanes_continue_and_flag_document_starts():
     docs = [[[3, 4, 2], [5, 2]], [[6, 7, 3, 2]], [[4, 4, 4, 2], [3, 2]]]
-    ids, starts = rnnlm.document_stream(docs, bos_id=1)
+    ids, starts = bptt_documents(docs, bos_id=1)
     assert ids[:7].tolist() == [1, 3, 4, 2, 1, 5, 2] and starts[[0, 7, 12]].all() and starts.sum() == 3
-    src = rnnlm.BPTTStream(ids, starts, 8, batch_size=2, bptt=3)
+    src = BPTTStream(ids, starts, 8, batch_size=2, bptt=3)
     b0, b1 = src.batch(0), src.batch(1)
     assert b0.shape == (2, 4)
     assert torch.equal(b0[:, -1], b1[:, 0])  # block s+1 of a lane starts where block s ended
     assert bool((b0[:, 0] >= 8).all())  # a pass starts every lane afresh
-    obj = rnnlm.BPTTObjective(8, bos_id=1)
+    obj = BPTTObjective(8, bos_id=1)
     batch = obj.prepare(b0, torch.Generator())
     assert int(batch["x"].max()) < 8
     assert not bool(batch["mask"][batch["y"] == 1].any())  # <s> is never a target
     # shard i of 2 shards of one lane each is row i of the one-shard batch of two lanes
-    one_lane = rnnlm.BPTTStream(ids, starts, 8, batch_size=1, bptt=3)
+    one_lane = BPTTStream(ids, starts, 8, batch_size=1, bptt=3)
     assert torch.equal(torch.cat([one_lane.batch(1, 0, 2), one_lane.batch(1, 1, 2)]), b1)
 
 
@@ -107,11 +109,11 @@ def test_lstm_beats_add_one_bigram_on_real_text(wiki_small_splits, tmp_path):
     baseline = add_one_bigram_perplexity(ids, test_ids, len(vocab))
     model = rnnlm.build(rnnlm.RNNLMConfig(embed_dim=64, hidden_dim=64, layers=1, dropout=0.0,
                                           tie_embeddings=True), vocab, counts)
-    stream, starts = rnnlm.document_stream([ids], vocab.index("<s>"))
-    source = rnnlm.BPTTStream(stream, starts, len(vocab), batch_size=16, bptt=20)
+    stream, starts = bptt_documents([ids], vocab.index("<s>"))
+    source = BPTTStream(stream, starts, len(vocab), batch_size=16, bptt=20)
     cfg = TrainConfig(max_steps=150, lr=5e-3, weight_decay=0.0, progress="off", tensorboard=False, plot=False,
                       mfu=False, threads=1, seed=0)
-    trainer = Trainer(model, rnnlm.BPTTObjective(len(vocab), 1), source, cfg, tmp_path)
+    trainer = Trainer(model, BPTTObjective(len(vocab), 1), source, cfg, tmp_path)
     for _ in range(cfg.max_steps):
         trainer.train_step()
     ppl = word_perplexity(model, test, vocab).perplexity

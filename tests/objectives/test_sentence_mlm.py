@@ -72,7 +72,9 @@ def test_full_and_doc_sentences():
 
 def test_rows_source_covers_epoch_and_shards():
     rows = torch.arange(40).view(20, 2)
-    source = sentence.Rows(rows, batch_size=5, seed=0)
+    from lmlab.data.stream import Rows
+
+    source = Rows(rows, batch_size=5, seed=0)
     seen = torch.cat([source.batch(s, i, 2) for s in range(2) for i in range(2)])[:, 0]
     assert sorted(seen.tolist()) == list(range(0, 40, 2))
     assert torch.equal(source.batch(3, 1, 2), source.batch(3, 1, 2))

@@ -31,6 +31,15 @@ Shapes:
   :func:`pair_rows` as ``[source (S) | <s> target (T + 1) | target </s> (T + 1)]``,
   reshuffled every epoch, optionally bucketed by source length (the encoder-decoder
   Transformer; the objective that reads the rows is :mod:`lmlab.objectives.seq2seq`).
+- :class:`WindowBatches` / :class:`WindowEval` — the NNLM's (context, target) windows,
+  shuffled each epoch / in order (:mod:`lmlab.objectives.nextword`).
+- :class:`BPTTStream` — the recurrent LMs' stream in lanes read block by block, with a
+  document's first token flagged (id + vocab_size) so the state resets there
+  (:func:`bptt_documents` lays documents out; :mod:`lmlab.objectives.bptt` reads it).
+  It predates :class:`BPTTBatches` and keeps its own flag encoding so that every measured
+  LSTM number stays reproducible; folding the two into one is left open.
+- :class:`Rows` — a fixed (N, T) tensor of rows (BERT-family pretraining rows, fine-tuning
+  rows), reshuffled each epoch.
 """
 
 from __future__ import annotations
@@ -43,8 +52,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ..io import atomic_write_bytes, atomic_write_text
 
 
@@ -382,3 +392,139 @@ def encode_word_sentences(sentences: list[list[str]], tokenizer, add_bos: bool =
         ids = tokenizer.encode_tokens(sentence)
         out.append(([bos] if add_bos else []) + ids + [eos])
     return out
+
+
+# ----------------------------------------------------------------------------- the word LMs' batch sources
+
+
+class WindowBatches:
+    """Trainer batch source: shuffled (context, target) windows, ``batch(step, shard, shards)`` -> (B, n).
+
+    The global batch of step ``s`` is rows ``[s G, (s+1) G)`` of a per-epoch permutation
+    (``G = shards * batch_size``), seeded by ``(seed, epoch)``: deterministic and resumable.
+    """
+
+    def __init__(self, windows: np.ndarray, batch_size: int, seed: int = 0):
+        if len(windows) < batch_size:
+            raise DataError(f"{len(windows)} training windows is fewer than one batch of {batch_size}")
+        self.windows = windows
+        self.batch_size = batch_size
+        self.seed = seed
+        self._epoch, self._perm = -1, None
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.windows))
+        return self._perm
+
+    def batch(self, step: int, shard: int = 0, shards: int = 1) -> Tensor:
+        per_epoch = len(self.windows) // (self.batch_size * shards)
+        if per_epoch == 0:
+            raise DataError(f"{len(self.windows)} windows cannot fill {shards} x {self.batch_size} rows")
+        epoch, within = divmod(step, per_epoch)
+        start = (within * shards + shard) * self.batch_size
+        return torch.from_numpy(self.windows[self._permutation(epoch)[start:start + self.batch_size]])
+
+
+class WindowEval:
+    """Evaluation source: all windows in order, in fixed-size chunks (split across ranks)."""
+
+    def __init__(self, windows: np.ndarray, batch_size: int = 4096):
+        self.windows = windows
+        self.batch_size = batch_size
+
+    def eval_batches(self, rank: int = 0, world: int = 1):
+        for i, start in enumerate(range(0, len(self.windows), self.batch_size)):
+            if i % world == rank:
+                yield torch.from_numpy(self.windows[start:start + self.batch_size])
+
+
+def bptt_documents(documents: list[list[list[int]]], bos_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, doc_start): each document's sentences as ``<s> w_1 .. w_n </s>`` back to back.
+
+    ``documents`` holds, per document, its sentences as ids ``w_1 .. w_n </s>``.
+    """
+    ids, starts = [], []
+    for doc in documents:
+        first = True
+        for sent in doc:
+            piece = np.concatenate([[bos_id], np.asarray(sent, dtype=np.int64)])
+            flag = np.zeros(len(piece), dtype=bool)
+            flag[0] = first
+            first = False
+            ids.append(piece)
+            starts.append(flag)
+    if not ids:
+        raise DataError("no sentences in the documents")
+    return np.concatenate(ids).astype(np.int64), np.concatenate(starts)
+
+
+class BPTTStream:
+    """Trainer batch source for truncated BPTT: ``batch(step, shard, shards)`` -> (B, T+1) ids.
+
+    The stream is cut into ``shards * batch_size`` lanes; step ``s`` reads tokens
+    ``[s T, s T + T]`` of each lane (so a lane's block continues its previous block), and shard
+    ``i`` gets lanes ``[i B, (i+1) B)``. The first token of a document is flagged by adding
+    ``vocab_size`` to its id (the objective decodes it into a reset mask); every lane restarts,
+    flagged, at the beginning of each pass over the data.
+    """
+
+    def __init__(self, ids: np.ndarray, doc_start: np.ndarray, vocab_size: int, batch_size: int, bptt: int):
+        self.ids = np.asarray(ids, dtype=np.int64) + vocab_size * np.asarray(doc_start, dtype=np.int64)
+        self.vocab_size = vocab_size
+        self.batch_size = batch_size
+        self.bptt = bptt
+
+    def _lanes(self, n_lanes: int) -> tuple[np.ndarray, int]:
+        lane_len = (len(self.ids) - 1) // n_lanes
+        steps = (lane_len - 1) // self.bptt
+        if steps < 1:
+            raise DataError(f"stream of {len(self.ids)} tokens is too short for {n_lanes} lanes x bptt {self.bptt}")
+        return lane_len, steps
+
+    def batch(self, step: int, shard: int = 0, shards: int = 1) -> Tensor:
+        lanes = shards * self.batch_size
+        lane_len, steps = self._lanes(lanes)
+        within = step % steps
+        lane = np.arange(shard * self.batch_size, (shard + 1) * self.batch_size)
+        index = (lane * lane_len)[:, None] + within * self.bptt + np.arange(self.bptt + 1)[None, :]  # (B, T+1)
+        out = self.ids[index].copy()
+        if within == 0:  # a new pass: every lane starts afresh
+            out[:, 0] = out[:, 0] % self.vocab_size + self.vocab_size
+        return torch.from_numpy(out)
+
+    def eval_batches(self, rank: int = 0, world: int = 1):
+        """Every block of every lane in order (an evaluation pass over the stream)."""
+        lanes = world * self.batch_size
+        _, steps = self._lanes(lanes)
+        for step in range(steps):
+            yield self.batch(step, rank, world)
+
+
+class Rows:
+    """A fixed (N, T) row tensor as a Trainer batch source, reshuffled every epoch.
+
+    Step ``s``, shard ``i`` of ``n`` is rows ``[(s·n + i)·B, … + B)`` of the epoch's permutation.
+    """
+
+    def __init__(self, rows: Tensor, batch_size: int, seed: int = 0) -> None:
+        if rows.ndim != 2:
+            raise UsageError(f"rows must be (N, T), got shape {tuple(rows.shape)}")
+        if rows.shape[0] < batch_size:
+            raise DataError(f"{rows.shape[0]} rows is fewer than batch_size={batch_size}")
+        self.rows = rows
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def batch(self, step: int, shard: int = 0, shards: int = 1) -> Tensor:
+        per_step = self.batch_size * shards
+        steps_per_epoch = max(1, self.rows.shape[0] // per_step)
+        epoch, within = divmod(step, steps_per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.rows.shape[0])
+        first = within * per_step + shard * self.batch_size
+        return self.rows[torch.as_tensor(order[first:first + self.batch_size])]
+
+    def eval_batches(self, rank: int = 0, world: int = 1):
+        for first in range(rank * self.batch_size, self.rows.shape[0], self.batch_size * world):
+            yield self.rows[first:first + self.batch_size]

@@ -131,64 +131,6 @@ def ngram_windows(sentences: list[list[int]], order: int, bos_id: int) -> np.nda
     return np.ascontiguousarray(np.concatenate(rows))
 
 
-class WindowBatches:
-    """Trainer batch source: shuffled (context, target) windows, ``batch(step, shard, shards)`` -> (B, n).
-
-    The global batch of step ``s`` is rows ``[s G, (s+1) G)`` of a per-epoch permutation
-    (``G = shards * batch_size``), seeded by ``(seed, epoch)``: deterministic and resumable.
-    """
-
-    def __init__(self, windows: np.ndarray, batch_size: int, seed: int = 0):
-        if len(windows) < batch_size:
-            raise DataError(f"{len(windows)} training windows is fewer than one batch of {batch_size}")
-        self.windows = windows
-        self.batch_size = batch_size
-        self.seed = seed
-        self._epoch, self._perm = -1, None
-
-    def _permutation(self, epoch: int) -> np.ndarray:
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.windows))
-        return self._perm
-
-    def batch(self, step: int, shard: int = 0, shards: int = 1) -> Tensor:
-        per_epoch = len(self.windows) // (self.batch_size * shards)
-        if per_epoch == 0:
-            raise DataError(f"{len(self.windows)} windows cannot fill {shards} x {self.batch_size} rows")
-        epoch, within = divmod(step, per_epoch)
-        start = (within * shards + shard) * self.batch_size
-        return torch.from_numpy(self.windows[self._permutation(epoch)[start:start + self.batch_size]])
-
-
-class WindowEval:
-    """Evaluation source: all windows in order, in fixed-size chunks (split across ranks)."""
-
-    def __init__(self, windows: np.ndarray, batch_size: int = 4096):
-        self.windows = windows
-        self.batch_size = batch_size
-
-    def eval_batches(self, rank: int = 0, world: int = 1):
-        for i, start in enumerate(range(0, len(self.windows), self.batch_size)):
-            if i % world == rank:
-                yield torch.from_numpy(self.windows[start:start + self.batch_size])
-
-
-class WindowObjective:
-    """Next-word prediction from a window row: context = row[:-1], target = row[-1]."""
-
-    is_language_model = True  # the loss is next-token cross-entropy: exp(eval loss) is a perplexity
-
-    stateful = False
-
-    def prepare(self, ids: Tensor, generator: torch.Generator) -> Tensor:
-        return ids
-
-    def loss(self, model: NNLM, batch: Tensor):
-        n = batch.shape[0]
-        return model.loss(batch[:, :-1], batch[:, -1]) * n, n
-
-
 # ----------------------------------------------------------------------------- building, saving, loading
 
 

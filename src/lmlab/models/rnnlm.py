@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import CheckpointError, ConfigError
 from ..nn.softmax import (
     OutputLayer,
     SoftmaxConfig,
@@ -178,95 +177,6 @@ class RNNLM(PretrainedMixin, nn.Module):
 
 
 # ----------------------------------------------------------------------------- the token stream and BPTT
-
-
-def document_stream(documents: list[list[list[int]]], bos_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, doc_start): each document's sentences as ``<s> w_1 .. w_n </s>`` back to back.
-
-    ``documents`` holds, per document, its sentences as ids ``w_1 .. w_n </s>``.
-    """
-    ids, starts = [], []
-    for doc in documents:
-        first = True
-        for sent in doc:
-            piece = np.concatenate([[bos_id], np.asarray(sent, dtype=np.int64)])
-            flag = np.zeros(len(piece), dtype=bool)
-            flag[0] = first
-            first = False
-            ids.append(piece)
-            starts.append(flag)
-    if not ids:
-        raise DataError("no sentences in the documents")
-    return np.concatenate(ids).astype(np.int64), np.concatenate(starts)
-
-
-class BPTTStream:
-    """Trainer batch source for truncated BPTT: ``batch(step, shard, shards)`` -> (B, T+1) ids.
-
-    The stream is cut into ``shards * batch_size`` lanes; step ``s`` reads tokens
-    ``[s T, s T + T]`` of each lane (so a lane's block continues its previous block), and shard
-    ``i`` gets lanes ``[i B, (i+1) B)``. The first token of a document is flagged by adding
-    ``vocab_size`` to its id (the objective decodes it into a reset mask); every lane restarts,
-    flagged, at the beginning of each pass over the data.
-    """
-
-    def __init__(self, ids: np.ndarray, doc_start: np.ndarray, vocab_size: int, batch_size: int, bptt: int):
-        self.ids = np.asarray(ids, dtype=np.int64) + vocab_size * np.asarray(doc_start, dtype=np.int64)
-        self.vocab_size = vocab_size
-        self.batch_size = batch_size
-        self.bptt = bptt
-
-    def _lanes(self, n_lanes: int) -> tuple[np.ndarray, int]:
-        lane_len = (len(self.ids) - 1) // n_lanes
-        steps = (lane_len - 1) // self.bptt
-        if steps < 1:
-            raise DataError(f"stream of {len(self.ids)} tokens is too short for {n_lanes} lanes x bptt {self.bptt}")
-        return lane_len, steps
-
-    def batch(self, step: int, shard: int = 0, shards: int = 1) -> Tensor:
-        lanes = shards * self.batch_size
-        lane_len, steps = self._lanes(lanes)
-        within = step % steps
-        lane = np.arange(shard * self.batch_size, (shard + 1) * self.batch_size)
-        index = (lane * lane_len)[:, None] + within * self.bptt + np.arange(self.bptt + 1)[None, :]  # (B, T+1)
-        out = self.ids[index].copy()
-        if within == 0:  # a new pass: every lane starts afresh
-            out[:, 0] = out[:, 0] % self.vocab_size + self.vocab_size
-        return torch.from_numpy(out)
-
-    def eval_batches(self, rank: int = 0, world: int = 1):
-        """Every block of every lane in order (an evaluation pass over the stream)."""
-        lanes = world * self.batch_size
-        _, steps = self._lanes(lanes)
-        for step in range(steps):
-            yield self.batch(step, rank, world)
-
-
-class BPTTObjective:
-    """Next-token loss over a BPTT block with carried state (``stateful``: the Trainer carries it)."""
-
-    is_language_model = True  # the loss is next-token cross-entropy: exp(eval loss) is a perplexity
-
-    stateful = True
-
-    def __init__(self, vocab_size: int, bos_id: int):
-        self.vocab_size = vocab_size
-        self.bos_id = bos_id
-
-    def prepare(self, ids: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
-        reset = ids >= self.vocab_size
-        tokens = ids % self.vocab_size
-        target = tokens[:, 1:]
-        return {"x": tokens[:, :-1], "y": target, "reset": reset[:, :-1], "mask": target != self.bos_id}
-
-    def loss(self, model: RNNLM, batch: dict[str, Tensor], state: State | None):
-        h, state = model(batch["x"], state, batch["reset"])
-        mask = batch["mask"]
-        n = int(mask.sum())
-        if n == 0:  # a block of nothing but <s> targets
-            return h.sum() * 0.0, 0, state
-        loss = model.output.loss(h[mask], batch["y"][mask]) * n  # (n_targets, H) -> summed loss
-        return loss, n, state
 
 
 # ----------------------------------------------------------------------------- building, saving, loading

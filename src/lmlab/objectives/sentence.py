@@ -24,7 +24,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -174,31 +173,3 @@ def segment_ids_from_sep(ids: Tensor, sep_id: int) -> Tensor:
     is_sep = (ids == sep_id).long()
     before = is_sep.cumsum(dim=1) - is_sep  # separators strictly before each position
     return (before >= 1).long()
-
-
-class Rows:
-    """A fixed (N, T) row tensor as a Trainer batch source, reshuffled every epoch.
-
-    Step ``s``, shard ``i`` of ``n`` is rows ``[(s·n + i)·B, … + B)`` of the epoch's permutation.
-    """
-
-    def __init__(self, rows: Tensor, batch_size: int, seed: int = 0) -> None:
-        if rows.ndim != 2:
-            raise UsageError(f"rows must be (N, T), got shape {tuple(rows.shape)}")
-        if rows.shape[0] < batch_size:
-            raise DataError(f"{rows.shape[0]} rows is fewer than batch_size={batch_size}")
-        self.rows = rows
-        self.batch_size = batch_size
-        self.seed = seed
-
-    def batch(self, step: int, shard: int = 0, shards: int = 1) -> Tensor:
-        per_step = self.batch_size * shards
-        steps_per_epoch = max(1, self.rows.shape[0] // per_step)
-        epoch, within = divmod(step, steps_per_epoch)
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.rows.shape[0])
-        first = within * per_step + shard * self.batch_size
-        return self.rows[torch.as_tensor(order[first:first + self.batch_size])]
-
-    def eval_batches(self, rank: int = 0, world: int = 1):
-        for first in range(rank * self.batch_size, self.rows.shape[0], self.batch_size * world):
-            yield self.rows[first:first + self.batch_size]

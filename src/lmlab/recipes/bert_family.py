@@ -134,11 +134,12 @@ def segmented_text(document, segment: str) -> str:
 def prepare(recipe: Recipe, documents=None, eval_docs=None) -> Prepared:
     """Corpus -> tokenizer -> rows -> model + objective (see the table in the module docstring)."""
     from ..data import sources
+    from ..data.stream import Rows
     from ..data.tokenizers import train_tokenizer
     from ..objectives import masking
     from ..objectives.mlm import Masker, MaskingConfig, MLMObjective
     from ..objectives.rtd import RTDObjective
-    from ..objectives.sentence import Rows, encode_documents, packed_rows, pair_rows
+    from ..objectives.sentence import encode_documents, packed_rows, pair_rows
     from ..objectives.span import SBOObjective
 
     family, data = recipe.family, recipe.data

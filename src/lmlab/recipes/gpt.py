@@ -165,8 +165,8 @@ def finetune_classifier(lm: GPTLanguageModel, encode, task: str = "rotten-tomato
     """
     import tempfile
 
+    from ..data.stream import Rows
     from ..models.gpt import GPTClassifier
-    from ..objectives.sentence import Rows
     from ..tasks.classification import accuracy, sequence_task
     from ..train.trainer import TrainConfig, Trainer
 

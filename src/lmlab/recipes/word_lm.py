@@ -22,11 +22,14 @@ import numpy as np
 import torch
 
 from .. import config as config_io
+from ..data.stream import BPTTStream, WindowBatches, WindowEval, bptt_documents
 from ..data.vocab import frequent_vocabulary
 from ..errors import ConfigError, DataError
 from ..eval.perplexity import encode_sentences, word_perplexity
 from ..models import nnlm, rnnlm
 from ..nn.softmax import SoftmaxConfig
+from ..objectives.bptt import BPTTObjective
+from ..objectives.nextword import WindowObjective
 from ..report import DemoData, DemoRow
 from ..train.trainer import TrainConfig, Trainer, TrainingJob
 
@@ -152,8 +155,8 @@ def nnlm_job(run: dict) -> TrainingJob:
     valid = nnlm.ngram_windows([s for doc in data.valid for s in doc], model_cfg.order, bos)
     seed = int(run.get("train", {}).get("seed", 0))
     return TrainingJob(
-        model=model, objective=nnlm.WindowObjective(), train_source=nnlm.WindowBatches(train, data_cfg.batch_size, seed),
-        eval_source=nnlm.WindowEval(valid), export=lambda folder: nnlm.save(model, folder, data.vocab, data.description),
+        model=model, objective=WindowObjective(), train_source=WindowBatches(train, data_cfg.batch_size, seed),
+        eval_source=WindowEval(valid), export=lambda folder: nnlm.save(model, folder, data.vocab, data.description),
         describe=f"NNLM n={model_cfg.order} softmax={model_cfg.softmax.kind} |V|={len(data.vocab)} "
                  f"on {data_cfg.stream or data_cfg.corpus}: {len(train):,} training windows")
 
@@ -166,12 +169,12 @@ def rnnlm_job(run: dict) -> TrainingJob:
     data = load_word_data(data_cfg, spec)
     model = rnnlm.build(model_cfg, data.vocab, data.counts)
     bos, V = data.vocab.index("<s>"), len(data.vocab)
-    train_ids, train_starts = rnnlm.document_stream(data.train, bos)
-    valid_ids, valid_starts = rnnlm.document_stream(data.valid, bos)
+    train_ids, train_starts = bptt_documents(data.train, bos)
+    valid_ids, valid_starts = bptt_documents(data.valid, bos)
     return TrainingJob(
-        model=model, objective=rnnlm.BPTTObjective(V, bos),
-        train_source=rnnlm.BPTTStream(train_ids, train_starts, V, data_cfg.batch_size, data_cfg.bptt),
-        eval_source=rnnlm.BPTTStream(valid_ids, valid_starts, V, data_cfg.eval_batch_size, data_cfg.bptt),
+        model=model, objective=BPTTObjective(V, bos),
+        train_source=BPTTStream(train_ids, train_starts, V, data_cfg.batch_size, data_cfg.bptt),
+        eval_source=BPTTStream(valid_ids, valid_starts, V, data_cfg.eval_batch_size, data_cfg.bptt),
         export=lambda folder: rnnlm.save(model, folder, data.vocab, data.description),
         describe=f"{model_cfg.cell.upper()} LM {model_cfg.layers}x{model_cfg.hidden_dim} "
                  f"softmax={model_cfg.softmax.kind} |V|={V} on {data_cfg.corpus}: {len(train_ids):,} training tokens")
@@ -228,7 +231,7 @@ def _run_demo(data: DemoData) -> list[DemoRow]:
     model = nnlm.build(nnlm.NNLMConfig(order=5, embed_dim=64, hidden_dim=128, softmax=classes),
                        vocab, counts)
     windows = nnlm.ngram_windows(train_ids, 5, bos)
-    trainer = Trainer(model, nnlm.WindowObjective(), nnlm.WindowBatches(windows, 256, data.seed),
+    trainer = Trainer(model, WindowObjective(), WindowBatches(windows, 256, data.seed),
                       _quiet(data.seed, 5e-3), out_dir / "nnlm")
     steps, took = train_for(trainer, 0.35 * budget, 10**9)
     ppl = word_perplexity(model, data.test_sentences, vocab)
@@ -237,8 +240,8 @@ def _run_demo(data: DemoData) -> list[DemoRow]:
     lstm = rnnlm.build(rnnlm.RNNLMConfig(embed_dim=128, hidden_dim=128, layers=1, dropout=0.1, tie_embeddings=True,
                                          softmax=classes),
                        vocab, counts)
-    stream, starts = rnnlm.document_stream([train_ids], bos)
-    trainer = Trainer(lstm, rnnlm.BPTTObjective(len(vocab), bos), rnnlm.BPTTStream(stream, starts, len(vocab), 32, 35),
+    stream, starts = bptt_documents([train_ids], bos)
+    trainer = Trainer(lstm, BPTTObjective(len(vocab), bos), BPTTStream(stream, starts, len(vocab), 32, 35),
                       _quiet(data.seed, 3e-3), out_dir / "lstm")
     steps, took = train_for(trainer, max(5.0, min(0.45 * budget, data.seconds_left() - 0.15 * budget)), 10**9)
     ppl = word_perplexity(lstm, data.test_sentences, vocab)

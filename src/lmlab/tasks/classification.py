@@ -352,7 +352,7 @@ def _predict(model: nn.Module, rows: Tensor, objective, batch_size: int) -> tupl
 
 def finetune_model(pretrained: nn.Module, tokenizer, specials: dict, spec: FinetuneSpec, out_dir: Path) -> dict:
     """Fine-tune ``pretrained`` (its encoder, in place) on ``spec.task``; scores on the test split."""
-    from ..objectives.sentence import Rows
+    from ..data.stream import Rows
     from ..train import TrainConfig, Trainer
 
     spec.validate()
