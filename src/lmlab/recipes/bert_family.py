@@ -33,7 +33,6 @@ from .. import registry
 from ..data.tokenizers.subword import special_ids, tokenizer_files  # noqa: F401 - re-exported for tests
 from ..errors import ConfigError, closest
 
-FAMILIES = ("bert", "roberta", "albert", "spanbert", "electra")  # the registry rows this recipe builds
 
 
 @dataclass
@@ -143,8 +142,9 @@ def prepare(recipe: Recipe, documents=None, eval_docs=None) -> Prepared:
     from ..objectives.span import SBOObjective
 
     family, data = recipe.family, recipe.data
-    if family not in FAMILIES:
-        raise ConfigError(f"unknown family {family!r}{closest(family, FAMILIES)}; known: {', '.join(FAMILIES)}")
+    mine = [name for name, row in registry.FAMILIES.items() if row.recipe == "lmlab.recipes.bert_family:build"]
+    if family not in mine:
+        raise ConfigError(f"unknown family {family!r}{closest(family, mine)}; this recipe builds {', '.join(mine)}")
     if documents is None:
         splits = sources.load(data.corpus).split()
         documents = splits[data.split]
