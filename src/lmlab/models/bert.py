@@ -189,40 +189,20 @@ def _flops_per_token(c: BertConfig, seq_len: int, mask_rate: float) -> float:
     return 6.0 * dense + 6.0 * attention
 
 
-class _SaveLoad(pretrained.PretrainedMixin):
-    """save_pretrained / from_pretrained through :mod:`lmlab.io` (config.json + model.safetensors)."""
+class _MaskedLM(pretrained.PretrainedMixin, nn.Module):
+    """What BERT's and SpanBERT's pretraining models share: the encoder, the tied MLM head, the
+    optional NSP/SOP head, and the named head methods. Each subclass adds its own heads and then
+    initialises every weight once (``normal_init``), so the draw order is the paper model's."""
 
     config_class = BertConfig
 
-
-class BertForPreTraining(_SaveLoad, nn.Module):
-    """BERT + MLM head (+ NSP/SOP head when ``sentence_head``); RoBERTa is this with its preset.
-
-    Heads: :meth:`mlm_logits`, :meth:`sentence_logits`, on the outputs of :attr:`encoder`;
-    ``forward`` runs the encoder and both heads (what the Hugging Face parity tests compare).
-    """
-
-    family = "bert"
-
-    @classmethod
-    def _from_state(cls, config: BertConfig, tensors: dict, where: str):
-        # SpanBERT folders of lmlab 0.2 were family "bert" with span_boundary_head = true: rebuild
-        # those as the SpanBERT they are (today's are family "spanbert").
-        if config.span_boundary_head:
-            return SpanBertForPreTraining._from_state(config, tensors, where)
-        return super()._from_state(config, tensors, where)
-
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        if config.span_boundary_head and type(self) is BertForPreTraining:
-            raise ConfigError("span_boundary_head = true is SpanBERT's: build SpanBertForPreTraining "
-                              "(registry family 'spanbert')")
         self.config = config
         self.bert = Bert(config)
         self.mlm = MLMHead(config.d_model, config.d_model, config.vocab_size, config.activation,
                            config.layer_norm_eps)
         self.sentence = nn.Linear(config.d_model, 2) if config.sentence_head else None
-        normal_init(self, config.init_std)
 
     @property
     def encoder(self) -> Bert:
@@ -242,16 +222,42 @@ class BertForPreTraining(_SaveLoad, nn.Module):
 
     def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None, attention_mask: Tensor | None = None,
                 selected: Tensor | None = None) -> PretrainingOutput:
-        """The encoder and every head this model has; ``selected`` as in :meth:`mlm_logits`."""
+        """The encoder, the MLM head and the sentence head if built; ``selected`` as in :meth:`mlm_logits`."""
         h, pooled = self.bert(input_ids, segment_ids, attention_mask)
         sentence_logits = self.sentence_logits(pooled) if self.sentence is not None else None
         return PretrainingOutput(self.mlm_logits(h, selected), sentence_logits, h)
 
     def flops_per_token(self, seq_len: int, mask_rate: float = 0.15) -> float:
+        """Training FLOPs per token (SpanBERT's SBO head, two H x H layers at the span tokens, left out)."""
         return _flops_per_token(self.config, seq_len, mask_rate)
 
 
-class SpanBertForPreTraining(_SaveLoad, nn.Module):
+class BertForPreTraining(_MaskedLM):
+    """BERT + MLM head (+ NSP/SOP head when ``sentence_head``); RoBERTa is this with its preset.
+
+    Heads: :meth:`mlm_logits`, :meth:`sentence_logits`, on the outputs of :attr:`encoder`;
+    ``forward`` runs the encoder and both heads (what the Hugging Face parity tests compare).
+    """
+
+    family = "bert"
+
+    @classmethod
+    def _from_state(cls, config: BertConfig, tensors: dict, where: str):
+        # SpanBERT folders of lmlab 0.2 were family "bert" with span_boundary_head = true: rebuild
+        # those as the SpanBERT they are (today's are family "spanbert").
+        if config.span_boundary_head:
+            return SpanBertForPreTraining._from_state(config, tensors, where)
+        return super()._from_state(config, tensors, where)
+
+    def __init__(self, config: BertConfig) -> None:
+        if config.span_boundary_head:
+            raise ConfigError("span_boundary_head = true is SpanBERT's: build SpanBertForPreTraining "
+                              "(registry family 'spanbert')")
+        super().__init__(config)
+        normal_init(self, config.init_std)
+
+
+class SpanBertForPreTraining(_MaskedLM):
     """SpanBERT (Joshi et al., 2020): BERT + MLM head + the span boundary head (+ NSP head when
     ``sentence_head``; the paper drops it, preset ``spanbert-base``).
 
@@ -263,32 +269,11 @@ class SpanBertForPreTraining(_SaveLoad, nn.Module):
     family = "spanbert"
 
     def __init__(self, config: BertConfig) -> None:
-        super().__init__()
         config = config if config.span_boundary_head else replace(config, span_boundary_head=True)
-        self.config = config
-        self.bert = Bert(config)
-        self.mlm = MLMHead(config.d_model, config.d_model, config.vocab_size, config.activation,
-                           config.layer_norm_eps)
-        self.sentence = nn.Linear(config.d_model, 2) if config.sentence_head else None
+        super().__init__(config)
         self.sbo = SpanBoundaryHead(config.d_model, config.vocab_size, config.sbo_max_positions,
                                     config.layer_norm_eps)
         normal_init(self, config.init_std)
-
-    @property
-    def encoder(self) -> Bert:
-        return self.bert
-
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """The encoder protocol: (hidden (B, T, H), pooled [CLS] (B, H))."""
-        return self.bert.encode(input_ids, attention_mask)
-
-    def mlm_logits(self, h: Tensor, selected: Tensor | None = None) -> Tensor:
-        """h (B, T, H), ``selected`` (B, T) bool -> (N, V) logits there (None: everywhere, (B, T, V))."""
-        return _mlm_at(self.mlm, h, selected, self.bert.embeddings.token.weight)
-
-    def sentence_logits(self, pooled: Tensor) -> Tensor:
-        """pooled [CLS] (B, H) -> NSP logits (B, 2), for a SpanBERT built with a sentence head."""
-        return _sentence_at(self.sentence, pooled)
 
     def sbo_logits(self, h: Tensor, selected: Tensor, left: Tensor, right: Tensor) -> Tensor:
         """SBO predictions of the selected tokens (N, V) from their spans' boundary states.
@@ -299,14 +284,3 @@ class SpanBertForPreTraining(_SaveLoad, nn.Module):
         rows, cols = torch.nonzero(selected, as_tuple=True)                   # (N,) each, row-major as h[selected]
         left, right = left[selected], right[selected]                         # (N,) positions
         return self.sbo(h[rows, left], h[rows, right], cols - left - 1, self.bert.embeddings.token.weight)
-
-    def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                selected: Tensor | None = None) -> PretrainingOutput:
-        """The encoder, the MLM head (and the NSP head if built); the SBO needs spans: :meth:`sbo_logits`."""
-        h, pooled = self.bert(input_ids, segment_ids, attention_mask)
-        sentence_logits = self.sentence_logits(pooled) if self.sentence is not None else None
-        return PretrainingOutput(self.mlm_logits(h, selected), sentence_logits, h)
-
-    def flops_per_token(self, seq_len: int, mask_rate: float = 0.15) -> float:
-        """As BERT's (the SBO head, two H × H layers at the span tokens, is left out)."""
-        return _flops_per_token(self.config, seq_len, mask_rate)
