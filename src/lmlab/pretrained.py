@@ -93,17 +93,24 @@ def word_vocabulary_files(vocab: list[str]) -> dict[str, bytes]:
             "tokenizer_config.json": (json.dumps(config, indent=2) + "\n").encode("utf-8")}
 
 
+def read_vocabulary_file(path: str | Path) -> list[str]:
+    """The tokens of a vocabulary file saved with a model: one per line, UTF-8 (a one-line error if not)."""
+    path = Path(path)
+    try:
+        tokens = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"{path}: invalid UTF-8 at byte {err.start}") from None
+    if tokens and tokens[-1] == "":
+        tokens.pop()
+    return tokens
+
+
 def read_word_vocabulary(folder: str | Path, size: int) -> list[str]:
     """The vocabulary of a saved word LM: its vocab.txt, or (folders of lmlab 0.2) config.json's "vocab"."""
     folder = Path(folder)
     path = folder / "vocab.txt"
     if path.is_file():
-        try:
-            vocab = path.read_text(encoding="utf-8").split("\n")
-        except UnicodeDecodeError as err:
-            raise CheckpointError(f"{path}: invalid UTF-8 at byte {err.start}") from None
-        if vocab and vocab[-1] == "":
-            vocab.pop()
+        vocab = read_vocabulary_file(path)
     else:
         vocab = read_model_config(folder).get("vocab")
     if not isinstance(vocab, list) or len(vocab) != size:

@@ -34,7 +34,6 @@ from ..data.tokenizers.subword import special_ids, tokenizer_files  # noqa: F401
 from ..errors import ConfigError, closest
 
 
-
 @dataclass
 class DataSpec:
     corpus: str = "wiki-vital-small"

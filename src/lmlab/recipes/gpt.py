@@ -76,13 +76,12 @@ def build(run):
     from ..data.stream import LMBlocks
     from ..data.tokenizers import train_tokenizer
     from ..train.trainer import TrainingJob
+    from .run import pop_preset
 
     data = config_io.from_dict(GPTDataSpec, dict(run.data), where="data")
     spec = config_io.from_dict(GPTTokenizerSpec, dict(run.tokenizer), where="tokenizer")
     model_table = dict(run.model)
-    preset_name = model_table.pop("preset", "gpt-tiny")
-    if preset_name not in PRESETS:
-        raise ConfigError(f"model.preset: unknown GPT preset {preset_name!r}; known: {', '.join(PRESETS)}")
+    preset_name, _ = pop_preset(model_table, PRESETS, "gpt-tiny", "GPT")
     if data.stream:
         if run.tokenizer:
             raise ConfigError("[tokenizer]: with data.stream the tokenizer is the prepared stream's own "

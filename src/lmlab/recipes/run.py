@@ -123,3 +123,11 @@ def load_run(path: str | Path, overrides: list[str] | None = None) -> RunFile:
     table = config_io.read_table(path)
     table = apply_run_overrides(table, overrides or [])
     return RunFile(table, name=Path(path).stem)
+
+
+def pop_preset(model_table: dict, presets: dict, default: str, family: str) -> tuple[str, dict]:
+    """(preset name, its values) from ``[model] preset = "..."`` (removed from ``model_table``)."""
+    name = model_table.pop("preset", default)
+    if name not in presets:
+        raise ConfigError(f"model.preset: unknown {family} preset {name!r}; known: {', '.join(presets)}")
+    return name, presets[name]

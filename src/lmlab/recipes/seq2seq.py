@@ -40,6 +40,7 @@ import torch
 
 from .. import config as config_io
 from ..errors import CheckpointError, ConfigError, DataError
+from ..pretrained import read_vocabulary_file
 
 __all__ = ["BOS", "EOS", "PAD", "SPECIALS", "UNK", "PairVocab", "Seq2SeqDataSpec", "Seq2SeqObjectiveSpec", "build",
            "g2p_entries", "strip_stress", "translate_tokens", "wiki_desc_pairs"]
@@ -177,12 +178,7 @@ class PairVocab:
             path = folder / name
             if not path.is_file():
                 raise CheckpointError(f"{folder}: no {name} (not a folder exported by the seq2seq recipe)")
-            try:
-                tokens = path.read_text(encoding="utf-8").split("\n")
-            except UnicodeDecodeError as err:
-                raise CheckpointError(f"{path}: invalid UTF-8 at byte {err.start}") from None
-            if tokens and tokens[-1] == "":
-                tokens.pop()
+            tokens = read_vocabulary_file(path)
             if len(tokens) != fields.get(size_key):
                 raise CheckpointError(f"{path}: {len(tokens)} tokens, config.json says {size_key}="
                                       f"{fields.get(size_key)}")
@@ -286,13 +282,12 @@ def build(run):
     from ..models.transformer import PRESETS, Transformer, TransformerConfig
     from ..objectives.seq2seq import Seq2SeqObjective
     from ..train.trainer import TrainingJob
+    from .run import pop_preset
 
     data = config_io.from_dict(Seq2SeqDataSpec, dict(run.data), where="data")
     objective_spec = config_io.from_dict(Seq2SeqObjectiveSpec, dict(run.objective), where="objective")
     model_table = dict(run.model)
-    preset_name = model_table.pop("preset", "tiny")
-    if preset_name not in PRESETS:
-        raise ConfigError(f"model.preset: unknown Transformer preset {preset_name!r}; known: {', '.join(PRESETS)}")
+    preset_name, _ = pop_preset(model_table, PRESETS, "tiny", "Transformer")
     if "label_smoothing" in model_table:
         raise ConfigError("model.label_smoothing: set it as objective.label_smoothing (the objective applies it)")
     src_len, tgt_len = data.lengths()
