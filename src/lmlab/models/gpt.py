@@ -53,6 +53,7 @@ from ..nn.attention import (
 )
 from ..nn.dropout import Dropout
 from ..nn.feedforward import FeedForward, activation_module
+from ..nn.init import normal_init
 from ..nn.norms import PostNormResidual, PreNormResidual
 from ..nn.positional import LearnedPositions
 from ..nn.softmax import linear_cross_entropy
@@ -153,17 +154,7 @@ class GPT(nn.Module):
 
     def reset_parameters(self) -> None:
         std = self.config.init_std
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        normal_init(self, std)  # N(0, std) weights, zero biases, LayerNorm (1, 0)
         if self.config.scaled_residual_init:
             residual_std = std / math.sqrt(2 * self.config.n_layers)
             for block in self.blocks:
