@@ -62,8 +62,10 @@ def test_gpt_stream_refuses_a_second_tokenizer_and_word_streams(small_corpus, tm
 
     corpus, splits = small_corpus
     prepare(corpus, "bytebpe", tmp_path / "sub", vocab_size=400, splits=splits)
-    with pytest.raises(ConfigError, match="tokenizer is the prepared stream's own"):
+    with pytest.raises(ConfigError, match="the stream's own tokenizer is used"):
         gpt.build(_gpt_run({"stream": str(tmp_path / "sub")}, {"vocab_size": 100}))
+    agreeing = gpt.build(_gpt_run({"stream": str(tmp_path / "sub")}, {"kind": "bytebpe", "vocab_size": 400}))
+    assert agreeing.model.config.vocab_size == 400
     prepare(corpus, "word", tmp_path / "word", vocab_size=400, splits=splits)
     with pytest.raises(ConfigError, match="subword stream"):
         gpt.build(_gpt_run({"stream": str(tmp_path / "word")}))

@@ -73,7 +73,7 @@ def document_stream(documents: list[list[int]], separator: int) -> np.ndarray:
 def build(run):
     """``lmlab train`` builder: a RunFile ([data], [tokenizer], [model] with an optional ``preset``) -> TrainingJob."""
     from ..data import sources
-    from ..data.stream import LMBlocks
+    from ..data.stream import LMBlocks, TokenStream
     from ..data.tokenizers import train_tokenizer
     from ..train.trainer import TrainingJob
     from .run import pop_preset
@@ -83,10 +83,13 @@ def build(run):
     model_table = dict(run.model)
     preset_name, _ = pop_preset(model_table, PRESETS, "gpt-tiny", "GPT")
     if data.stream:
-        if run.tokenizer:
-            raise ConfigError("[tokenizer]: with data.stream the tokenizer is the prepared stream's own "
-                              f"({data.stream}/tokenizer); remove the [tokenizer] table")
         tokenizer, train_ids, valid_ids = _prepared(data)
+        given = dict(run.tokenizer)
+        for key, value in (("kind", tokenizer.kind), ("vocab_size", tokenizer.vocab_size)):
+            if key in given and given[key] != value:
+                raise ConfigError(f"tokenizer.{key} = {given[key]!r}, but the prepared stream {data.stream} was "
+                                  f"tokenized with {key} = {value!r}: the stream's own tokenizer is used; make "
+                                  f"[tokenizer] agree or leave it out")
         spec = GPTTokenizerSpec(kind=tokenizer.kind, vocab_size=tokenizer.vocab_size)
     else:
         splits = sources.load(data.corpus).split()
@@ -111,8 +114,9 @@ def build(run):
     eval_source = LMBlocks(valid_ids, data.seq_len, data.batch_size, seed=data.seed, shuffle=False)
 
     def export(folder: Path) -> None:
+        corpus = TokenStream(Path(data.stream) / "train").meta.get("corpus", "") if data.stream else data.corpus
         model.save_pretrained(folder, extra_files=tokenizer.files(),
-                              metadata={"data": {"corpus": data.corpus, "stream": data.stream}})
+                              metadata={"data": {"corpus": corpus, "stream": data.stream}})
 
     return TrainingJob(model, CausalLMObjective(), train_source, eval_source, export,
                        f"GPT ({preset_name}: {config.n_layers}x{config.d_model}, {config.norm_position}-LN) "
