@@ -179,6 +179,7 @@ class TinyDataConfig:
     batch_size: int = 4
     seq_len: int = 12
     eval_batches: int = 2
+    sleep: float = 0.0  # seconds per batch (so a test can signal a run mid-way)
 
 
 @_dataclass
@@ -205,7 +206,7 @@ def build_tiny(run):
     return TrainingJob(
         model=model,
         objective=MaskedCLM(objective_cfg.keep),
-        train_source=WindowSource(ids[:split], data_cfg.batch_size, data_cfg.seq_len),
+        train_source=WindowSource(ids[:split], data_cfg.batch_size, data_cfg.seq_len, sleep=data_cfg.sleep),
         eval_source=EvalWindows(ids[split:], data_cfg.batch_size, data_cfg.seq_len, data_cfg.eval_batches),
         export=export,
         describe=f"tiny LM (dim {model_cfg.dim}, vocab {vocab})",

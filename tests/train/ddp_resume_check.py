@@ -4,7 +4,9 @@
 
 Runs an uninterrupted 2-process (gloo) training of 16 steps, then the same run killed (the
 whole process group, SIGKILL) after step 8 and resumed with --resume, and prints whether the
-two loss sequences are identical. About 20 s of CPU; kept out of CI for time.
+two loss sequences are identical; then the same with SIGINT and SIGTERM sent to the whole
+process group (each rank stops at the same step boundary and saves). About 40 s of CPU; kept
+out of CI for time.
 """
 
 from __future__ import annotations
@@ -51,7 +53,26 @@ def main() -> int:
         return 1
     same = losses(base / "reference") == losses(base / "killed")
     print(f"{len(losses(base / 'killed'))} steps; identical to the uninterrupted run: {same}")
-    return 0 if same else 1
+    if not same:
+        return 1
+    # Ctrl-C as a terminal sends it: SIGINT to the whole process group (torchrun forwards it again)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        out = base / f"stopped-{sig.name}"
+        victim = torchrun(out, "--sleep", "0.05", "--checkpoint-every", "100", start_new_session=True)
+        while not losses(out) or losses(out)[-1][0] < 8:
+            time.sleep(0.01)
+        os.killpg(victim.pid, sig)
+        code = victim.wait()
+        latest = (out / "checkpoints" / "latest").read_text().strip()
+        ranks = sorted(p.name for p in (out / "checkpoints" / latest).glob("rank-*.json"))
+        print(f"{sig.name}: torchrun exit {code}; latest checkpoint {latest} ({len(ranks)} rank files)")
+        if len(ranks) != 2 or torchrun(out, "--resume").wait() != 0:
+            return 1
+        same = losses(base / "reference") == losses(out)
+        print(f"{sig.name}: {len(losses(out))} steps; identical to the uninterrupted run: {same}")
+        if not same:
+            return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from lmlab.train import (
     Trainer,
     distributed,
 )
+from lmlab.train.trainer import TrainingInterrupted
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -69,6 +70,10 @@ def main() -> None:
     trainer = make_trainer(args)
     try:
         trainer.fit(resume=args.resume)
+    except TrainingInterrupted as err:  # SIGINT / SIGTERM: saved at the step boundary
+        if trainer.dist.is_main:
+            print(f"run_tiny: {err}", file=sys.stderr, flush=True)
+        sys.exit(err.exit_code)
     finally:
         distributed.shutdown()
 

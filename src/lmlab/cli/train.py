@@ -8,11 +8,18 @@ never reads is refused here.
 
 Imports stay light (torch is loaded only when a run starts), so ``lmlab --help`` is quick.
 Under ``torchrun`` every process runs this command; the Trainer joins the process group.
+
+Interrupts: Ctrl-C (SIGINT) or SIGTERM stops the run at the next step boundary with a
+checkpoint; the command prints one line naming it and the command that resumes it, and exits
+130 / 143. A run file that sets neither ``train.checkpoint_every`` nor
+``train.checkpoint_minutes`` checkpoints every :data:`DEFAULT_CHECKPOINT_MINUTES` minutes.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import typer
@@ -30,6 +37,16 @@ def builder_for(family: str):
     return registry.get(family).recipe_function()
 
 
+# time-based checkpoints for a run file that asks for none (the Trainer's own default is 0: off)
+DEFAULT_CHECKPOINT_MINUTES = 10.0
+
+
+def resume_command(path: str | Path, overrides: list[str], out_dir: Path) -> str:
+    """The command line that continues an interrupted ``lmlab train`` run."""
+    words = ["lmlab", "train", str(path), *overrides, "--out", str(out_dir), "--resume"]
+    return " ".join(shlex.quote(w) for w in words)
+
+
 def is_lm_loss(job) -> bool:
     """Whether the job's eval loss is a per-token LM cross-entropy (so exp(loss) is a perplexity)."""
     return bool(getattr(job.objective, "is_language_model", False))
@@ -40,10 +57,13 @@ def run_training(path: str | Path, overrides: list[str] | None = None, resume: b
     """Load a run file, build the family's job, train, export. Returns (TrainResult, out dir)."""
     from ..io import atomic_write_text
     from ..train import distributed
-    from ..train.trainer import Trainer, TrainingJob, seed_everything
+    from ..train.trainer import Trainer, TrainingInterrupted, TrainingJob, seed_everything
 
     run = load_run(path, overrides)
     train_config = run.train_config
+    asked = run.as_dict().get("train", {})
+    if "checkpoint_every" not in asked and "checkpoint_minutes" not in asked:
+        train_config.checkpoint_minutes = DEFAULT_CHECKPOINT_MINUTES  # an interrupted run can always resume
     build = builder_for(run.family)
     out_dir = Path(out) if out else Path("runs") / run.name
     seed_everything(train_config.seed)  # model initialisation is part of the seeded run
@@ -56,7 +76,13 @@ def run_training(path: str | Path, overrides: list[str] | None = None, resume: b
     trainer = Trainer(job.model, job.objective, job.train_source, train_config, out_dir,
                       eval_source=job.eval_source, run_config=run.family_tables())
     try:
-        result = trainer.fit(resume=resume)
+        try:
+            result = trainer.fit(resume=resume)
+        except TrainingInterrupted as err:
+            err.is_main = trainer.dist.is_main
+            err.resume_command = resume_command(path, list(overrides or []), out_dir)
+            err.world = trainer.dist.world
+            raise
         is_main = trainer.dist.is_main
         if is_main:
             atomic_write_text(out_dir / "run.json", json.dumps(run.as_dict(), indent=2) + "\n")
@@ -65,6 +91,16 @@ def run_training(path: str | Path, overrides: list[str] | None = None, resume: b
     finally:
         distributed.shutdown()
     return result, out_dir, job, is_main
+
+
+def interrupted_line(err) -> str:
+    """The one stderr line of an interrupted run: where it stopped, what was saved, how to go on."""
+    command = getattr(err, "resume_command", None)
+    if err.checkpoint is None:
+        return f"lmlab: {err}; start it again with the same command"
+    torchrun = " (under the same torchrun launch)" if getattr(err, "world", 1) > 1 else ""
+    how = f"resume with: {command}{torchrun}" if command else "resume with --resume"
+    return f"lmlab: {err}; {how}"
 
 
 def register(app: typer.Typer) -> None:
@@ -76,7 +112,15 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", help="output folder (default runs/<run name>)"),
     ) -> None:
         """Train a neural family from a run file; checkpoints, metrics.jsonl and loss.png go to --out."""
-        result, out_dir, job, is_main = run_training(config, overrides or [], resume=resume, out=out)
+        from ..train.trainer import TrainingInterrupted
+
+        try:
+            result, out_dir, job, is_main = run_training(config, overrides or [], resume=resume, out=out)
+        except TrainingInterrupted as err:
+            if getattr(err, "is_main", True):
+                typer.echo(interrupted_line(err), err=True)
+            sys.stderr.flush()
+            raise SystemExit(err.exit_code) from None
         if is_main:
             line = f"trained {job.describe or 'model'}: step {result.step}, loss {result.loss:.4f}"
             if result.eval:

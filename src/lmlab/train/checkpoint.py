@@ -28,6 +28,7 @@ Nothing is unpickled: ``torch.load`` is never called.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -51,10 +52,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FORMAT = "lmlab-train-checkpoint"
 # [train] keys a resumed run may change: they steer the loop, not the optimisation path
+# (schedule_steps does change it, but only when set on purpose; see restore_horizon)
 RESUMABLE_CHANGES = frozenset({
-    "max_steps", "eval_every", "patience", "save_best", "checkpoint_every", "keep_last", "log_every",
-    "progress", "tensorboard", "plot", "mfu", "device", "compile", "threads",
+    "max_steps", "eval_every", "patience", "save_best", "checkpoint_every", "checkpoint_minutes", "keep_last",
+    "log_every", "progress", "tensorboard", "plot", "mfu", "device", "compile", "threads", "schedule_steps",
 })
+# schedules whose learning rate depends on the horizon (total_steps)
+_HORIZON_SCHEDULES = ("linear", "cosine")
 
 VERSION = 1
 LATEST = "latest"
@@ -285,7 +289,8 @@ def _write_shared_files(trainer: Trainer, tmp: Path, world: int) -> None:
         "last_loss": trainer.last_loss if trainer.last_loss == trainer.last_loss else None,
         "world": world,
         "stateful": trainer.stateful,
-        "schedule": {"name": trainer.schedule.name, "lr_next": trainer.schedule.lr_at(trainer.step + 1)},
+        "schedule": {"name": trainer.schedule.name, "total_steps": trainer.schedule.total_steps,
+                     "lr_next": trainer.schedule.lr_at(trainer.step + 1)},
         "optimizer": opt_meta,
         "train_config": config_io.to_dict(trainer.config),
         "run_config": trainer.run_config,
@@ -394,6 +399,40 @@ def _compare(saved: Any, current: Any, prefix: str, folder: Path, skip: frozense
                               f"{current!r} in this run")
 
 
+def saved_horizon(state: dict) -> int:
+    """The schedule horizon a checkpoint was trained with (older checkpoints: from its TrainConfig)."""
+    recorded = (state.get("schedule") or {}).get("total_steps")
+    if isinstance(recorded, int) and recorded > 0:
+        return recorded
+    config = state.get("train_config") or {}
+    return int(config.get("schedule_steps") or config.get("max_steps") or 0)
+
+
+def restore_horizon(trainer: Trainer, state: dict, folder: Path):
+    """(the schedule a resumed run continues with, a one-line notice or None).
+
+    The horizon of a linear / cosine schedule is part of the optimisation path, so a resume
+    keeps the checkpoint's even when ``max_steps`` changed (steps past it run at ``min_lr``);
+    ``train.schedule_steps`` set explicitly moves it (the run then leaves the original path).
+    """
+    config, schedule = trainer.config, trainer.schedule
+    saved = saved_horizon(state)
+    if saved <= 0:
+        raise CheckpointError(f"{folder}/trainer.json: no schedule horizon")
+    horizon = config.schedule_steps or saved
+    note = None
+    if schedule.name in _HORIZON_SCHEDULES:
+        if config.schedule_steps and horizon != saved:
+            note = (f"schedule horizon changes from {saved} steps (the checkpoint's) to {horizon} "
+                    "(train.schedule_steps)")
+        elif not config.schedule_steps and saved != config.max_steps:
+            note = (f"schedule horizon stays {saved} steps (from the checkpoint); "
+                    f"set train.schedule_steps={config.max_steps} to stretch it")
+    if horizon == schedule.total_steps:
+        return schedule, note
+    return dataclasses.replace(schedule, total_steps=horizon), note
+
+
 def load(trainer: Trainer, path: Path | None = None) -> Path:
     """Restore the trainer from a checkpoint folder, after checking all of it."""
     folder = resolve(trainer.checkpoint_dir(), path)
@@ -408,6 +447,7 @@ def load(trainer: Trainer, path: Path | None = None) -> Path:
                               "resume with the same number of processes")
     if bool(state.get("stateful")) != trainer.stateful:
         raise CheckpointError(f"{folder}: carried-state mismatch (checkpoint stateful={state.get('stateful')})")
+    schedule, note = restore_horizon(trainer, state, folder)
     # read every tensor before changing anything
     model_tensors = load_tensors(folder / "model.safetensors")
     opt_tensors = load_tensors(folder / "optimizer.safetensors")
@@ -440,4 +480,6 @@ def load(trainer: Trainer, path: Path | None = None) -> Path:
     last_loss = state.get("last_loss")
     trainer.last_loss = float("nan") if last_loss is None else float(last_loss)
     trainer.carried = carried
+    trainer.schedule = schedule
+    trainer.resume_note = note
     return folder

@@ -108,6 +108,13 @@ def all_reduce_min(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """Maximum of ``tensor`` over processes, in place (used to agree that some process got a signal)."""
+    if _active():
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
+
+
 def all_reduce_grads(params: list[torch.nn.Parameter], bucket_bytes: int = 25 * 2**20) -> None:
     """Sum the ``.grad`` of ``params`` over processes, in flat buckets of ~``bucket_bytes``.
 

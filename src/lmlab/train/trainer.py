@@ -72,6 +72,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import signal
+import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -112,6 +115,7 @@ class TrainConfig:
     warmup_steps: int = 0
     min_lr: float = 0.0
     d_model: int = 0
+    schedule_steps: int = 0   # the linear/cosine horizon; 0: max_steps (a resume keeps the checkpoint's)
     clip_norm: float | None = 1.0
     # evaluation and early stopping
     eval_every: int = 0
@@ -119,6 +123,7 @@ class TrainConfig:
     save_best: bool = True
     # checkpoints
     checkpoint_every: int = 0
+    checkpoint_minutes: float = 0.0   # also checkpoint at the first step boundary this long after the last
     keep_last: int = 3
     # hardware
     device: str = "auto"
@@ -145,7 +150,8 @@ class TrainConfig:
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {value}")
-        for name in ("eval_every", "patience", "checkpoint_every", "warmup_steps", "threads"):
+        for name in ("eval_every", "patience", "checkpoint_every", "checkpoint_minutes", "warmup_steps",
+                     "threads", "schedule_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:
@@ -155,7 +161,8 @@ class TrainConfig:
         self.make_schedule()
 
     def make_schedule(self) -> Schedule:
-        return Schedule(self.schedule, self.lr, self.warmup_steps, self.max_steps, self.min_lr, self.d_model)
+        return Schedule(self.schedule, self.lr, self.warmup_steps, self.schedule_steps or self.max_steps,
+                        self.min_lr, self.d_model)
 
 
 # Keys that may change between a run and its resumption (cadence, logging, length).
@@ -184,6 +191,65 @@ class TrainResult:
     stopped_early: bool
     checkpoint: Path | None
     out_dir: Path
+
+
+class TrainingInterrupted(LmlabError):
+    """``fit`` stopped on SIGINT / SIGTERM after saving a checkpoint at the step boundary.
+
+    ``checkpoint`` is the folder a ``fit(resume=True)`` continues from (None when the run was
+    stopped before its first step and there is nothing to resume); ``exit_code`` is 128 + the
+    signal number (130 for SIGINT, 143 for SIGTERM), what a shell reports for a signalled process.
+    """
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None):
+        self.signum = int(signum)
+        self.step = step
+        self.checkpoint = checkpoint
+        self.exit_code = 128 + self.signum
+        where = f"checkpoint {checkpoint}" if checkpoint is not None else "nothing saved (no step taken)"
+        super().__init__(f"interrupted by {self.signal_name} at step {step}; {where}")
+
+    @property
+    def signal_name(self) -> str:
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+
+class _StopSignals:
+    """While ``fit`` runs: SIGINT and SIGTERM only ask the loop to stop at the next step boundary.
+
+    The first signal is recorded (the loop saves a checkpoint and raises TrainingInterrupted);
+    repeats are ignored (torchrun forwards the terminal's Ctrl-C a second time), except a SIGINT
+    sent at least a second after the first, which raises KeyboardInterrupt at once (abort without
+    saving; the previous checkpoint stays valid). Installed only in the main thread.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._first_at = 0.0
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if not self.signum:
+            self.signum = signum
+            self._first_at = time.monotonic()
+        elif signum == signal.SIGINT and time.monotonic() - self._first_at >= 1.0:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        self._previous.clear()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -401,6 +467,7 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self.last_loss = float("nan")
         self.last_seq_len = 0
+        self.resume_note: str | None = None  # set by load_checkpoint: a one-line notice (schedule horizon)
         self._set_up_done = False
 
     # ------------------------------------------------------------------ set-up
@@ -560,7 +627,17 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def fit(self, resume: bool = False) -> TrainResult:
-        """Train to ``max_steps`` (or early stop); ``resume=True`` continues from ``latest``."""
+        """Train to ``max_steps`` (or early stop); ``resume=True`` continues from ``latest``.
+
+        Checkpoints: every ``checkpoint_every`` steps, at the first step boundary
+        ``checkpoint_minutes`` after the previous save, and at the end. SIGINT / SIGTERM
+        (in the main thread) stop the loop at the next step boundary: it saves a checkpoint
+        there and raises :class:`TrainingInterrupted` (every process stops at the same step).
+        """
+        with _StopSignals() as stop:
+            return self._fit(resume, stop)
+
+    def _fit(self, resume: bool, stop: _StopSignals) -> TrainResult:
         from .log import MetricsLog, measured_peak_flops
 
         self._set_up()
@@ -568,6 +645,8 @@ class Trainer:
         main = self.dist.is_main
         if resume:
             self.load_checkpoint()
+            if self.resume_note and main:
+                print(f"lmlab: {self.resume_note}", file=sys.stderr, flush=True)
         else:  # every process checks (a shared folder), so none is left waiting at a barrier
             checkpoint.refuse_to_clobber(self.checkpoint_dir())
         distributed.barrier()
@@ -575,7 +654,12 @@ class Trainer:
         log = MetricsLog(self.out_dir, enabled=main, total_steps=cfg.max_steps, start_step=self.step,
                          progress=cfg.progress, tensorboard=cfg.tensorboard)
         last_saved: Path | None = None
+        saved_step = self.step if resume else -1  # the step the newest checkpoint holds
+        saved_at = time.monotonic()
         try:
+            signum, _ = self._agree(stop.signum, False)
+            if signum and self.step < cfg.max_steps:  # stopped while setting up: the checkpoint resumed from
+                self._interrupted(signum, saved_step, last_saved)
             while self.step < cfg.max_steps and not self.stopped_early:
                 started = time.perf_counter()
                 record = self.train_step()
@@ -597,9 +681,15 @@ class Trainer:
                 if evaluated or self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                     log.write(record)
                 log.advance(record)
+                # rank 0's clock decides the time-based checkpoint, so every process saves together
+                late = bool(cfg.checkpoint_minutes) and time.monotonic() - saved_at >= 60.0 * cfg.checkpoint_minutes
+                signum, late = self._agree(stop.signum, late)
                 due = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
-                if due or self.step == cfg.max_steps or self.stopped_early:
+                if due or late or signum or self.step == cfg.max_steps or self.stopped_early:
                     last_saved = self.save_checkpoint()
+                    saved_step, saved_at = self.step, time.monotonic()
+                if signum and self.step < cfg.max_steps and not self.stopped_early:  # (a finished run just ends)
+                    self._interrupted(signum, saved_step, last_saved)
             if last_saved is None and self.step > 0 and main:
                 last_saved = checkpoint.latest_path(self.checkpoint_dir())
         finally:
@@ -607,6 +697,26 @@ class Trainer:
             torch.set_num_threads(self._threads_before)  # the thread count is process-wide
         return TrainResult(self.step, self.last_loss, dict(self.last_eval), self.best_eval_loss,
                            self.stopped_early, last_saved, self.out_dir)
+
+    def _agree(self, signum: int, late: bool) -> tuple[int, bool]:
+        """(a stop signal any process got, whether rank 0's checkpoint clock ran out), on every process.
+
+        One tiny all-reduce per step boundary under torchrun (none for one process): a signal
+        reaches the processes at slightly different moments, and all must stop at the same step.
+        """
+        if self.dist.world <= 1:
+            return signum, late
+        device = self.device if self.device.type == "cuda" else torch.device("cpu")
+        flags = torch.tensor([float(signum), 1.0 if (late and self.dist.is_main) else 0.0],
+                             dtype=torch.float64, device=device)
+        distributed.all_reduce_max(flags)
+        return int(flags[0]), bool(flags[1])
+
+    def _interrupted(self, signum: int, saved_step: int, last_saved: Path | None) -> None:
+        folder = last_saved
+        if folder is None and saved_step == self.step and self.step > 0:
+            folder = checkpoint.latest_path(self.checkpoint_dir())
+        raise TrainingInterrupted(signum, self.step, folder)
 
     def _eval_and_track(self, record: dict) -> None:
         metrics = self.evaluate()
