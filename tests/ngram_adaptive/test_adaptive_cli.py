@@ -83,7 +83,8 @@ def test_mixture_by_metadata_and_kmeans(capsys, workspace):
     code, out, err = run(capsys, "adapt", "mixture", "-m", str(arpa), "-c", str(corpus), "--by", "topic",
                        "--out", str(folder / "by_topic.json"))
     assert code == 0, out + err
-    code, _, err = run(capsys, "adapt", "mixture", "-m", str(arpa), "-c", str(corpus), "--by", "topik")
+    code, _, err = run(capsys, "adapt", "mixture", "-m", str(arpa), "-c", str(corpus), "--by", "topik",
+                       "--force")  # base.mixture.json exists: replacing it is not what this checks
     assert code == 2 and "did you mean 'topic'" in err
 
 

@@ -1,8 +1,10 @@
-"""Small helpers the CLI modules share: a stderr console, status lines, tables, output folders."""
+"""Small helpers the CLI modules share: a stderr console, status lines, tables, output checks."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,9 +40,104 @@ def table(title: str, columns: list[str], rows: list[list], left: int = 1) -> Ta
     return out
 
 
-def fresh_output_dir(path: Path, force: bool) -> Path:
-    """Refuse to write into a non-empty folder unless --force (nothing the user had is lost)."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not force:
-        raise UsageError(f"{path} already exists and is not empty; choose another --out or pass --force")
+def fresh_output_dir(path: Path, force: bool, inputs=(), option: str = "--out") -> Path:
+    """Refuse to write into a non-empty folder unless --force (nothing the user had is lost), or
+    into a folder that is, holds or lies inside an input (never); then create it. See :func:`check_output`."""
+    check_output(path, inputs, force, option, folder=True)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ----------------------------------------------------------------------------- outputs and option ranges
+# One rule for every file a command writes (issue 20): an output that exists is replaced only with
+# --force; an output that is one of the command's inputs (or a folder holding one) is always refused;
+# the output's folder must exist or be creatable, and be writable -- all checked before the work starts.
+
+
+def _input_paths(inputs) -> list[Path]:
+    """The existing paths among ``inputs`` (paths, '-' for stdin, built-in corpus names, globs)."""
+    import glob
+
+    found: list[Path] = []
+    for item in inputs:
+        if item is None or str(item) in ("", "-"):
+            continue
+        text = str(item)
+        candidates = [Path(p) for p in glob.glob(text)] if any(c in text for c in "*?[") else [Path(text)]
+        found.extend(p for p in candidates if p.exists())
+    return found
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _inside(child: Path, folder: Path) -> bool:
+    """True when ``child`` is ``folder`` or lies somewhere under it (resolved paths)."""
+    child, folder = child.resolve(), folder.resolve()
+    return child == folder or folder in child.parents
+
+
+def check_output(path: Path, inputs=(), force: bool = False, option: str = "--out", folder: bool = False) -> Path:
+    """Check an output before any work starts; return ``path``. Raises a one-line UsageError.
+
+    ``folder=False``: ``path`` is a file; an existing one is replaced only with ``force``.
+    ``folder=True``: ``path`` is a folder; a non-empty one is written into only with ``force``.
+    Always refused: an output that is one of ``inputs`` (same file, same folder, a folder that
+    holds an input, or a folder inside an input folder), a file where a folder is expected (or
+    the reverse), a parent that is not a folder or not writable. ``inputs`` may hold paths,
+    globs, ``-`` or built-in corpus names (those that are not existing paths are ignored).
+    """
+    path = Path(path)
+    for source in _input_paths(inputs):
+        if _same(path, source) or (folder and (_inside(source, path) or (source.is_dir() and _inside(path, source)))):
+            what = "is" if _same(path, source) else ("holds" if _inside(source, path) else "is inside")
+            raise UsageError(f"{option} {path} {what} the input {source}; refusing to write over an input "
+                             f"(--force does not change this); choose another {option}")
+    if path.exists():
+        if folder and not path.is_dir():
+            raise UsageError(f"{option} {path} is a file, not a folder; choose another {option}")
+        if not folder and path.is_dir():
+            raise UsageError(f"{option} {path} is a folder; give a file name")
+        if not force and (not folder or any(path.iterdir())):
+            kind = "already exists and is not empty" if folder else "already exists"
+            raise UsageError(f"{option} {path} {kind}; choose another {option} or pass --force to replace it")
+    parent = path if folder else path.parent
+    parent = parent if str(parent) else Path(".")
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is not a folder")
+    verb = "is not writable" if existing == parent else f"cannot be created ({existing} is not writable)"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: the folder {parent} {verb}")
+    try:  # os.access says yes to root, and on read-only or virtual file systems: try it
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".lmlab-probe-"))
+    except OSError as err:
+        raise UsageError(f"{option} {path}: the folder {parent} {verb}: {err.strerror or err}") from None
+    return path
+
+
+def check_range(option: str, value, minimum=None, maximum=None, above=None, meaning: str = ""):
+    """Refuse ``value`` (a number; None passes) outside [minimum, maximum] or not > ``above``: one-line UsageError."""
+    if value is None:
+        return value
+    bad = ((minimum is not None and value < minimum) or (maximum is not None and value > maximum)
+           or (above is not None and value <= above))
+    if bad:
+        if above is not None:
+            want = f"> {above}"
+        elif maximum is None:
+            want = f">= {minimum}"
+        elif minimum is None:
+            want = f"<= {maximum}"
+        else:
+            want = f"in [{minimum}, {maximum}]"
+        raise UsageError(f"{option} must be {want}, got {value}" + (f" ({meaning})" if meaning else ""))
+    return value

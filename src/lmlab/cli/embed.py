@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import UsageError, closest
-from .common import console, err_console, status, table
+from .common import check_output, check_range, console, err_console, status, table
 
 app = typer.Typer(help="Static word embeddings: word2vec, GloVe, fastText (+ classifier).", no_args_is_help=True)
 
@@ -71,6 +71,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Vectors file to write."),
     fmt: str = typer.Option("word2vec", "--format", help="word2vec | word2vec-binary | glove"),
     save_model: Path | None = typer.Option(None, help="Also save the whole model as a folder (fastText: needed for OOV words)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out (and --save-model) if it exists."),
     split: str = typer.Option("train", help="Which documents to train on: train | valid | test | all."),
     sg: bool = typer.Option(False, "--sg/--cbow", help="Skip-gram or CBOW (word2vec, fastText)."),
     hs: bool = typer.Option(False, "--hs/--no-hs", help="Hierarchical softmax output layer."),
@@ -85,7 +86,7 @@ def train(
     seed: int = typer.Option(1, help="Random seed."),
     min_n: int = typer.Option(3, help="fastText: shortest character n-gram."),
     max_n: int = typer.Option(6, help="fastText: longest character n-gram."),
-    bucket: int = typer.Option(2_000_000, help="fastText: hash buckets for n-grams."),
+    bucket: int = typer.Option(2_000_000, help="fastText: hash buckets for n-grams (0: no character n-grams)."),
     x_max: float = typer.Option(100.0, help="GloVe: weighting cut-off x_max."),
     glove_output: str = typer.Option("sum", help="GloVe: sum (W + W~) | word | context."),
     evaluate: bool = typer.Option(False, "--eval", help="Evaluate the vectors afterwards (WS353, SimLex, analogies)."),
@@ -97,14 +98,33 @@ def train(
         raise UsageError(f"unknown --format {fmt!r}{closest(fmt, FORMATS)}; choose one of {', '.join(FORMATS)}")
     if split not in ("train", "valid", "test", "all"):
         raise UsageError(f"--split must be train, valid, test or all, not {split!r}")
+    if model == "glove" and save_model is not None:
+        raise UsageError("--save-model: GloVe has no model beyond its vectors; use --out (and --glove-output)")
+    check_range("--size", size, minimum=1)
+    check_range("--window", window, minimum=1)
+    check_range("--min-count", min_count, minimum=1)
+    check_range("--negative", negative, minimum=0, meaning="0 turns negative sampling off")
+    check_range("--sample", sample, minimum=0, meaning="0 turns sub-sampling off")
+    check_range("--alpha", alpha, above=0)
+    check_range("--epochs", epochs, minimum=1)
+    check_range("--workers", workers, minimum=1)
+    check_range("--bucket", bucket, minimum=0, meaning="0 means no character n-grams")
+    if model == "fasttext" and bucket > 0:
+        check_range("--min-n", min_n, minimum=1)
+        check_range("--max-n", max_n, minimum=min_n)
+    check_range("--x-max", x_max, above=0)
+    check_output(out, inputs=(corpus,), force=force)
+    if save_model is not None:
+        if save_model.resolve() == out.resolve():
+            raise UsageError(f"--save-model {save_model} is the --out file; give them different names")
+        check_output(save_model, inputs=(corpus, out), force=force, option="--save-model", folder=True)
     sentences = _sentences(corpus, split)
     if model == "glove":
         from ..embeddings.glove import GloVe, GloVeConfig
 
-        if save_model is not None:
-            raise UsageError("--save-model: GloVe has no model beyond its vectors; use --out (and --glove-output)")
         cfg = GloVeConfig(vector_size=size, window=window or 10, min_count=min_count, x_max=x_max,
-                          eta=alpha or 0.05, epochs=epochs or 25, workers=workers, seed=seed, output=glove_output)
+                          eta=0.05 if alpha is None else alpha, epochs=25 if epochs is None else epochs,
+                          workers=workers, seed=seed, output=glove_output)
         trained = GloVe(cfg).fit(sentences, verbose=True)
         losses = trained.history
     else:
@@ -113,14 +133,16 @@ def train(
             from ..embeddings.word2vec import Word2VecConfig
 
             cfg = Word2VecConfig(vector_size=size, window=window or 5, min_count=min_count, sg=sg, hs=hs,
-                                 negative=negative, sample=sample, alpha=alpha or 0.025, epochs=epochs or 5,
+                                 negative=negative, sample=sample, alpha=0.025 if alpha is None else alpha,
+                                 epochs=5 if epochs is None else epochs,
                                  workers=workers, seed=seed)
         else:
             from ..embeddings.fasttext import FastText as Model
             from ..embeddings.fasttext import FastTextConfig
 
             cfg = FastTextConfig(vector_size=size, window=window or 5, min_count=min_count, sg=sg, hs=hs,
-                                 negative=negative, sample=sample, alpha=alpha or 0.025, epochs=epochs or 5,
+                                 negative=negative, sample=sample, alpha=0.025 if alpha is None else alpha,
+                                 epochs=5 if epochs is None else epochs,
                                  workers=workers, seed=seed, min_n=min_n, max_n=max_n, bucket=bucket)
         with _progress(f"{model} {'sg' if sg else 'cbow'}", cfg.epochs) as progress:
             trained = Model(cfg).fit(sentences, verbose=True, progress=progress)
@@ -216,10 +238,19 @@ def classify(
     seed: int = typer.Option(1, help="Random seed."),
     predict: list[str] | None = typer.Option(None, help="Also label these texts."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the trained classifier in this folder."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
 ) -> None:
     """Train the fastText classifier on the train split; accuracy on valid and test."""
     import time
 
+    check_range("--size", size, minimum=1)
+    check_range("--word-ngrams", word_ngrams, minimum=1)
+    check_range("--bucket", bucket, minimum=0, meaning="0 means no hashed word n-grams")
+    check_range("--lr", lr, above=0)
+    check_range("--epochs", epochs, minimum=1)
+    check_range("--min-count", min_count, minimum=1)
+    if out is not None:
+        check_output(out, inputs=(corpus,), force=force, folder=True)
     from ..data import sources
     from ..embeddings.fasttext import ClassifierConfig, FastTextClassifier, labelled_documents
     from ..errors import DataError

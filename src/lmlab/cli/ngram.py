@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ..errors import DataError, UsageError
-from .common import console, err_console, table
+from .common import check_output, check_range, console, err_console, table
 
 if TYPE_CHECKING:
     from ..ngram.model import NgramModel
@@ -145,12 +145,22 @@ def build_cmd(
     prune_entropy: float | None = typer.Option(None, help="Stolcke relative-entropy threshold (e.g. 1e-8)."),
     target_size: int | None = typer.Option(None, help="Stolcke-prune down to at most this many n-grams."),
     valid: str | None = typer.Option(None, help="Held-out text for jelinek-mercer / dirichlet (default: every 10th sentence)."),
-    delta: float = typer.Option(0.5, help="delta for add-delta."),
-    vocab_min_count: int = typer.Option(1, help="Closed vocabulary: words seen fewer times become <unk>."),
+    delta: float = typer.Option(0.5, help="delta for add-delta (> 0)."),
+    vocab_min_count: int = typer.Option(1, help="Closed vocabulary: words seen fewer times become <unk> (1: keep all)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
     """Estimate an n-gram model and write it as ARPA (progress on each stage, like lmplz)."""
     from ..ngram import write_arpa
     from ..ngram.pipeline import PipelineConfig, build
+
+    check_range("--order", order, minimum=1)
+    check_range("--delta", delta, above=0)
+    check_range("--vocab-min-count", vocab_min_count, minimum=1)
+    for cutoff in prune or ():
+        check_range("--prune", cutoff, minimum=0, meaning="0 keeps every n-gram of that order")
+    check_range("--prune-entropy", prune_entropy, minimum=0)
+    check_range("--target-size", target_size, minimum=1)
+    check_output(out, inputs=(text, valid), force=force)
 
     config = PipelineConfig(order=order, smoothing=smoothing, delta=delta, vocab_min_count=vocab_min_count,
                             prune=tuple(prune or ()), prune_entropy=prune_entropy, target_size=target_size)
@@ -242,20 +252,39 @@ def methods_cmd() -> None:
     console.print(table("smoothing methods", ["name", "method"], [[k, v] for k, v in METHODS.items()]))
 
 
+_COMPARE_FILES = ("comparison.md", "comparison.csv", "comparison.png")
+
+
 @app.command("compare")
 def compare_cmd(
     corpus: str = typer.Argument("wiki-vital", help="A built-in corpus (train/valid/test splits) or a tokenized file (split 80/10/10 by line)."),
     methods: str | None = typer.Option(None, help="Comma-separated methods (default: all but mle)."),
     orders: str = typer.Option("2,3", help="Comma-separated orders."),
     fractions: str = typer.Option("0.1,0.3,1.0", help="Training sizes as fractions of the training split."),
-    min_count: int = typer.Option(2, help="Closed vocabulary: words seen fewer times in train are <unk>."),
+    min_count: int = typer.Option(2, help="Closed vocabulary: words seen fewer times in train are <unk> (1: keep all)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Folder for comparison.md, comparison.csv, comparison.png."),
+    force: bool = typer.Option(False, "--force", help="Replace comparison.* files already in --out."),
 ) -> None:
     """All methods x orders x training sizes on one corpus -> table (+ plot)."""
+    from ..io import atomic_write_text
     from ..recipes.ngram import compare_methods
     from ..report.plots import plot_comparison
     from ..report.tables import comparison_markdown
 
+    check_range("--min-count", min_count, minimum=1)
+    try:
+        order_list = [int(x) for x in orders.split(",")]
+        frac_list = [float(x) for x in fractions.split(",")]
+    except ValueError:
+        raise UsageError("--orders and --fractions are comma-separated numbers") from None
+    for o in order_list:
+        check_range("--orders", o, minimum=1)
+    for f in frac_list:
+        check_range("--fractions", f, above=0, maximum=1)
+    if out is not None:
+        check_output(out, force=True, folder=True)  # a folder that may hold other files
+        for name in _COMPARE_FILES:
+            check_output(out / name, inputs=(corpus,), force=force)
     path = Path(corpus)
     if path.is_file():
         sentences = read_text(corpus, "train")
@@ -267,11 +296,6 @@ def compare_cmd(
 
         splits = sources.load(corpus).split()
         train, valid, test = (word_sentences(splits[s]) for s in ("train", "valid", "test"))
-    try:
-        order_list = [int(x) for x in orders.split(",")]
-        frac_list = [float(x) for x in fractions.split(",")]
-    except ValueError:
-        raise UsageError("--orders and --fractions are comma-separated numbers") from None
     method_list = methods.split(",") if methods else None
 
     def progress(row):
@@ -283,11 +307,11 @@ def compare_cmd(
     console.print(md, markup=False, highlight=False)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "comparison.md").write_text(md + "\n", encoding="utf-8")
+        atomic_write_text(out / "comparison.md", md + "\n")
         csv = ["method,order,train_words,perplexity,perplexity_excl_oov,oovs,tokens,seconds"]
         csv += [f"{r.method},{r.order},{r.train_words},{r.perplexity:.6g},{r.perplexity_no_oov:.6g},"
                 f"{r.oovs},{r.tokens},{r.seconds:.3f}" for r in rows]
-        (out / "comparison.csv").write_text("\n".join(csv) + "\n", encoding="utf-8")
+        atomic_write_text(out / "comparison.csv", "\n".join(csv) + "\n")
         if plot_comparison(rows, out / "comparison.png"):
             err_console.print(f"plot: {out / 'comparison.png'}")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import typer
 
 from ..errors import UsageError, closest
-from .common import console, err_console, table
+from .common import check_output, check_range, console, err_console, table
 
 
 def _numbers(text: str, what: str, cast=float) -> list:
@@ -57,21 +57,22 @@ def register_adapt(ngram_app: typer.Typer) -> None:
         decay: str = typer.Option("0,0.001,0.003,0.01,0.03,0.1", "--decay",
                                   help="[cache] α values to try (0 = window cache, > 0 = decaying cache)."),
         by: str = typer.Option("kmeans", "--by", help="[mixture] 'kmeans' (TF-IDF topic clusters) or a metadata field (e.g. topic)."),
-        k: int = typer.Option(8, "--k", help="[mixture] number of k-means topic clusters."),
+        k: int = typer.Option(8, "--k", help="[mixture] number of k-means topic clusters (>= 1)."),
         beta: str = typer.Option("0,0.1,0.3,0.5,0.7,1", "--beta",
                                  help="[mixture] per-document posterior weight rates to try (0 = static weights)."),
         no_general: bool = typer.Option(False, "--no-general", help="[mixture] leave the base model out of the mixture."),
         smoothing: str = typer.Option("mkn", "--smoothing", help="[mixture] smoothing of the sub-models."),
         vocab_size: int = typer.Option(2000, "--vocab-size", help="[maxent] words with their own output class."),
-        triggers: int = typer.Option(5000, "--triggers", help="[maxent] trigger pairs kept (by average mutual information)."),
+        triggers: int = typer.Option(5000, "--triggers",
+                                     help="[maxent] trigger pairs kept (by average mutual information; 0: no triggers)."),
         epochs: int = typer.Option(3, "--epochs", help="[maxent] passes over the training split."),
         lr: float = typer.Option(0.05, "--lr", help="[maxent] Adam learning rate."),
         l2: float = typer.Option(1e-5, "--l2", help="[maxent] Gaussian prior strength."),
         seed: int = typer.Option(0, "--seed", help="Seed (k-means, maxent)."),
+        force: bool = typer.Option(False, "--force", help="Replace --out (and a mixture's sub-model folder) if it exists."),
     ) -> None:
         """Adapt an n-gram model: cache / decaying cache, topic mixture, or maximum entropy with triggers."""
         from ..ngram.adaptive import ADAPT_KINDS, adapted_path
-        from ..recipes import adaptive as recipe
 
         if kind not in ADAPT_KINDS:
             raise UsageError(f"unknown adaptation type {kind!r}{closest(kind, ADAPT_KINDS)}; "
@@ -85,8 +86,17 @@ def register_adapt(ngram_app: typer.Typer) -> None:
         betas = _numbers(beta, "--beta")
         if any(not 0 <= b <= 1 for b in betas):
             raise UsageError(f"--beta: values must be in [0, 1] (0 = static weights), got {beta!r}")
-        base = _read_base(model_path)
+        check_range("--k", k, minimum=1)
+        check_range("--vocab-size", vocab_size, minimum=1)
+        check_range("--triggers", triggers, minimum=0, meaning="0 means no trigger features")
+        check_range("--epochs", epochs, minimum=1)
+        check_range("--lr", lr, above=0)
+        check_range("--l2", l2, minimum=0)
         out = out or adapted_path(model_path, kind)
+        check_outputs(kind, out, (model_path, corpus), force)
+        from ..recipes import adaptive as recipe  # (imports torch: after the checks)
+
+        base = _read_base(model_path)
         err_console.print(f"[dim]loading {corpus}[/dim]")
         raw, docs = recipe.adaptation_documents(corpus)
         report = recipe.Report()
@@ -102,6 +112,24 @@ def register_adapt(ngram_app: typer.Typer) -> None:
             recipe.adapt_maxent(base, model_path, docs, cfg, out, corpus, report,
                                 log=lambda message: err_console.print(f"[dim]{message}[/dim]"))
         _print(report)
+
+
+def mixture_folder(out: Path) -> Path:
+    """The folder a mixture's sub-model ARPA files go to (as :func:`lmlab.recipes.adaptive.adapt_mixture`
+    names it): ``X.mixture.json`` -> ``X.mixture/``."""
+    return out.with_name(out.name[: -len(".json")] if out.name.endswith(".json") else out.name + ".d")
+
+
+def check_outputs(kind: str, out: Path, inputs, force: bool) -> None:
+    """Every file ``adapt KIND`` writes, checked before the work (see :func:`lmlab.cli.common.check_output`)."""
+    check_output(out, inputs, force)
+    if kind == "mixture":
+        check_output(mixture_folder(out), (*inputs, out), force, option="--out (sub-model folder)", folder=True)
+    elif kind == "maxent":
+        weights = out.with_suffix(".safetensors")
+        if weights.resolve() == out.resolve():
+            raise UsageError(f"--out {out}: the maxent weights go to {weights}; give the JSON file a .json name")
+        check_output(weights, (*inputs, out), force, option="--out (weights file)")
 
 
 def _print(report) -> None:
