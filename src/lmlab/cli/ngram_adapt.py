@@ -114,16 +114,12 @@ def register_adapt(ngram_app: typer.Typer) -> None:
         _print(report)
 
 
-def mixture_folder(out: Path) -> Path:
-    """The folder a mixture's sub-model ARPA files go to (as :func:`lmlab.recipes.adaptive.adapt_mixture`
-    names it): ``X.mixture.json`` -> ``X.mixture/``."""
-    return out.with_name(out.name[: -len(".json")] if out.name.endswith(".json") else out.name + ".d")
-
-
 def check_outputs(kind: str, out: Path, inputs, force: bool) -> None:
     """Every file ``adapt KIND`` writes, checked before the work (see :func:`lmlab.cli.common.check_output`)."""
     check_output(out, inputs, force)
     if kind == "mixture":
+        from ..ngram.adaptive import mixture_folder
+
         check_output(mixture_folder(out), (*inputs, out), force, option="--out (sub-model folder)", folder=True)
     elif kind == "maxent":
         weights = out.with_suffix(".safetensors")

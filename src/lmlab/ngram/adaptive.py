@@ -572,6 +572,12 @@ def build_components(groups: dict[str, list[list[list[str]]]], vocab: Vocabulary
 ADAPT_KINDS = ("cache", "mixture", "maxent")
 
 
+def mixture_folder(out: str | Path) -> Path:
+    """The folder a mixture's sub-model ARPA files go to: ``X.mixture.json`` -> ``X.mixture/``."""
+    out = Path(out)
+    return out.with_name(out.name[: -len(".json")] if out.name.endswith(".json") else out.name + ".d")
+
+
 def adapted_path(base_arpa: str | Path, kind: str) -> Path:
     """Where the adapted model's JSON goes: beside the base ARPA (``model.arpa`` -> ``model.cache.json``)."""
     base_arpa = Path(base_arpa)

@@ -214,6 +214,7 @@ def adapt_mixture(base, base_path, raw, docs, by, k, betas, include_general, smo
         build_components,
         group_documents,
         kmeans_topics,
+        mixture_folder,
         save_mixture,
         tfidf_matrix,
         tune_mixture,
@@ -230,7 +231,7 @@ def adapt_mixture(base, base_path, raw, docs, by, k, betas, include_general, smo
                              f"use 'kmeans' or one of: {', '.join(fields) or '(none)'}")
         labels = [str(d.meta.get(by) or "none") for d in raw["train"]]
     comps, names = build_components(group_documents(docs["train"], labels), base.vocab, base.order, smoothing)
-    folder = out.with_name(out.name[: -len(".json")] if out.name.endswith(".json") else out.name + ".d")
+    folder = mixture_folder(out)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, comp in zip(names, comps):
