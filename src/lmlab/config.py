@@ -145,19 +145,61 @@ def load(cls: type[T], path: str | Path) -> T:
 
 
 def read_table(path: str | Path) -> dict:
-    """A JSON or TOML file as a dict, with a one-line error for a missing or malformed file."""
+    """A JSON or TOML file as a dict, with a one-line error (naming the file and, where the parser
+    says, the line) for a missing or malformed file, a binary file, JSON in a .toml file, or a file
+    that is neither .toml nor .json."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    text = path.read_bytes()
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise ConfigError(f"{path}: a run or config file is TOML (name it *.toml) or JSON (*.json), "
+                          f"not {suffix or 'a file without a suffix'!r}")
+    data = path.read_bytes()
+    nul = data.find(b"\x00", 0, 8192)
+    if nul >= 0:
+        raise ConfigError(f"{path}: binary data (a NUL byte at offset {nul}), not {suffix[1:].upper()} text")
     try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text.decode("utf-8"))
-        return json.loads(text.decode("utf-8"))
+        text = data.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: invalid UTF-8 at byte {err.start}") from None
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: malformed {path.suffix.lstrip('.') or 'JSON'}: {err}") from None
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError(f"{path}:{line}: invalid UTF-8 at byte {err.start}") from None
+    if suffix == ".toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            message = str(err)
+            line = _toml_error_line(message)
+            where = f"{path}:{line}" if line else str(path)
+            if _is_json(text):
+                raise ConfigError(f"{where}: malformed toml: this is JSON; write it as TOML "
+                                  f"(key = value lines and [table] headers) or name it *.json") from None
+            raise ConfigError(f"{where}: malformed toml: {message}") from None
+    try:
+        table = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}:{err.lineno}: malformed json: {err.msg} (column {err.colno})") from None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: expected a JSON object at the top, got {type(table).__name__}")
+    return table
+
+
+def _toml_error_line(message: str) -> int | None:
+    """The line number in tomllib's ``... (at line N, column M)`` message."""
+    import re
+
+    found = re.search(r"at line (\d+)", message)
+    return int(found.group(1)) if found else None
+
+
+def _is_json(text: str) -> bool:
+    if not text.lstrip().startswith(("{", "[")):
+        return False
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def save(obj: Any, path: str | Path) -> None:

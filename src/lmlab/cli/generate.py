@@ -50,6 +50,33 @@ def load_tokenizer_for(folder: Path):
     return None
 
 
+def check_options(*, max_new_tokens: int, temperature: float, top_k: int, top_p: float,
+                  repetition_penalty: float, beam: int, length_penalty: float, do_sample: bool,
+                  threads: int = 0) -> None:
+    """The generation options, checked by their flag names before the model is loaded or anything
+    is printed (comparisons written so that NaN fails)."""
+    import math
+
+    if max_new_tokens < 0:
+        raise UsageError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise UsageError(f"--temperature must be > 0, got {temperature}")
+    if top_k < 0:
+        raise UsageError(f"--top-k must be >= 0 (0: off), got {top_k}")
+    if not 0.0 < top_p <= 1.0:
+        raise UsageError(f"--top-p must be in (0, 1] (1.0: off), got {top_p}")
+    if not (repetition_penalty > 0 and math.isfinite(repetition_penalty)):
+        raise UsageError(f"--repetition-penalty must be > 0 (1.0: off), got {repetition_penalty}")
+    if beam < 1:
+        raise UsageError(f"--beam must be >= 1 (1: off), got {beam}")
+    if not math.isfinite(length_penalty):
+        raise UsageError(f"--length-penalty must be a finite number, got {length_penalty}")
+    if beam > 1 and do_sample:
+        raise UsageError("--beam is deterministic: drop --sample, --temperature, --top-k and --top-p, or use --beam 1")
+    if threads < 0:
+        raise UsageError(f"--threads must be >= 0 (0: torch's default), got {threads}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("generate")
     def generate_command(
@@ -74,6 +101,10 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
     ) -> None:
         """Continue PROMPT with a model of any family that can generate, printing tokens as they are generated."""
+        do_sample = sample or temperature != 1.0 or top_k > 0 or top_p < 1.0
+        check_options(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                      repetition_penalty=repetition_penalty, beam=beam, length_penalty=length_penalty,
+                      do_sample=do_sample, threads=threads)
         import torch
 
         from ..tasks.generation import GenerationConfig, stream_text
@@ -109,13 +140,14 @@ def register(app: typer.Typer) -> None:
         pad = config.pad_token_id if config.pad_token_id is not None else (config.eos_token_id or 0)
         settings = GenerationConfig(
             max_new_tokens=min(max_new_tokens, config.max_length - len(prompt_ids)),
-            do_sample=sample or temperature != 1.0 or top_k > 0 or top_p < 1.0, temperature=temperature,
+            do_sample=do_sample, temperature=temperature,
             top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, num_beams=beam,
             length_penalty=length_penalty, stop_token_ids=stops, pad_token_id=pad, use_cache=not no_cache,
             seed=seed)
         if settings.max_new_tokens < 0:
             raise UsageError(f"the prompt ({len(prompt_ids)} tokens) is longer than the model's "
                              f"{config.max_length} positions")
+        settings.validate()  # before anything is printed
         out = sys.stdout
 
         def write(piece: str) -> None:

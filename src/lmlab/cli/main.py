@@ -24,8 +24,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"lmlab {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print lmlab's version and exit.",
+                                 callback=_print_version, is_eager=True),
+) -> None:
     """lmlab: n-grams to Transformers, trained, measured and used on the same data."""
 
 

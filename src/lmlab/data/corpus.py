@@ -125,8 +125,63 @@ def _open_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot read ({err})") from None
 
 
+# Magic numbers of binary formats users hand in by mistake: (prefix, what it is). Checked before
+# decoding, so that neither "invalid UTF-8" nor --errors replace turns an image into a corpus.
+BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"PK\x05\x06", "a ZIP archive"),
+    (b"PK\x07\x08", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"\xfd7zXZ\x00", "an xz file"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"\x28\xb5\x2f\xfd", "a Zstandard file"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"\x7fELF", "an ELF executable"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\x93NUMPY", "a NumPy array file"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an OLE (old Microsoft Office) document"),
+)
+
+
+def sniff_binary(data: bytes) -> str | None:
+    """What a non-text file is ("a ZIP archive", "a PNG image", ...), or None when it may be text."""
+    for magic, what in BINARY_MAGIC:
+        if data.startswith(magic):
+            return what
+    if len(data) >= 10 and data[:3] == b"BZh" and data[3:4] in b"123456789" and \
+            data[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
+        return "a bzip2 file"
+    if len(data) > 262 and data[257:262] == b"ustar":
+        return "a tar archive"
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "UTF-16 text (convert it to UTF-8)"
+    nul = data.find(b"\x00", 0, 8192)
+    if nul >= 0:
+        return f"binary data (a NUL byte at offset {nul})"
+    return None
+
+
+def check_text(data: bytes, where: str) -> None:
+    """Raise ``DataError("WHERE: this is a ZIP archive, not text")`` when ``data`` is a known binary
+    format; every reader of user text files calls this (through :func:`decode_utf8`)."""
+    what = sniff_binary(data)
+    if what is None:
+        return
+    hint = ""
+    if what in ("a gzip file", "a bzip2 file", "an xz file") and not where.lower().endswith((".gz", ".bz2", ".xz")):
+        ext = {"a gzip file": ".gz", "a bzip2 file": ".bz2", "an xz file": ".xz"}[what]
+        hint = f" (compressed text is read from files named *{ext})"
+    raise DataError(f"{where}: this is {what}, not text{hint}")
+
+
 def decode_utf8(data: bytes, where: str, errors: str = "strict") -> str:
-    """Decode UTF-8; on failure say which file and byte offset, and how to carry on."""
+    """Decode UTF-8; on failure say which file and byte offset, and how to carry on. Known binary
+    formats (ZIP, PNG, PDF, ...) are refused first, whatever ``errors`` says (:func:`check_text`)."""
+    check_text(data, where)
     try:
         text = data.decode("utf-8", errors=errors)
     except UnicodeDecodeError as err:

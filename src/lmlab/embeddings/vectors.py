@@ -203,11 +203,39 @@ def sniff_format(data: bytes, path: Path) -> str:
     return "word2vec" if textual else "word2vec-binary"
 
 
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_header(path: Path, head: tuple[int, int]) -> tuple[int, int]:
+    n, dim = head
+    if dim < 1:
+        raise FormatError(f"{path}:1: the header's dimension is {dim}; it must be at least 1")
+    return n, dim
+
+
+def _check_row(where: str, ref: str, word: str, row: np.ndarray, seen: dict[str, str]) -> None:
+    """One loaded vector (``where``: the error prefix, ``ref``: how a later duplicate names it):
+    finite values, a word not seen before (``seen``: word -> its ``ref``)."""
+    if not np.isfinite(row).all():
+        bad = row[~np.isfinite(row)][0]
+        raise FormatError(f"{where}: word {word!r} has a non-finite value ({bad}); "
+                          "vectors must be finite numbers")
+    if word in seen:
+        raise FormatError(f"{where}: duplicate word {word!r} (first at {seen[word]})")
+    seen[word] = ref
+
+
 def _parse_text(data: bytes, path: Path, header: bool) -> tuple[list[str], np.ndarray]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise FormatError(f"{path}: not valid UTF-8 at byte {err.start}") from None
+        line = data.count(b"\n", 0, err.start) + 1
+        raise FormatError(f"{path}:{line}: not valid UTF-8 at byte {err.start}") from None
     lines = text.splitlines()
     start = 0
     n_expected = dim = None
@@ -215,10 +243,12 @@ def _parse_text(data: bytes, path: Path, header: bool) -> tuple[list[str], np.nd
         head = _header(lines[0].encode()) if lines else None
         if head is None:
             raise FormatError(f"{path}:1: expected a 'count dim' header line")
-        n_expected, dim = head
+        n_expected, dim = _check_header(path, head)
         start = 1
     words: list[str] = []
     rows: list[np.ndarray] = []
+    seen: dict[str, str] = {}
+    dim_from = "the header" if header else "line"
     for lineno in range(start, len(lines)):
         line = lines[lineno].rstrip()
         if not line:
@@ -226,17 +256,28 @@ def _parse_text(data: bytes, path: Path, header: bool) -> tuple[list[str], np.nd
         parts = line.split(" ")
         if dim is None:
             dim = len(parts) - 1
+            dim_from = f"line {lineno + 1}"
             if dim < 1:
                 raise FormatError(f"{path}:{lineno + 1}: expected 'word x1 ... xd'")
         if len(parts) < dim + 1:
-            raise FormatError(f"{path}:{lineno + 1}: expected {dim} numbers after the word, got {len(parts) - 1}")
+            raise FormatError(f"{path}:{lineno + 1}: expected {dim} numbers after the word (as {dim_from} says), "
+                              f"got {len(parts) - 1}")
+        if len(parts) > dim + 1 and all(_is_number(t) for t in parts[1:]):
+            # a word with spaces is kept (GloVe has a few), but not a word followed by too many numbers
+            raise FormatError(f"{path}:{lineno + 1}: {len(parts) - 1} numbers after the word, but {dim_from} "
+                              f"says the dimension is {dim}")
         try:
-            rows.append(np.array(parts[-dim:], dtype=np.float32))
+            row = np.array(parts[-dim:], dtype=np.float32)
         except ValueError:
             raise FormatError(f"{path}:{lineno + 1}: not a number among the {dim} values") from None
-        words.append(" ".join(parts[:-dim]))
+        word = " ".join(parts[:-dim])
+        _check_row(f"{path}:{lineno + 1}", f"line {lineno + 1}", word, row, seen)
+        rows.append(row)
+        words.append(word)
+        if n_expected is not None and len(words) > n_expected:
+            raise FormatError(f"{path}:{lineno + 1}: more words than the header's count ({n_expected})")
     if n_expected is not None and n_expected != len(words):
-        raise FormatError(f"{path}: header says {n_expected} words, file has {len(words)}")
+        raise FormatError(f"{path}:1: header says {n_expected} words, file has {len(words)}")
     if not words:
         raise FormatError(f"{path}: no vectors in the file")
     return words, np.stack(rows)
@@ -247,21 +288,31 @@ def _parse_binary(data: bytes, path: Path) -> tuple[list[str], np.ndarray]:
     head = _header(first)
     if head is None:
         raise FormatError(f"{path}:1: expected a 'count dim' header line")
-    n, dim = head
+    n, dim = _check_header(path, head)
     pos = len(first) + 1
     width = 4 * dim
     words: list[str] = []
     out = np.empty((n, dim), dtype=np.float32)
+    seen: dict[str, str] = {}
+    hint = f"is the header's dimension ({dim}) right?"
     for i in range(n):
         while pos < len(data) and data[pos] in (0x0A, 0x20):  # the '\n' after a vector (optional)
             pos += 1
         space = data.find(b" ", pos)
         if space < 0 or space + 1 + width > len(data):
-            raise FormatError(f"{path}: truncated binary vectors file at word {i + 1} of {n}")
+            raise FormatError(f"{path}: truncated binary vectors file at word {i + 1} of {n} "
+                              f"(byte {pos}); is the header's count ({n}) or dimension ({dim}) right?")
+        raw = data[pos:space]
         try:
-            words.append(data[pos:space].decode("utf-8"))
+            word = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise FormatError(f"{path}: word {i + 1} is not valid UTF-8") from None
+            raise FormatError(f"{path}: word {i + 1} (byte {pos}) is not valid UTF-8; {hint}") from None
+        if any(ord(ch) < 32 or ch == "\x7f" for ch in word):
+            raise FormatError(f"{path}: word {i + 1} (byte {pos}) has control characters; {hint}")
         out[i] = np.frombuffer(data, dtype="<f4", count=dim, offset=space + 1)
+        _check_row(f"{path}: word {i + 1} (byte {pos})", f"word {i + 1}", word, out[i], seen)
+        words.append(word)
         pos = space + 1 + width
+    if data[pos:].strip(b"\n "):
+        raise FormatError(f"{path}: data after word {n} (byte {pos}); the header says {n} words of dimension {dim}")
     return words, out

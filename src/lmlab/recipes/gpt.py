@@ -65,6 +65,22 @@ class GPTTokenizerSpec:
     vocab_size: int = 8192
 
 
+def _check_tokenizer_kind(spec: GPTTokenizerSpec) -> None:
+    """``tokenizer.kind`` before any data is read: a known kind, with the ``</s>`` that separates
+    documents (the subword kinds but wordpiece, and the word-level ones)."""
+    from ..data.tokenizers import NAMES
+    from ..errors import closest
+
+    if spec.kind not in NAMES:
+        raise ConfigError(f"tokenizer.kind: unknown tokenizer {spec.kind!r}{closest(spec.kind, NAMES)}; "
+                          f"GPT trains with one of {', '.join(k for k in NAMES if k != 'wordpiece')}")
+    if spec.kind == "wordpiece":
+        raise ConfigError("tokenizer.kind = 'wordpiece': it has no </s> token to separate documents; "
+                          "use bytebpe (GPT-2's), bpe or unigram")
+    if spec.vocab_size is not None and spec.vocab_size < 1:
+        raise ConfigError(f"tokenizer.vocab_size must be >= 1, got {spec.vocab_size}")
+
+
 def document_stream(documents: list[list[int]], separator: int) -> np.ndarray:
     """Documents back to back, each followed by ``separator`` (GPT-2's <|endoftext|> role)."""
     return np.fromiter((i for doc in documents for i in (*doc, separator)), dtype=np.int64)
@@ -80,6 +96,7 @@ def build(run):
 
     data = config_io.from_dict(GPTDataSpec, dict(run.data), where="data")
     spec = config_io.from_dict(GPTTokenizerSpec, dict(run.tokenizer), where="tokenizer")
+    _check_tokenizer_kind(spec)
     model_table = dict(run.model)
     preset_name, _ = pop_preset(model_table, PRESETS, "gpt-tiny", "GPT")
     if data.stream:

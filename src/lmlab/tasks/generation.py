@@ -65,18 +65,21 @@ class GenerationConfig:
     seed: int | None = None
 
     def validate(self) -> None:
+        # written as `not (x > 0)` so that NaN fails too
         if self.max_new_tokens < 0:
             raise UsageError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
-        if self.temperature <= 0:
-            raise UsageError(f"temperature must be > 0, got {self.temperature}")
+        if not self.temperature > 0 or self.temperature == float("inf"):
+            raise UsageError(f"temperature must be > 0 (and finite), got {self.temperature}")
         if self.top_k < 0:
             raise UsageError(f"top_k must be >= 0, got {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
             raise UsageError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.repetition_penalty <= 0:
-            raise UsageError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if not self.repetition_penalty > 0 or self.repetition_penalty == float("inf"):
+            raise UsageError(f"repetition_penalty must be > 0 (and finite), got {self.repetition_penalty}")
         if self.num_beams < 1:
             raise UsageError(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.length_penalty != self.length_penalty or abs(self.length_penalty) == float("inf"):
+            raise UsageError(f"length_penalty must be a finite number, got {self.length_penalty}")
         if self.num_beams > 1 and self.do_sample:
             raise UsageError("beam search is deterministic: use num_beams=1 with sampling")
 
