@@ -68,6 +68,20 @@ def test_binary_files_are_refused_before_decoding(cli, tmp_path, name):
         assert not (tmp_path / f"out-{errors}").exists()
 
 
+@pytest.mark.parametrize("name", ["image.png", "paper.pdf", "archive.zip.txt"])
+def test_ngram_build_sniffs_its_input_too(cli, tmp_path, name):
+    data, message = BINARIES[name]
+    (tmp_path / name).write_bytes(data)
+    _one_line_error(cli("ngram", "build", str(tmp_path / name), "-o", str(tmp_path / "m.arpa")), name, message)
+    assert not (tmp_path / "m.arpa").exists()
+
+
+def test_ngram_build_names_a_truncated_gzip(cli, tmp_path):
+    (tmp_path / "text.gz").write_bytes(gzip.compress(b"the cat sat on the mat\n" * 200)[:30])
+    _one_line_error(cli("ngram", "build", str(tmp_path / "text.gz"), "-o", str(tmp_path / "m.arpa")),
+                    "text.gz", "truncated or corrupt gzip")
+
+
 def test_gzip_named_gz_is_still_read(cli, tmp_path):
     path = tmp_path / "text.txt.gz"
     path.write_bytes(gzip.compress("".join(f"document {i} about the cat and the mat .\n" for i in range(60)).encode()))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from ..data.corpus import check_text
 from ..errors import DataError, UsageError
 from .common import check_output, check_range, console, err_console, table
 
@@ -41,7 +42,11 @@ def _read_bytes(spec: str) -> bytes | None:
         return None
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, gzip.BadGzipFile) as err:
+            raise DataError(f"{spec}: a truncated or corrupt gzip file ({err})") from None
+    check_text(raw, spec)  # a ZIP, PNG, PDF ... is refused by name, not read as text
     return raw
 
 
