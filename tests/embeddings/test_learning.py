@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from lmlab.embeddings._kernels import HAVE_NUMBA
 from lmlab.embeddings.fasttext import (
     ClassifierConfig,
     FastText,
@@ -17,6 +18,11 @@ from lmlab.embeddings.fasttext import (
 from lmlab.embeddings.glove import GloVe, GloVeConfig
 from lmlab.embeddings.vectors import Vectors
 from lmlab.embeddings.word2vec import Word2Vec, Word2VecConfig
+
+# ~100k words x 10 epochs: seconds with numba, far longer with the pure-Python kernels (the small
+# tests below still run those kernels without numba)
+needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="needs the fast extra (numba): the pure-Python "
+                                 "kernels are far too slow for this learning test")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +63,7 @@ def _gap(wv: Vectors, pair_sets) -> float:
     return float(sim(together) - sim(apart))
 
 
+@needs_numba
 @pytest.mark.parametrize("sg,hs,negative", [(True, False, 5), (False, False, 5), (True, True, 0), (False, True, 0),
                                             (False, True, 5)])  # both output layers at once
 def test_word2vec_learns(sentences, pair_sets, sg, hs, negative):
@@ -89,6 +96,7 @@ def test_word2vec_save_load_round_trip(sentences, tmp_path):
     np.testing.assert_array_equal(back.syn1, model.syn1)
 
 
+@needs_numba
 def test_fasttext_learns_and_handles_oov(sentences, pair_sets, tmp_path):
     model = FastText(FastTextConfig(sg=True, vector_size=50, epochs=10, bucket=50_000, workers=2)).fit(sentences)
     losses = [h.loss for h in model.history]
@@ -107,6 +115,7 @@ def test_fasttext_learns_and_handles_oov(sentences, pair_sets, tmp_path):
     np.testing.assert_allclose(back.word_vector(oov), v)
 
 
+@needs_numba
 def test_glove_learns(sentences, pair_sets):
     model = GloVe(GloVeConfig(vector_size=50, epochs=30, window=5, workers=2)).fit(sentences)
     assert model.history[-1] < model.history[0]
