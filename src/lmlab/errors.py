@@ -40,6 +40,10 @@ class UsageError(LmlabError):
     """The arguments to a command or function do not make sense together."""
 
 
+class DivergenceError(LmlabError):
+    """Training produced NaN/inf or an exploding loss; the run stopped rather than save garbage."""
+
+
 def closest(name: str, choices) -> str:
     """A ' (did you mean X?)' suffix naming the closest of ``choices``, or ''."""
     import difflib

@@ -16,17 +16,33 @@ MODELS = ("word2vec", "glove", "fasttext")
 FORMATS = ("word2vec", "word2vec-binary", "glove")
 
 
-def _sentences(corpus: str, split: str):
+def _sentences(corpus: str, split: str | None, lowercase: bool | None, tokenize: bool):
+    """The training sentences, and says on stderr how they were normalised.
+
+    A built-in corpus gives lmlab's shared word stream (its train split, lower-cased, word-tokenized),
+    so vectors line up with the evaluation sets; a user's file is read as word2vec.c and gensim read
+    it -- all of it, one sentence per line, split on whitespace, as written -- unless --split,
+    --lowercase or --tokenize say otherwise."""
     from ..data import sources
     from ..data.corpus import word_sentences
 
+    builtin = corpus in sources.SOURCES
+    if not builtin and split is None and not tokenize and Path(corpus).is_file():
+        from ..embeddings.word2vec import LineSentences
+
+        err_console.print(f"{corpus}: every line, split on whitespace, "
+                          + ("lower-cased" if lowercase else "as written (--lowercase to lower-case, "
+                             "--tokenize for lmlab's word tokenizer)"))
+        return LineSentences(corpus, lowercase=bool(lowercase))
+    split = split or ("train" if builtin else "all")
+    lower = True if lowercase is None and builtin else bool(lowercase)
     with status(f"loading {corpus}"):
         data = sources.load(corpus)
-        if split == "all":
-            docs = data.documents
-        else:
-            docs = data.split()[split]
-        return word_sentences(docs)
+        docs = data.documents if split == "all" else data.split()[split]
+        sentences = word_sentences(docs, lowercase=lower)
+    err_console.print(f"{corpus}: {split} split, sentence-split and word-tokenized"
+                      + (", lower-cased" if lower else ", case kept"))
+    return sentences
 
 
 @contextmanager
@@ -72,7 +88,12 @@ def train(
     fmt: str = typer.Option("word2vec", "--format", help="word2vec | word2vec-binary | glove"),
     save_model: Path | None = typer.Option(None, help="Also save the whole model as a folder (fastText: needed for OOV words)."),
     force: bool = typer.Option(False, "--force", help="Replace --out (and --save-model) if it exists."),
-    split: str = typer.Option("train", help="Which documents to train on: train | valid | test | all."),
+    split: str | None = typer.Option(None, help="Which documents to train on: train | valid | test | all "
+                                      "(default: train for a built-in corpus, all of a file)."),
+    lowercase: bool | None = typer.Option(None, "--lowercase/--keep-case",
+                                          help="Lower-case (default: yes for built-in corpora, no for a file)."),
+    tokenize: bool = typer.Option(False, "--tokenize", help="A file: sentence-split and word-tokenize it as the "
+                                  "built-in corpora are, instead of one sentence per line split on whitespace."),
     sg: bool = typer.Option(False, "--sg/--cbow", help="Skip-gram or CBOW (word2vec, fastText)."),
     hs: bool = typer.Option(False, "--hs/--no-hs", help="Hierarchical softmax output layer."),
     negative: int = typer.Option(5, help="Negative samples (0: off; then --hs is required)."),
@@ -96,7 +117,7 @@ def train(
         raise UsageError(f"unknown model {model!r}{closest(model, MODELS)}; choose one of {', '.join(MODELS)}")
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}{closest(fmt, FORMATS)}; choose one of {', '.join(FORMATS)}")
-    if split not in ("train", "valid", "test", "all"):
+    if split not in (None, "train", "valid", "test", "all"):
         raise UsageError(f"--split must be train, valid, test or all, not {split!r}")
     if model == "glove" and save_model is not None:
         raise UsageError("--save-model: GloVe has no model beyond its vectors; use --out (and --glove-output)")
@@ -118,7 +139,7 @@ def train(
         if save_model.resolve() == out.resolve():
             raise UsageError(f"--save-model {save_model} is the --out file; give them different names")
         check_output(save_model, inputs=(corpus, out), force=force, option="--save-model", folder=True)
-    sentences = _sentences(corpus, split)
+    sentences = _sentences(corpus, split, lowercase, tokenize)
     if model == "glove":
         from ..embeddings.glove import GloVe, GloVeConfig
 

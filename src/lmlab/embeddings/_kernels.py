@@ -76,7 +76,18 @@ def _rand_unit(r):
 
 @njit(inline="always")
 def _table_index(f):
-    return int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))
+    """The σ-table slot of f, clamped to the table.
+
+    word2vec.c allocates EXP_TABLE_SIZE + 1 slots because f == MAX_EXP exactly maps to slot
+    EXP_TABLE_SIZE; a table of EXP_TABLE_SIZE slots read there one float past its end (numba
+    does not bounds-check), and a garbage σ became an unbounded update that could make a
+    Hogwild run diverge. Clamping also keeps a NaN (int(NaN) is undefined) inside the table."""
+    i = int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))
+    if i < 0:
+        return 0
+    if i >= EXP_TABLE_SIZE:
+        return EXP_TABLE_SIZE - 1
+    return i
 
 
 @njit(inline="always")

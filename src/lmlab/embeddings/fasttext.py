@@ -37,7 +37,15 @@ import numpy as np
 from ..errors import CheckpointError, DataError, UsageError
 from . import _kernels as K
 from .vectors import Vectors
-from .word2vec import Vocab, encode_corpus, huffman_tree, keep_probabilities, noise_table, run_epochs
+from .word2vec import (
+    Vocab,
+    encode_corpus,
+    huffman_tree,
+    keep_probabilities,
+    noise_table,
+    run_epochs,
+    untrained_loss,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Hashing and character n-grams
@@ -188,7 +196,9 @@ class FastText:
 
         t0 = time.perf_counter()
         name = f"fasttext {'sg' if c.sg else 'cbow'}"
-        self.history = run_epochs(corpus, c.epochs, c.workers, c.seed, train_chunk, name, verbose, progress)
+        self.history = run_epochs(corpus, c.epochs, c.workers, c.seed, train_chunk, name, verbose, progress,
+                                  weights=(self.wi, self.syn1neg, self.syn1),
+                                  loss_bound=untrained_loss(c.negative, self._huffman[2] if c.hs else None) * 20)
         self.train_seconds = time.perf_counter() - t0
         return self
 

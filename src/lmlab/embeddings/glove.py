@@ -20,6 +20,7 @@ on-disk overflow files and shuffling (everything is kept in memory), asymmetric 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ import numpy as np
 from ..errors import DataError, UsageError
 from . import _kernels as K
 from .vectors import Vectors
-from .word2vec import Vocab, encode_corpus
+from .word2vec import Vocab, check_finite, encode_corpus
 
 
 def weighting(x: np.ndarray, x_max: float = 100.0, alpha: float = 0.75) -> np.ndarray:
@@ -146,6 +147,7 @@ class GloVe:
                 parts = pool.map(run, range(c.workers)) if pool else [run(0)]
                 cost = sum(parts) / x.size
                 self.history.append(cost)
+                check_finite("GloVe", epoch + 1, cost, (self.W, self.C, self.bw, self.bc), math.inf)
                 if verbose:
                     print(f"glove epoch {epoch + 1}/{c.epochs}: cost {cost:.5f}, {time.perf_counter() - te:.2f} s",
                           file=sys.stderr)

@@ -32,17 +32,19 @@ vocabulary updates.
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 import time
+from array import array
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import CheckpointError, DataError, UsageError
+from ..errors import CheckpointError, DataError, DivergenceError, UsageError
 from . import _kernels as K
 from .vectors import Vectors
 
@@ -189,24 +191,26 @@ class EncodedCorpus:
         return int(self.ids.shape[0])
 
 
-def encode_corpus(sentences: Sequence[Sequence[str]], index: dict[str, int],
+def encode_corpus(sentences: Iterable[Sequence[str]], index: dict[str, int],
                   chunk_words: int = 10000) -> EncodedCorpus:
-    """Map words to ids (dropping out-of-vocabulary ones), cut long sentences, group into chunks."""
-    lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
-    flat = np.fromiter((index.get(w, -1) for w in itertools.chain.from_iterable(sentences)),
-                       dtype=np.int64, count=int(lengths.sum()))
-    keep = flat >= 0
-    sentence_of = np.repeat(np.arange(len(sentences)), lengths)  # (N_raw,)
-    kept_lengths = np.bincount(sentence_of[keep], minlength=len(sentences))
-    kept_lengths = kept_lengths[kept_lengths > 0]
-    pieces = []  # cut sentences longer than MAX_SENTENCE_LEN, as gensim does
-    for n in kept_lengths.tolist():
+    """Map words to ids (dropping out-of-vocabulary ones), cut long sentences, group into chunks.
+
+    One pass over ``sentences`` (a list, or a stream such as :class:`LineSentences`); the ids go
+    straight into a compact int32 buffer, so no per-word Python object outlives its sentence."""
+    flat = array("i")
+    pieces = array("q")  # sentence lengths after OOV removal, long ones cut as gensim does
+    get = index.get
+    for sentence in sentences:
+        before = len(flat)
+        flat.extend([i for i in map(get, sentence) if i is not None])
+        n = len(flat) - before
         while n > K.MAX_SENTENCE_LEN:
             pieces.append(K.MAX_SENTENCE_LEN)
             n -= K.MAX_SENTENCE_LEN
-        pieces.append(n)
+        if n:
+            pieces.append(n)
     bounds = np.zeros(len(pieces) + 1, dtype=np.int64)
-    np.cumsum(pieces, out=bounds[1:])
+    np.cumsum(np.frombuffer(pieces, dtype=np.int64), out=bounds[1:])
     chunks = []
     s = 0
     while s < len(pieces):
@@ -215,7 +219,50 @@ def encode_corpus(sentences: Sequence[Sequence[str]], index: dict[str, int],
         e = min(e, len(pieces))
         chunks.append((s, e, int(bounds[s])))
         s = e
-    return EncodedCorpus(flat[keep].astype(np.int32), bounds, chunks)
+    return EncodedCorpus(np.frombuffer(flat, dtype=np.int32).copy(), bounds, chunks)
+
+
+class LineSentences:
+    """A user's text file as word2vec.c and gensim's ``LineSentence`` read it: one sentence per
+    line, tokens split on whitespace, exactly as written (``lowercase=True`` lower-cases them).
+
+    Re-iterable and streamed from disk (plain, .gz, .bz2 or .xz), so a corpus of any size costs
+    only its vocabulary and the int32 ids in memory. Binary files and invalid UTF-8 are refused
+    with the file and line."""
+
+    def __init__(self, path: str | Path, lowercase: bool = False):
+        from ..data.corpus import COMPRESSED, check_text
+
+        self.path = Path(path)
+        self.lowercase = lowercase
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: no such file")
+        self._open = COMPRESSED.get(self.path.suffix.lower(), open)
+        try:
+            with self._open(self.path, "rb") as handle:
+                head = handle.read(8192)
+        except (OSError, EOFError) as err:
+            raise DataError(f"{self.path}: cannot read ({err})") from None
+        check_text(head, str(self.path))
+        if not head.strip():
+            raise DataError(f"{self.path}: the file is empty")
+
+    def __iter__(self) -> Iterator[list[str]]:
+        try:
+            with self._open(self.path, "rb") as handle:
+                for lineno, raw in enumerate(handle, 1):
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError as err:
+                        raise DataError(f"{self.path}:{lineno}: invalid UTF-8 at byte {err.start} of the line")\
+                            from None
+                    if lineno == 1:
+                        line = line.lstrip("\ufeff")
+                    tokens = (line.lower() if self.lowercase else line).split()
+                    if tokens:
+                        yield tokens
+        except (OSError, EOFError) as err:
+            raise DataError(f"{self.path}: cannot read ({err})") from None
 
 
 def chunk_seed(seed: int, epoch: int, chunk: int) -> int:
@@ -224,6 +271,13 @@ def chunk_seed(seed: int, epoch: int, chunk: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
     return z ^ (z >> 31)
+
+
+def untrained_loss(negative: int, code_lens: np.ndarray | None) -> float:
+    """The loss per prediction of a model that says 1/2 to every binary decision: ln 2 per sigmoid
+    (1 + ``negative`` for negative sampling, the mean Huffman code length for the hierarchical softmax)."""
+    decisions = (negative + 1 if negative > 0 else 0) + (float(code_lens.mean()) if code_lens is not None else 0.0)
+    return math.log(2) * decisions
 
 
 @dataclass
@@ -235,14 +289,34 @@ class EpochStats:
     words_per_second: float  # in-vocabulary words (before sub-sampling) per second, as gensim's "effective"
 
 
+def check_finite(name: str, epoch: int, loss: float, weights: Sequence[np.ndarray], loss_bound: float) -> None:
+    """Stop with one line if an epoch diverged: a NaN/inf loss or weight, or a loss past ``loss_bound``.
+
+    ``loss_bound`` is a multiple of the loss of an untrained model (every prediction at
+    probability 1/2 per binary decision), which a run that is learning never approaches."""
+    bad = None
+    if not math.isfinite(loss):
+        bad = f"its loss is {loss}"
+    elif loss > loss_bound:
+        bad = f"its loss per prediction is {loss:.3g}, over {loss_bound:.3g} (an untrained model's x 20)"
+    else:
+        for w in weights:
+            if not np.isfinite(w).all():
+                bad = f"{int((~np.isfinite(w)).any(axis=-1).sum()):,} vectors hold NaN/inf"
+                break
+    if bad:
+        raise DivergenceError(f"{name} diverged in epoch {epoch}: {bad}; nothing was saved "
+                              f"(try a smaller alpha, fewer workers, or report it with the command and seed)")
+
+
 def run_epochs(corpus: EncodedCorpus, epochs: int, workers: int, seed: int, train_chunk: Callable,
-               name: str, verbose: bool, progress: Callable[[int, float], None] | None = None
-               ) -> list[EpochStats]:
+               name: str, verbose: bool, progress: Callable[[int, float], None] | None = None,
+               weights: Sequence[np.ndarray] = (), loss_bound: float = math.inf) -> list[EpochStats]:
     """Run ``train_chunk(chunk, epoch, chunk_seed) -> (loss, n_pred, n_trained)`` over every chunk.
 
     With ``workers > 1`` the chunks of an epoch go to a thread pool (the compiled kernels release
     the GIL; the shared matrices are updated Hogwild-style). ``progress(epoch, fraction)`` is called
-    as chunks finish.
+    as chunks finish. After every epoch the loss and ``weights`` are checked (:func:`check_finite`).
     """
     if workers < 1:
         raise UsageError(f"workers must be >= 1, got {workers}")
@@ -267,6 +341,7 @@ def run_epochs(corpus: EncodedCorpus, epochs: int, workers: int, seed: int, trai
             stats = EpochStats(epoch + 1, loss / max(n_pred, 1), n_trained, seconds,
                                corpus.n_words / max(seconds, 1e-9))
             history.append(stats)
+            check_finite(name, epoch + 1, stats.loss, weights, loss_bound)
             if verbose:
                 print(f"{name} epoch {epoch + 1}/{epochs}: loss {stats.loss:.4f}, "
                       f"{stats.words_per_second:,.0f} words/s, {seconds:.2f} s", file=sys.stderr)
@@ -357,7 +432,9 @@ class Word2Vec:
 
         t0 = time.perf_counter()
         name = f"word2vec {'sg' if c.sg else 'cbow'}"
-        self.history = run_epochs(corpus, c.epochs, c.workers, c.seed, train_chunk, name, verbose, progress)
+        self.history = run_epochs(corpus, c.epochs, c.workers, c.seed, train_chunk, name, verbose, progress,
+                                  weights=(self.syn0, self.syn1neg, self.syn1),
+                                  loss_bound=untrained_loss(c.negative, self._code_lens if c.hs else None) * 20)
         self.train_seconds = time.perf_counter() - t0
         return self
 
