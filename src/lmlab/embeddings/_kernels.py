@@ -20,8 +20,9 @@ Conventions shared by the kernels:
 * σ(x) is read from a table over [-MAX_EXP, MAX_EXP] (word2vec.c's EXP_TABLE);
   log σ(x) for the reported loss likewise.
 
-If numba is not installed the same functions run as plain Python (correct but
-slow); ``HAVE_NUMBA`` says which.
+numba is a core dependency; if it cannot be imported (a platform without its wheels) the
+same functions run as plain Python, correct but some hundred times slower, and
+:func:`announce_speed` says so loudly before training starts. ``HAVE_NUMBA`` says which.
 """
 
 from __future__ import annotations
@@ -42,6 +43,22 @@ except ImportError:  # pragma: no cover - exercised only without numba
         if args and callable(args[0]):
             return args[0]
         return lambda f: f
+
+_ANNOUNCED = False
+
+
+def announce_speed(name: str) -> None:
+    """Say once, on stderr, that the kernels are running as plain Python when numba is missing."""
+    global _ANNOUNCED
+    if HAVE_NUMBA or _ANNOUNCED:
+        return
+    _ANNOUNCED = True
+    import sys
+
+    print(f"lmlab: warning: numba is not importable, so {name} runs its training loops as plain Python, "
+          "some hundred times slower (minutes become hours); `pip install numba` restores the compiled kernels",
+          file=sys.stderr)
+
 
 MAX_EXP = 6.0
 EXP_TABLE_SIZE = 1000

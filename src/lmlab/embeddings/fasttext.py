@@ -330,6 +330,7 @@ class FastTextClassifier:
         shuffle = random.Random(c.seed)
         order = list(range(len(docs)))
         self.history = []
+        K.announce_speed("the fastText classifier")
         for epoch in range(c.epochs):
             shuffle.shuffle(order)
             loss = K.classifier_epoch(rows, bounds, y, np.array(order, dtype=np.int64), self.wi, self.wo,

@@ -132,6 +132,7 @@ class GloVe:
         gbw = np.ones(V, np.float32)
         gbc = np.ones(V, np.float32)
         pieces = np.linspace(0, x.size, c.workers + 1).astype(np.int64)
+        K.announce_speed("GloVe")
         pool = ThreadPoolExecutor(max_workers=c.workers) if c.workers > 1 else None
         self.history = []
         try:

@@ -320,6 +320,7 @@ def run_epochs(corpus: EncodedCorpus, epochs: int, workers: int, seed: int, trai
     """
     if workers < 1:
         raise UsageError(f"workers must be >= 1, got {workers}")
+    K.announce_speed(name)
     history: list[EpochStats] = []
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     n_chunks = len(corpus.chunks)
