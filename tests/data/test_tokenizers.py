@@ -94,3 +94,14 @@ def test_bpe_round_trips_words_and_punctuation(texts):
     tok = train_tokenizer("bpe", texts[0], vocab_size=800)
     text = "The cat (a small one) sat, quietly; naïve."
     assert tok.decode(tok.encode(text)) == text
+
+
+def test_a_subword_vocabulary_beyond_the_text_is_refused_before_the_rust_trainer():
+    import pytest as _pytest
+
+    from lmlab.data.tokenizers import train_tokenizer
+    from lmlab.errors import UsageError
+
+    with _pytest.raises(UsageError, match=r"--vocab-size 1,000,000,000 is more than a bpe tokenizer can learn"):
+        train_tokenizer("bpe", ["a tiny corpus of words", "another line"], vocab_size=10**9)
+    assert train_tokenizer("bpe", ["a tiny corpus of words"] * 3, vocab_size=300).vocab_size <= 300

@@ -34,6 +34,25 @@ from .word import WordTokenizer, read_config, word_tokenize
 NAMES = ("word", "char", *SUBWORD_KINDS, "zh-word")
 
 
+CHECK_SUBWORD_ABOVE = 100_000  # below this no corpus makes the Rust trainer run out of memory
+
+
+def check_learnable(kind: str, texts: list[str], vocab_size: int) -> None:
+    """Refuse a subword vocabulary larger than the text can give (the Rust trainer would try to
+    allocate for it and abort the process): every entry past the alphabet is a merge, and a word of
+    n characters takes at most n - 1 merges, so a vocabulary holds at most the 256 bytes, the
+    characters and one entry per character of each distinct word."""
+    distinct: set[str] = set()
+    for text in texts:
+        distinct.update(text.split())
+    chars = {c for w in distinct for c in w}
+    bound = 256 + len(chars) + sum(len(w) for w in distinct)
+    if vocab_size > bound:
+        raise UsageError(f"--vocab-size {vocab_size:,} is more than a {kind} tokenizer can learn from this text "
+                         f"(at most ~{bound:,} entries: its {len(chars):,} characters and the merges within its "
+                         f"{len(distinct):,} distinct words)")
+
+
 def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None = None, min_count: int = 1,
                     lowercase: bool = True):
     """Train a tokenizer of ``kind`` on ``texts``; ``vocab_size`` caps word/char vocabularies."""
@@ -44,7 +63,11 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None = No
     if kind == "zh-word":
         return ChineseWordTokenizer().train(texts, min_count=min_count, max_size=vocab_size)
     if kind in SUBWORD_KINDS:
-        return SubwordTokenizer(kind).train(texts, vocab_size=vocab_size or 8000, min_frequency=max(min_count, 2))
+        vocab_size = vocab_size or 8000
+        if vocab_size > CHECK_SUBWORD_ABOVE:
+            texts = list(texts)
+            check_learnable(kind, texts, vocab_size)
+        return SubwordTokenizer(kind).train(texts, vocab_size=vocab_size, min_frequency=max(min_count, 2))
     raise UsageError(f"unknown tokenizer {kind!r}{closest(kind, NAMES)}; choose one of {', '.join(NAMES)}")
 
 
