@@ -62,3 +62,15 @@ def test_an_exploding_run_stops_with_one_line(make):
     model = make()
     with pytest.raises(DivergenceError, match="diverged in epoch"):
         model.fit(SENTENCES)
+
+
+def test_fasttext_saves_only_the_rows_training_touched_and_loads_them_exactly(tmp_path):
+    model = FastText(FastTextConfig(vector_size=8, min_count=1, epochs=1, workers=1, bucket=50_000))
+    model.fit(SENTENCES)
+    folder = model.save(tmp_path / "ft")
+    size = (folder / "model.safetensors").stat().st_size
+    full = (len(model.vocab) + 50_000) * 8 * 4
+    assert size < full / 20  # the bucket table is not written out
+    loaded = FastText.load(folder)
+    assert np.array_equal(loaded.wi, model.wi)  # untouched buckets regenerated from the seed
+    assert np.array_equal(loaded.word_vector("cattle"), model.word_vector("cattle"))  # an OOV word

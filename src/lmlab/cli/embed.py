@@ -171,6 +171,9 @@ def train(
         if save_model is not None:
             trained.save(save_model)
     wv = trained.wv
+    estimate = len(wv) * wv.dim * (4 if fmt == "word2vec-binary" else 11)  # ~11 bytes per printed float
+    if estimate > 100e6:
+        err_console.print(f"writing ~{estimate / 1e6:,.0f} MB of vectors to {out} ({len(wv):,} words x {wv.dim})")
     wv.save(out, fmt)
     n_words = sum(len(s) for s in sentences)
     console.print(f"{model}: {len(wv):,} words × {wv.dim} from {n_words:,} tokens in {trained.train_seconds:.1f} s; "

@@ -113,6 +113,15 @@ class FastTextConfig:
                              f"bucket={self.bucket}, min_n={self.min_n}, max_n={self.max_n}")
 
 
+def initial_input_rows(n_rows: int, dim: int, seed: int) -> np.ndarray:
+    """The input matrix before training: uniform(-1/dim, 1/dim) as fastText, from ``seed``."""
+    rng = np.random.default_rng(seed)
+    wi = rng.random((n_rows, dim), dtype=np.float32)
+    wi *= 2.0 / dim
+    wi -= 1.0 / dim
+    return wi
+
+
 class FastText:
     """Subword skip-gram / CBOW: ``FastText(FastTextConfig(sg=True)).fit(sentences)``."""
 
@@ -157,10 +166,7 @@ class FastText:
         c = self.config
         self.vocab = Vocab.build(sentences, c.min_count)
         V, dim = len(self.vocab), c.vector_size
-        rng = np.random.default_rng(c.seed)
-        self.wi = rng.random((V + c.bucket, dim), dtype=np.float32)
-        self.wi *= 2.0 / dim
-        self.wi -= 1.0 / dim  # uniform(-1/dim, 1/dim), as fastText
+        self.wi = initial_input_rows(V + c.bucket, dim, c.seed)
         self.syn1neg = np.zeros((V if c.negative else 1, dim), dtype=np.float32)
         self.syn1 = np.zeros((max(V - 1, 1) if c.hs else 1, dim), dtype=np.float32)
         self._prepare()
@@ -226,15 +232,23 @@ class FastText:
         return Vectors(self.vocab.words, sums / np.diff(p)[:, None], self.vocab.counts)
 
     def save(self, folder: str | Path) -> Path:
-        """Model folder: config.json, model.safetensors (wi incl. buckets, syn1neg, syn1, counts), vocab.txt."""
+        """Model folder: config.json, model.safetensors, vocab.txt.
+
+        Only the input rows training touched are written -- the words' own rows and the buckets
+        their n-grams hash to (``wi_rows`` says which) -- not the whole bucket table: a bucket no
+        vocabulary word uses still holds its seeded initial value, which :meth:`load` regenerates
+        from the config's seed. A 2M-bucket, 100-dim model is ~800 MB in RAM but only
+        (V + used buckets) x dim x 4 bytes on disk, and loads to exactly the same matrix."""
         import torch
 
         from ..pretrained import save_model_folder
 
         if self.vocab is None:
             raise UsageError("fastText: nothing to save (the model has not been trained)")
-        tensors = {"wi": torch.from_numpy(self.wi), "syn1neg": torch.from_numpy(self.syn1neg),
-                   "syn1": torch.from_numpy(self.syn1), "counts": torch.from_numpy(self.vocab.counts)}
+        used = np.unique(self._sub_idx).astype(np.int64)
+        tensors = {"wi": torch.from_numpy(np.ascontiguousarray(self.wi[used])), "wi_rows": torch.from_numpy(used),
+                   "syn1neg": torch.from_numpy(self.syn1neg), "syn1": torch.from_numpy(self.syn1),
+                   "counts": torch.from_numpy(self.vocab.counts)}
         return save_model_folder(folder, self.family, asdict(self.config), tensors,
                                  extra={"vocab.txt": ("\n".join(self.vocab.words) + "\n").encode("utf-8")})
 
@@ -247,12 +261,24 @@ class FastText:
         if config.get("family") != cls.family:
             raise CheckpointError(f"{folder}: a {config.get('family')!r} model, not {cls.family!r}")
         model = cls(from_dict(FastTextConfig, config.get("config", {}), where=f"{folder}/config.json"))
+        c = model.config
         words = (Path(folder) / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
         counts = tensors["counts"].numpy()
-        if len(words) != len(counts) or tensors["wi"].shape[0] != len(words) + model.config.bucket:
+        n_rows = len(words) + c.bucket
+        wi = tensors["wi"].numpy()
+        if len(words) != len(counts) or wi.ndim != 2 or wi.shape[1] != c.vector_size:
+            raise CheckpointError(f"{folder}: vocab.txt, config and weights disagree on the sizes")
+        if "wi_rows" in tensors:  # only the rows training touched; the rest is the seeded initial value
+            rows = tensors["wi_rows"].numpy()
+            if rows.shape != (wi.shape[0],) or (rows.size and (rows.min() < 0 or rows.max() >= n_rows)):
+                raise CheckpointError(f"{folder}: wi_rows does not index the {n_rows:,} input rows")
+            model.wi = initial_input_rows(n_rows, c.vector_size, c.seed)
+            model.wi[rows] = wi
+        elif wi.shape[0] == n_rows:  # a folder written before 0.3: the whole table
+            model.wi = wi.copy()
+        else:
             raise CheckpointError(f"{folder}: vocab.txt, config and weights disagree on the sizes")
         model.vocab = Vocab(words, counts, {w: i for i, w in enumerate(words)})
-        model.wi = tensors["wi"].numpy().copy()
         model.syn1neg = tensors["syn1neg"].numpy().copy()
         model.syn1 = tensors["syn1"].numpy().copy()
         model._prepare()
