@@ -30,6 +30,17 @@ def status(message: str):
         yield
 
 
+@contextmanager
+def spinner(message: str):
+    """A spinner on stderr while a step runs when stderr is a terminal; nothing otherwise (for steps
+    whose failure must stay a one-line error in logs)."""
+    if err_console.is_terminal:
+        with err_console.status(message):
+            yield
+    else:
+        yield
+
+
 def table(title: str, columns: list[str], rows: list[list], left: int = 1) -> Table:
     """A rich table; the first ``left`` columns are left-aligned, numbers right-aligned."""
     out = Table(title=title, show_lines=False)

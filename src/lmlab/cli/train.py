@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -27,6 +28,7 @@ import typer
 from .. import registry
 from ..errors import ConfigError, closest
 from ..recipes.run import load_run
+from .common import err_console, spinner
 
 
 def builder_for(family: str):
@@ -67,7 +69,12 @@ def run_training(path: str | Path, overrides: list[str] | None = None, resume: b
     build = builder_for(run.family)
     out_dir = Path(out) if out else Path("runs") / run.name
     seed_everything(train_config.seed)  # model initialisation is part of the seeded run
-    job = build(run)
+    t0 = time.perf_counter()
+    with spinner(f"preparing the {run.family} run: reading the corpus, training or loading its tokenizer, "
+                 "encoding, building the model"):
+        job = build(run)
+    if time.perf_counter() - t0 > 2:
+        err_console.print(f"[dim]prepared the {run.family} run in {time.perf_counter() - t0:.1f} s[/dim]")
     if not isinstance(job, TrainingJob):
         raise ConfigError(f"builder of {run.family!r} returned {type(job).__name__}, not a TrainingJob")
     unread = run.unread_tables()
