@@ -10,6 +10,7 @@ file or the new one, never half of one. Folders are written the same way
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
@@ -22,7 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import CheckpointError
+from .errors import CheckpointError, DataError
+
+# errno values of a write that failed for want of room: a full disk, a quota, a file-size limit
+# (ulimit -f), a file system gone read-only, an I/O error
+WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO}
 
 
 def _fsync_dir(path: Path) -> None:
@@ -71,6 +76,12 @@ def atomic_open(path: str | Path, gz: bool = False) -> Iterator[BinaryIO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno not in WRITE_FAILURES:
+            raise
+        kept = "the old file is kept" if path.exists() else "nothing was written"
+        raise DataError(f"cannot write {path}: {err.strerror or err} ({kept})") from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -98,8 +109,18 @@ def atomic_dir(path: str | Path, overwrite: bool = True) -> Iterator[Path]:
                     os.fsync(handle.fileno())
         _fsync_dir(tmp)
         replace_dir(tmp, path)
-    except BaseException:
+    except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if err.errno not in WRITE_FAILURES:
+            raise
+        kept = "the old folder is kept" if path.exists() else "nothing was written"
+        raise DataError(f"cannot write {path}/: {err.strerror or err} ({kept})") from err
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if type(err).__name__ == "SafetensorError" and "I/O error" in str(err):  # safetensors' own wrapper
+            kept = "the old folder is kept" if path.exists() else "nothing was written"
+            reason = str(err).split("I/O error:", 1)[1].strip()
+            raise DataError(f"cannot write {path}/: {reason} ({kept})") from err
         raise
 
 
