@@ -83,6 +83,8 @@ def test_train_resume_and_export(run_file, tmp_path, capsys):
     config, tensors = load_model_folder(out / "model")
     assert config["family"] == "tiny" and config["config"]["dim"] == 12 and "embed.weight" in tensors
     assert json.loads((out / "run.json").read_text())["model"] == {"dim": 12}
+    card = (out / "model" / "README.md").read_text()  # the model card (issue 19)
+    assert card.startswith("---\nlibrary_name: lmlab") and "model-index:" in card and "lmlab train" in card
     try:  # the loss plot needs the plot extra
         import matplotlib  # noqa: F401
     except ImportError:

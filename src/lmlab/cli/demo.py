@@ -4,8 +4,9 @@ It loads ``wiki-vital`` (``--small``: ``wiki-vital-small``), splits it by docume
 the shared word-level stream and closed vocabulary (:mod:`lmlab.recipes.lineage`), prints
 the corpus statistics, then runs each demo group of the registry (:func:`lmlab.registry.demo_groups`,
 in lineage order) within the time budget, prints the lineage table and writes
-``runs/demo/report.md`` (plus ``ppl.png`` when matplotlib is installed) through
-:mod:`lmlab.report`. The counting rule is :data:`lmlab.report.tables.COUNTING_RULE`.
+``runs/demo/report.md`` (plus ``ppl.png`` when matplotlib is installed), one JSON record per
+row in ``runs/demo/records/`` and the self-contained page ``runs/demo/report.html`` through
+:mod:`lmlab.report` (``lmlab report`` rebuilds or compares pages from records). The counting rule is :data:`lmlab.report.tables.COUNTING_RULE`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from .. import registry
 from ..io import atomic_write_text
 from ..recipes.lineage import build_data, unigram_baseline
 from ..report import DemoRow
+from ..report.html import render
 from ..report.plots import lineage_perplexity
+from ..report.records import write_records
 from ..report.tables import COUNTING_RULE, grouped, lineage_markdown, metric_names
 from .common import console, err_console, status, table
 
@@ -79,4 +82,22 @@ def register(app: typer.Typer) -> None:
         if lineage_perplexity(rows, out / "ppl.png"):
             report += "\n![test perplexity](ppl.png)\n"
         atomic_write_text(out / "report.md", report)
-        console.print(f"report: {out / 'report.md'}  ({elapsed:.1f} s)")
+        records = demo_records(rows, data, corpus_name, seed)
+        for stale in (out / "records").glob("*.json"):
+            stale.unlink()  # the records of this run only
+        write_records(records, out / "records")
+        atomic_write_text(out / "report.html", render(records, f"lmlab lineage on {corpus_name}", base=out))
+        console.print(f"report: {out / 'report.html'} and {out / 'report.md'}; records: {out / 'records'}/ "
+                      f"({elapsed:.1f} s)")
+
+
+def demo_records(rows: list[DemoRow], data, corpus_name: str, seed: int) -> list:
+    """One record per demo row that has metrics, sharing the corpus hash, machine and commit."""
+    from ..report.records import from_demo_row, git_commit, machine, text_sha256
+
+    sha = text_sha256(data.test_sentences)
+    host, commit = machine(), git_commit()
+    tokenizer = f"word (lower-cased, closed vocabulary of {len(data.vocab):,} from train)"
+    return [from_demo_row(row, row.family, corpus=corpus_name, corpus_sha256=sha, tokenizer=tokenizer,
+                          counting_rule=COUNTING_RULE, seed=seed, commit=commit, host=host)
+            for row in rows if row.metrics]

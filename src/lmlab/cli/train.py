@@ -95,9 +95,33 @@ def run_training(path: str | Path, overrides: list[str] | None = None, resume: b
             atomic_write_text(out_dir / "run.json", json.dumps(run.as_dict(), indent=2) + "\n")
             if job.export is not None:
                 job.export(out_dir / "model")
+                if (out_dir / "model").is_dir():
+                    write_model_card(out_dir / "model", run, result, job, path, list(overrides or []), out_dir)
     finally:
         distributed.shutdown()
     return result, out_dir, job, is_main
+
+
+def write_model_card(folder: Path, run, result, job, path, overrides: list[str], out_dir: Path) -> Path:
+    """The folder's README.md: what was trained on what, its eval numbers and the command."""
+    from ..report.cards import CardMetric, write_card
+
+    row = registry.FAMILIES.get(run.family)
+    corpus = str(run.as_dict().get("data", {}).get("corpus", ""))
+    metrics = []
+    if result.eval:
+        lm = is_lm_loss(job)
+        task = ("text-generation", "Language modelling") if lm else ("other", "Pretraining objective")
+        metrics.append(CardMetric(*task, "loss", "eval loss (nats per predicted token)", result.eval["eval_loss"],
+                                  corpus, "valid"))
+        if lm and "eval_ppl" in result.eval:
+            metrics.append(CardMetric(*task, "perplexity", "eval perplexity per token", result.eval["eval_ppl"],
+                                      corpus, "valid"))
+    command = " ".join(shlex.quote(w) for w in ["lmlab", "train", str(path), *overrides, "--out", str(out_dir)])
+    notes = (f"Trained for {result.step:,} steps (final training loss {result.loss:.4f}). "
+             "`lmlab eval ppl FOLDER test --corpus CORPUS` gives the per-word perplexity on the shared test stream.")
+    return write_card(folder, name=run.name, family=run.family, summary=row.summary if row else "",
+                      corpus=corpus, metrics=metrics, command=command, notes=notes)
 
 
 def interrupted_line(err) -> str:

@@ -44,4 +44,9 @@ class DemoRow:
     model: str                     # e.g. "MKN 5-gram"
     metrics: dict[str, float] = field(default_factory=dict)  # e.g. {"test ppl": 231.4}
     train_seconds: float | None = None
-    notes: str = ""
+    notes: str = ""                # what the model is (the report's card says it)
+    year: int | None = None        # year of the paper; else placed by name (lmlab.report.records.LINEAGE)
+    verified: str = ""             # how the number was checked (parity, sums to 1, ...)
+    config: dict = field(default_factory=dict)
+    parameters: int | None = None
+    log: str | None = None         # a metrics.jsonl with the run's loss curve
