@@ -106,3 +106,12 @@ def test_demo_baseline_small(cli, tmp_path):
     report = (out / "report.md").read_text()
     assert "add-one unigram" in report and "wiki-vital-small" in report and "</s> predicted" in report
     assert "| test | 238 |" in report
+    # issue 19: the demo leaves records and a page whose numbers are those records
+    from lmlab.report.html import records_from_page
+    from lmlab.report.records import read_records
+
+    records = read_records([out])
+    assert [r.model for r in records] == ["add-one unigram"] and records[0].year == 1948
+    assert len(records[0].corpus_sha256) == 64 and records[0].machine["cpus"]
+    page = (out / "report.html").read_text()
+    assert records_from_page(page)[0]["metrics"] == records[0].metrics

@@ -57,16 +57,31 @@ def register(app: typer.Typer) -> None:
         rows: list[DemoRow] = []
         if "baseline" in wanted:
             rows.append(unigram_baseline(data))
-        for name, row in groups.items():
-            if name not in wanted:
-                continue
-            if data.seconds_left() <= 0:
+        end = data.deadline
+        todo = [name for name in groups if name in wanted]
+        if todo:
+            err_console.print(f"[dim]budget {budget:.0f} s: each of {len(todo)} families gets an equal share of the "
+                              f"time left when it starts (~{max(end - time.monotonic(), 0) / len(todo):.0f} s now): "
+                              f"{', '.join(todo)}[/dim]")
+        for i, name in enumerate(todo):
+            left = end - time.monotonic()
+            if left <= 0:
                 err_console.print(f"[yellow]skipping {name}: --budget {budget:.0f} s spent[/yellow]")
                 rows.append(DemoRow(name, "(skipped)", notes="time budget spent"))
                 continue
-            with status(f"running {name} ({data.seconds_left():.0f} s left)"):
-                family_rows = row.demo_function()(data)
+            share = left / (len(todo) - i)
+            data.deadline = time.monotonic() + share  # what the family's recipe sees as its own budget
+            began = time.monotonic()
+            with status(f"running {name} [{i + 1}/{len(todo)}]: share {share:.0f} s, {left:.0f} s left in all"):
+                family_rows = groups[name].demo_function()(data)
+            took = time.monotonic() - began
+            if took > share * 1.25 + 5:
+                err_console.print(f"[yellow]{name} took {took:.0f} s of its {share:.0f} s share[/yellow]")
+                for family_row in family_rows:
+                    family_row.notes = (family_row.notes + "; " if family_row.notes else "") + \
+                        f"over its time share ({took:.0f} of {share:.0f} s)"
             rows.extend(family_rows)
+        data.deadline = end
         elapsed = time.monotonic() - started
         for title, members in grouped(rows):
             names = metric_names(members)
