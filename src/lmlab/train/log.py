@@ -203,7 +203,11 @@ class MetricsLog:
             self._bar.update(self._task, completed=record["step"], info=info)
         elif self._plain_every and (record["step"] % self._plain_every == 0 or "eval_loss" in record
                                     or record["step"] == self.total_steps):
-            print(f"step {record['step']}/{self.total_steps}  {info}", file=sys.stderr, flush=True)
+            done = record["step"] - self.start_step
+            elapsed = time.perf_counter() - self._started
+            eta = elapsed / done * (self.total_steps - record["step"]) if done > 0 else 0.0
+            print(f"step {record['step']}/{self.total_steps}  {info}  {elapsed:.0f} s, ETA {eta:.0f} s",
+                  file=sys.stderr, flush=True)
 
     def close(self, plot: bool = True) -> Path | None:
         if not self.enabled:
