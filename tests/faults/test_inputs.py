@@ -311,3 +311,15 @@ def test_help_runs_without_torch(args):
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
     assert result.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_lmlab_warnings_are_one_line_and_repeats_are_counted(cli, tmp_path):
+    """A 1-line corpus for a 5-gram: one 'lmlab: warning:' line and a count, not five raw Python warnings."""
+    corpus = tmp_path / "one.txt"
+    corpus.write_text("the cat sat\n")
+    run = cli("ngram", "build", str(corpus), "-o", str(tmp_path / "m.arpa"), "--order", "5")
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("lmlab: warning")]
+    assert lines[0].startswith("lmlab: warning: modified Kneser-Ney: order 1")
+    assert lines[1] == "lmlab: warning: (4 more like the warnings above, for other orders or items)"
+    assert len(lines) == 2 and "SmoothingWarning" not in run.stderr and "pipeline.py" not in run.stderr

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
+import warnings
 
 import typer
 
@@ -89,10 +91,45 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+class _Warnings:
+    """lmlab's own warnings as one ``lmlab: warning: ...`` line each, not Python's two-line form with
+    a source line; a warning that differs from one already shown only in its numbers (the same
+    fallback for each n-gram order, say) is counted, and the count is said once at the end."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+        self.previous = warnings.showwarning
+
+    def show(self, message, category, filename, lineno, file=None, line=None) -> None:
+        if not getattr(category, "__module__", "").startswith("lmlab"):
+            return self.previous(message, category, filename, lineno, file, line)
+        text = str(message)
+        shape = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", text)
+        self.seen[shape] = self.seen.get(shape, 0) + 1
+        if self.seen[shape] == 1:
+            typer.echo(f"lmlab: warning: {text}", err=True)
+
+    def summary(self) -> None:
+        repeats = sum(n - 1 for n in self.seen.values())
+        if repeats:
+            typer.echo(f"lmlab: warning: ({repeats} more like the warnings above, for other orders or items)", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("LMLAB_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
+    shown = _Warnings()
+    if not debug:
+        warnings.showwarning = shown.show
+    try:
+        _run(argv, debug)
+    finally:
+        shown.summary()
+        warnings.showwarning = shown.previous
+
+
+def _run(argv: list[str], debug: bool) -> None:
     try:
         _attach(_command_of(argv))
         app(args=argv, prog_name="lmlab")
