@@ -67,3 +67,60 @@ def perplexities(model: elmo.ElmoLM, sentences: list[list[str]], vocab: list[str
     return {"forward": from_log_probs(fwd, words=words, oov=oov),
             "backward": from_log_probs(bwd, words=words, oov=oov),
             "mean": from_log_probs([(f + b) / 2 for f, b in zip(fwd, bwd)], words=words, oov=oov)}
+
+
+# ----------------------------------------------------------------------------- contextual vectors
+
+
+def load_any(path) -> tuple[elmo.ElmoLM, bool]:
+    """(model, lowercase) from an lmlab ELMo folder (trained on lowercased words) or a folder with
+    bilm-tf's ``options.json`` + ``weights.hdf5`` / ``lm_weights.hdf5`` (cased, as released)."""
+    from pathlib import Path
+
+    from ..errors import CheckpointError
+
+    path = Path(path)
+    if (path / "options.json").is_file():
+        from ..interop.allennlp import load_allennlp
+
+        weights = next((path / n for n in ("weights.hdf5", "lm_weights.hdf5") if (path / n).is_file()), None)
+        if weights is None:
+            raise CheckpointError(f"{path}: options.json but no weights.hdf5 beside it")
+        return load_allennlp(path / "options.json", weights), False
+    return elmo.ElmoLM.from_pretrained(path), True
+
+
+def contextual_vectors(model: elmo.ElmoLM, sentences: list[list[str]], layer: str = "mix",
+                       batch_size: int = 32) -> list[torch.Tensor]:
+    """Per sentence a (n_tokens, 2P) tensor: ``layer`` "mix" (the model's scalar mix), "top", or
+    "0" .. "L" (0 = the token layer); each sentence wrapped in ``<S> .. </S>`` and from a zero state."""
+    n_layers = model.config.n_layers
+    if layer not in ("mix", "top", *map(str, range(n_layers + 1))):
+        raise ConfigError(f"--layer must be mix, top or 0..{n_layers}, got {layer!r}")
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(sentences), batch_size):
+            chunk = sentences[start:start + batch_size]
+            chars, mask = model.chars.batch(chunk)
+            layers, mask, _ = model.bilm(chars, mask)
+            if layer == "mix":
+                picked = [layers[j] for j in model.config.mix_layers] if model.config.mix_layers else layers
+                h = model.mix(picked, mask)
+            else:
+                h = layers[-1] if layer == "top" else layers[int(layer)]
+            out.extend(h[row, 1:len(s) + 1] for row, s in enumerate(chunk))  # boundaries removed
+    return out
+
+
+def nearest_in_context(vectors: list[torch.Tensor], sentences: list[list[str]], query: tuple[int, int], k: int = 5
+                       ) -> list[tuple[float, int, int]]:
+    """The ``k`` tokens (cosine, sentence index, token index) nearest to token ``query`` = (sentence,
+    token) among every other token of ``sentences``."""
+    flat = torch.cat(vectors)  # (N, 2P)
+    where = [(i, t) for i, s in enumerate(sentences) for t in range(len(s))]
+    q = vectors[query[0]][query[1]]
+    sims = torch.nn.functional.cosine_similarity(flat, q[None], dim=-1)
+    sims[where.index(query)] = -2.0
+    top = torch.topk(sims, min(k, len(where) - 1))
+    return [(float(v), *where[int(i)]) for v, i in zip(top.values, top.indices)]
