@@ -255,3 +255,30 @@ def test_lmlab_train_then_eval_ppl_and_embed_contextual(tmp_path, cli):
     assert len(hits) == 3 and all(-1 <= h["cosine"] <= 1 for h in hits)
     proc = cli("embed", "contextual", str(out / "model"), "a b", "--layer", "7")
     assert proc.returncode != 0 and "--layer" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_feature_based_use_frozen_elmo_trains_only_the_mix_and_the_head(tmp_path):
+    """The tasks' classifier on an ELMo encoder: ELMo frozen, the scalar mix and the linear head learn."""
+    import lmlab
+    from lmlab.tasks.classification import SequenceClassifier
+
+    model = _model()
+    clf = SequenceClassifier.on(model, ["neg", "pos"], pooling="mean")
+    for name, p in clf.named_parameters():
+        p.requires_grad = name.startswith(("out.", "cls_dense.", "encoder.mix."))
+    ids = torch.tensor([[4, 5, 6], [9, 10, 0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    opt = torch.optim.SGD([p for p in clf.parameters() if p.requires_grad], lr=0.5)
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(clf(ids, mask), torch.tensor([0, 1])).backward()
+        opt.step()
+    after = clf.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert "encoder.mix.scalars" in changed and "out.weight" in changed
+    assert not any(k.startswith(("encoder.token_encoder", "encoder.forward_lm", "encoder.backward_lm"))
+                   for k in changed)
+    clf.save_pretrained(tmp_path / "clf")
+    again = lmlab.load(tmp_path / "clf").eval()
+    assert torch.equal(again(ids, mask), clf.eval()(ids, mask))

@@ -134,6 +134,11 @@ class ElmoConfig:
     mix_layer_norm: bool = False
     softmax: SoftmaxConfig = field(default_factory=SoftmaxConfig)
 
+    @property
+    def d_model(self) -> int:
+        """The width of ``encode``'s output (``[h_fwd; h_bwd]``), what task heads size themselves by."""
+        return 2 * self.projection_dim
+
     def validate(self) -> None:
         if self.vocab_size < 0 or self.vocab_size == 1:
             raise ConfigError(f"model.vocab_size must be 0 (no LM head) or >= 2, got {self.vocab_size}")
@@ -228,6 +233,7 @@ class ProjectedLSTMCell(nn.Module):
         h, c = state  # (B, P), (B, cell)
         xw = self.input_linear(x)  # (B, T, 4 cell): the input half of every step in one matmul
         keep = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+        full = bool(mask.all())
         fresh = None if reset is None else (~reset).unsqueeze(-1).to(x.dtype)
         outputs = [x.new_zeros(0)] * T
         for t in range(T - 1, -1, -1) if reverse else range(T):
@@ -240,6 +246,10 @@ class ProjectedLSTMCell(nn.Module):
             h_new = self.projection(torch.sigmoid(o) * torch.tanh(c_new))
             if self.proj_clip:
                 h_new = h_new.clamp(-self.proj_clip, self.proj_clip)
+            if full:  # no padding (training blocks): no blend needed
+                h, c = h_new, c_new
+                outputs[t] = h_new
+                continue
             m = keep[:, t]
             h = m * h_new + (1 - m) * h
             c = m * c_new + (1 - m) * c
