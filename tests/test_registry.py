@@ -125,14 +125,14 @@ def _tiny(name: str, tmp_path):
             write_arpa(base, folder / "base.arpa")
             return save_cache(model, folder / "base.arpa", folder / "cache.json")
         return model, save
-    if name in ("nnlm", "rnnlm"):
+    if name in ("nnlm", "rnnlm", "elmo"):
         import importlib
 
         module = importlib.import_module(f"lmlab.models.{name}")
         config = row.config_from()
         vocab = _word_vocab(config.vocab_size)
         model = module.build(config, vocab, np.ones(len(vocab), dtype=np.int64))
-        return model, lambda folder: module.save(model, folder, vocab) and folder
+        return model.eval(), lambda folder: module.save(model, folder, vocab) and folder
     if name in ("word2vec", "fasttext"):
         model = row.model_class()(row.config_from({"vector_size": 8, "min_count": 1, "epochs": 1, "workers": 1}))
         model.fit(SENTENCES)
@@ -293,6 +293,8 @@ RECIPE_TABLES = {  # the smallest run of each recipe: 20 documents, tiny sizes
              "model": {"embed_dim": 8, "hidden_dim": 8}},
     "rnnlm": {"data": {"corpus": "wiki-vital-small", "batch_size": 4, "bptt": 8}, "tokenizer": {"vocab_size": 300},
               "model": {"embed_dim": 8, "hidden_dim": 8, "layers": 1}},
+    "elmo": {"data": {"corpus": "wiki-vital-small", "batch_size": 2, "bptt": 8}, "tokenizer": {"vocab_size": 300},
+             "model": {"char_embed_dim": 4, "filters": [[1, 4], [2, 8]], "projection_dim": 8, "cell_dim": 16}},
     "transformer": {"data": {"task": "g2p", "batch_size": 2}, "model": {"d_model": 16, "n_heads": 2, "d_ff": 32}},
     "gpt": {"data": {"corpus": "wiki-vital-small", "max_documents": 20, "seq_len": 16, "batch_size": 2},
             "tokenizer": {"vocab_size": 300}, "model": {"d_model": 16, "n_layers": 1, "n_heads": 2}},

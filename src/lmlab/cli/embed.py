@@ -301,3 +301,51 @@ def classify(
 
         labels = clf.predict([word_tokenize(t, lowercase=True) for t in predict])
         console.print(table("predictions", ["text", "label"], [[t, lab] for t, lab in zip(predict, labels)]))
+
+
+@app.command("contextual")
+def contextual(
+    model_dir: Path = typer.Argument(..., help="An ELMo folder (lmlab train's export, or options.json + weights.hdf5)."),
+    sentences: list[str] = typer.Argument(..., help="One or more sentences (whitespace-tokenised)."),
+    layer: str = typer.Option("mix", "--layer", help="mix (the scalar mix) | top | 0 (tokens) .. L"),
+    word: str | None = typer.Option(None, "--word", help="Print the nearest tokens in context to this word "
+                                                         "(its first occurrence in the first sentence having it)."),
+    top: int = typer.Option(5, "--top", help="How many neighbours."),
+    dims: int = typer.Option(8, "--dims", help="How many leading dimensions of each vector to print."),
+    as_json: bool = typer.Option(False, "--json", help="Print every full vector as JSON."),
+) -> None:
+    """Contextual (ELMo) vectors of each token of the sentences, or a word's nearest tokens in context."""
+    import json
+
+    from ..recipes.elmo import contextual_vectors, load_any, nearest_in_context
+
+    check_range("--top", top, 1)
+    check_range("--dims", dims, 1)
+    with status(f"loading {model_dir}"):
+        model, lowercase = load_any(model_dir)
+    tokens = [(s.lower() if lowercase else s).split() for s in sentences]
+    if not any(tokens):
+        raise UsageError("no tokens in the sentences")
+    tokens = [t for t in tokens if t]
+    vectors = contextual_vectors(model, tokens, layer)
+    if word is not None:
+        key = word.lower() if lowercase else word
+        query = next(((i, t.index(key)) for i, t in enumerate(tokens) if key in t), None)
+        if query is None:
+            raise UsageError(f"--word {word!r} is not a token of the sentences")
+        hits = nearest_in_context(vectors, tokens, query, top)
+        if as_json:
+            print(json.dumps([{"cosine": c, "sentence": i, "token": tokens[i][t]} for c, i, t in hits]))
+            return
+        console.print(table(f"nearest to {word!r} (sentence {query[0] + 1}, layer {layer})",
+                            ["cosine", "token", "in context"],
+                            [[f"{c:.4f}", tokens[i][t], " ".join(tokens[i][max(0, t - 4):t + 5])] for c, i, t in hits]))
+        return
+    if as_json:
+        print(json.dumps([{"tokens": t, "vectors": v.tolist()} for t, v in zip(tokens, vectors)]))
+        return
+    for i, (toks, vecs) in enumerate(zip(tokens, vectors)):
+        console.print(table(f"sentence {i + 1}, layer {layer}, {vecs.shape[1]} dimensions",
+                            ["token", "norm", f"first {min(dims, vecs.shape[1])}"],
+                            [[t, f"{float(v.norm()):.3f}", " ".join(f"{x:+.3f}" for x in v[:dims].tolist())]
+                             for t, v in zip(toks, vecs)]))

@@ -528,3 +528,27 @@ class Rows:
     def eval_batches(self, rank: int = 0, world: int = 1):
         for first in range(rank * self.batch_size, self.rows.shape[0], self.batch_size * world):
             yield self.rows[first:first + self.batch_size]
+
+
+def reversed_documents(documents: list[list[list[int]]], bos_id: int) -> list[list[list[int]]]:
+    """The documents as a backward LM reads them: sentences in reverse order, each ``w_1 .. w_n </s>``
+    turned into ``w_n .. w_1 <s>`` (so :func:`bptt_documents` with ``</s>`` as the start marker
+    gives ``</s> w_n .. w_1 <s>``, the same length as the forward stream)."""
+    return [[[*reversed(sent[:-1]), bos_id] for sent in reversed(doc)] for doc in reversed(documents)]
+
+
+class StackedStreams:
+    """Several equally long :class:`BPTTStream` read in lockstep (ELMo's forward and backward
+    streams): ``batch(step, shard, shards)`` -> (B, k, T+1), ``eval_batches`` likewise."""
+
+    def __init__(self, streams: Sequence[BPTTStream]):
+        if len({len(s.ids) for s in streams}) != 1:
+            raise DataError("stacked streams must have the same number of tokens")
+        self.streams = list(streams)
+
+    def batch(self, step: int, shard: int = 0, shards: int = 1) -> Tensor:
+        return torch.stack([s.batch(step, shard, shards) for s in self.streams], dim=1)
+
+    def eval_batches(self, rank: int = 0, world: int = 1):
+        for blocks in zip(*(s.eval_batches(rank, world) for s in self.streams)):
+            yield torch.stack(blocks, dim=1)
