@@ -110,7 +110,7 @@ def test_lmlab_load_reads_hf_xlnet_folders(tmp_path):
 
     assert registry.for_hf_model_type("xlnet").name == "xlnet"
     hf_model().save_pretrained(tmp_path / "hf", safe_serialization=True)
-    model = registry.for_hf_model_type("xlnet").load_hf(tmp_path / "hf")
+    model = lmlab.load(tmp_path / "hf")                          # a Hugging Face folder, by its model_type
     assert model.family == "xlnet"
     model.save_pretrained(tmp_path / "ours")
     assert type(lmlab.load(tmp_path / "ours")) is type(model)

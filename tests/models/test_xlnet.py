@@ -204,3 +204,19 @@ def test_it_learns_on_real_text(tmp_path):
     again = XLNetLMHeadModel.from_pretrained(tmp_path / "model").eval()
     ids = torch.randint(5, job.model.config.vocab_size, (2, 10))
     torch.testing.assert_close(again(ids).logits, job.model.eval()(ids).logits, rtol=0, atol=0)
+
+
+def test_a_classifier_head_fine_tunes_on_the_encoder_protocol(tmp_path):
+    """What ``lmlab finetune`` builds: a SequenceClassifier on XLNet's encoder (pooled = last real token)."""
+    import lmlab
+    from lmlab.tasks.classification import SequenceClassifier
+
+    head = SequenceClassifier.on(tiny(), ["rotten", "fresh"]).eval()
+    ids = torch.randint(10, V, (2, 7), generator=torch.Generator().manual_seed(6))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    logits = head(ids, mask)
+    assert logits.shape == (2, 2)
+    head.save_pretrained(tmp_path / "head")
+    again = lmlab.load(tmp_path / "head").eval()
+    torch.testing.assert_close(again(ids, mask), logits, rtol=0, atol=0)
