@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import config as config_io
@@ -43,11 +42,6 @@ class XLNetTokenizerSpec:
     vocab_size: int = 8192
 
 
-def stream_of(documents: list[list[int]], separator: int) -> np.ndarray:
-    """Documents back to back, each followed by ``separator``."""
-    return np.fromiter((i for doc in documents for i in (*doc, separator)), dtype=np.int64)
-
-
 def build(run):
     """``lmlab train`` builder: a RunFile ([data], [tokenizer], [model] with ``preset``, [objective]) -> TrainingJob."""
     from ..data import sources
@@ -58,6 +52,7 @@ def build(run):
     from ..objectives.masking import word_boundary_tables
     from ..objectives.plm import PLMConfig, PLMObjective
     from ..train.trainer import TrainingJob
+    from .gpt import document_stream
     from .run import pop_preset
 
     data = config_io.from_dict(XLNetDataSpec, dict(run.data), where="data")
@@ -85,8 +80,8 @@ def build(run):
     model = XLNetLMHeadModel(config)
     starts_word, _ = word_boundary_tables(tokenizer)
     objective = PLMObjective(plm, specials["sep"], specials["cls"], specials["pad"], starts_word)
-    train_ids = stream_of(tokenizer.encode_batch([d.text for d in train_docs]), specials["sep"])
-    valid_ids = stream_of(tokenizer.encode_batch([d.text for d in valid_docs]), specials["sep"])
+    train_ids = document_stream(tokenizer.encode_batch([d.text for d in train_docs]), specials["sep"])
+    valid_ids = document_stream(tokenizer.encode_batch([d.text for d in valid_docs]), specials["sep"])
     text_len = data.seq_len - 2                                  # LMBlocks yields seq_len + 1 tokens
     train_source = LMBlocks(train_ids, text_len - 1, data.batch_size, seed=data.seed)
     eval_source = LMBlocks(valid_ids, text_len - 1, data.batch_size, seed=data.seed, shuffle=False) \
