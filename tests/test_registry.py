@@ -304,6 +304,10 @@ for _family in ("bert", "roberta", "spanbert", "albert", "electra"):
                                        "batch_size": 2},
                               "tokenizer": {"vocab_size": 300}, "model": {"d_model": 16, "n_layers": 1, "n_heads": 2,
                                                                           "d_ff": 32}}
+RECIPE_TABLES["xlnet"] = {"data": {"corpus": "wiki-vital-small", "max_documents": 20, "seq_len": 16,
+                                  "batch_size": 2},
+                         "tokenizer": {"vocab_size": 300}, "model": {"d_model": 16, "n_layers": 1, "n_heads": 2,
+                                                                     "d_ff": 32}}
 
 
 def test_every_recipe_has_a_smoke_table():

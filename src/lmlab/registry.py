@@ -203,6 +203,12 @@ FAMILIES: dict[str, Family] = {
                                                               "n_layers": 1, "n_heads": 2, "d_ff": 64, "max_length": 32},
                      "labels": ["O", "B-PER", "I-PER"]},
                capabilities=frozenset({"tag"}), summary="a fine-tuned token classifier (NER-style BIO tagging)"),
+        Family("xlnet", "lmlab.models.xlnet:XLNetLMHeadModel", "lmlab.models.xlnet:XLNetConfig",
+               "lmlab.models.xlnet:PRESETS", base_preset="xlnet-tiny",
+               tiny={"vocab_size": 60, "d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64},
+               recipe="lmlab.recipes.xlnet:build", hf="lmlab.interop.hf_xlnet:load_hf", hf_types=("xlnet",),
+               capabilities=frozenset({"encode"}),
+               summary="XLNet: permutation LM, two-stream relative attention, partial prediction"),
     ]
 }
 
