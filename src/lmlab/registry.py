@@ -198,6 +198,13 @@ FAMILIES: dict[str, Family] = {
                                                               "n_layers": 1, "n_heads": 2, "d_ff": 64, "max_length": 32},
                      "labels": ["O", "B-PER", "I-PER"]},
                capabilities=frozenset({"tag"}), summary="a fine-tuned token classifier (NER-style BIO tagging)"),
+        Family("transfo-xl", "lmlab.models.transfo_xl:TransfoXLLMHeadModel", "lmlab.models.transfo_xl:TransfoXLConfig",
+               "lmlab.models.transfo_xl:PRESETS", base_preset="xl-tiny",
+               tiny={"vocab_size": 50, "cutoffs": [20], "d_model": 16, "d_embed": 16, "n_head": 2, "d_head": 8,
+                     "d_inner": 32, "n_layer": 2, "mem_len": 8, "bos_token_id": 1, "eos_token_id": 2},
+               recipe="lmlab.recipes.transfo_xl:build", hf="lmlab.interop.hf_transfo_xl:load_hf",
+               hf_types=("transfo-xl",), capabilities=frozenset({"score", "generate"}),
+               summary="Transformer-XL: segment recurrence, relative positions, adaptive softmax"),
     ]
 }
 
