@@ -99,7 +99,7 @@ def main() -> None:
     c = model.config
     L = c.mem_len
     stream, bos, corpus = test_stream(args.model, args.lanes, args.max_tokens)
-    lines = [f"# Transformer-XL: perplexity vs evaluation memory, cached vs recomputed evaluation\n",
+    lines = ["# Transformer-XL: perplexity vs evaluation memory, cached vs recomputed evaluation\n",
              f"`python benchmarks/transfo_xl_bench.py {args.model} --lanes {args.lanes} --max-tokens {args.max_tokens} "
              f"--speed-tokens {args.speed_tokens} --threads {args.threads}`  ",
              f"model: {c.n_layer} layers x d {c.d_model}, {c.n_head} heads, |V| {c.vocab_size}, cutoffs {c.cutoffs}, "

@@ -77,13 +77,8 @@ def key_map(model: TransfoXLLMHeadModel) -> list[tuple[str, str]]:
 def load_hf(folder: str | Path) -> TransfoXLLMHeadModel:
     """A Hugging Face v4 Transformer-XL folder (config.json + model.safetensors) as an lmlab model."""
     folder = Path(folder)
+    hf = pretrained.read_model_config(folder)
     config_path = folder / pretrained.CONFIG_NAME
-    if not config_path.is_file():
-        raise CheckpointError(f"{folder}: no config.json")
-    try:
-        hf = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{config_path}: not valid JSON ({err})") from None
     weights = folder / pretrained.WEIGHTS_NAME
     if not weights.is_file():
         if (folder / "pytorch_model.bin").is_file():

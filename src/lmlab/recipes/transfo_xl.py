@@ -16,13 +16,10 @@ from __future__ import annotations
 import torch
 
 from .. import config as config_io
-from ..data.stream import BPTTStream, bptt_documents
 from ..models import transfo_xl
-from ..objectives.bptt import BPTTObjective
-from ..pretrained import save_word_lm
 from ..train.trainer import TrainingJob
 from .run import pop_preset
-from .word_lm import _read_tables, _sections, load_word_data
+from .word_lm import _read_tables, _sections, bptt_job, load_word_data
 
 
 def build(run) -> TrainingJob:
@@ -39,14 +36,6 @@ def build(run) -> TrainingJob:
     seed = int(run.get("train", {}).get("seed", 0))
     torch.manual_seed(seed)
     model = transfo_xl.build(config, data.vocab)
-    bos, V = data.vocab.index("<s>"), len(data.vocab)
-    train_ids, train_starts = bptt_documents(data.train, bos)
-    valid_ids, valid_starts = bptt_documents(data.valid, bos)
-    return TrainingJob(
-        model=model, objective=BPTTObjective(V, bos),
-        train_source=BPTTStream(train_ids, train_starts, V, data_cfg.batch_size, data_cfg.bptt),
-        eval_source=BPTTStream(valid_ids, valid_starts, V, data_cfg.eval_batch_size, data_cfg.bptt),
-        export=lambda folder: save_word_lm(model, folder, data.vocab, data.description),
-        describe=f"Transformer-XL {config.n_layer}x{config.d_model} segment {data_cfg.bptt} memory {config.mem_len} "
-                 f"cutoffs={config.cutoffs} |V|={V} on {data_cfg.stream or data_cfg.corpus}: "
-                 f"{len(train_ids):,} training tokens")
+    return bptt_job(model, data, data_cfg,
+                    f"Transformer-XL {config.n_layer}x{config.d_model} segment {data_cfg.bptt} memory {config.mem_len} "
+                    f"cutoffs={config.cutoffs} |V|={len(data.vocab)} on {data_cfg.stream or data_cfg.corpus}")
