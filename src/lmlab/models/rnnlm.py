@@ -6,6 +6,8 @@ plain ``tanh`` Elman cell), dropout on the non-recurrent connections (Zaremba et
 output layer from :mod:`lmlab.nn.softmax` on ``h_t``. With ``tie_embeddings`` the output word
 vectors are the input embeddings (Press & Wolf 2017; Inan et al. 2017), which needs
 ``hidden_dim == embed_dim`` and an output layer with word vectors (full, class, IS, NCE).
+``softmax.kind = "adaptive"`` (with ``softmax.cutoffs``, ``softmax.div_val``) is Grave et al.'s
+adaptive softmax, the output layer Transformer-XL uses; it is not tied to the input.
 
 Training is truncated back-propagation through time over the token stream of each split: the
 documents' sentences back to back, each as ``<s> w_1 .. w_n </s>``. Consecutive blocks of a lane

@@ -28,6 +28,13 @@ The layers (seed 004, "大词汇表上softmax计算的改进"; the papers rule w
   logits never exist all at once (the layout of Wijmans et al. 2024, "Cut your losses in
   large-vocabulary language models", done here with plain torch ops). Used by the GPT and
   :class:`FullSoftmax` training losses; same numbers as ``F.cross_entropy(F.linear(h, W, b), y)``.
+- :class:`AdaptiveSoftmax` -- the adaptive softmax of Grave et al. (2017, "Efficient softmax
+  approximation for GPUs") with the projections and ``div_val`` of Baevski & Auli (2019,
+  "Adaptive input representations") as Transformer-XL uses it: the ``cutoffs`` split the
+  frequency-sorted vocabulary into a head (the shortlist plus one logit per tail cluster) and tail
+  clusters, ``P(w|h) = P_head(w|h)`` for a shortlist word and ``P_head(c|h) P_c(w|h)`` for a word of
+  cluster ``c``; cluster ``i`` has ``d_embed / div_val^i`` dimensions, reached from ``h`` through a
+  projection. Exact and normalised in training and evaluation alike.
 - :class:`NCESoftmax` -- noise-contrastive estimation (Gutmann & Hyvarinen 2010; Mnih & Teh
   2012): logistic regression between the data and ``k`` unigram noise samples with the
   unnormalised model ``p~(w|h) = exp(s(w,h))`` (the normaliser fixed to 1: self-normalised).
@@ -37,7 +44,7 @@ Sampled layers draw one set of ``k`` samples per call and share it across the ``
 each position's estimator is unchanged in expectation. Samples come from torch's global RNG,
 which the Trainer seeds.
 
-What this file does not do: adaptive softmax, sampled softmax with the target forced into the
+What this file does not do: sampled softmax with the target forced into the
 sample, n-gram proposals for importance sampling (the seed mentions them; the unigram is used).
 """
 
@@ -48,7 +55,7 @@ import heapq
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -58,8 +65,8 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, DataError
 
-SoftmaxKind = Literal["full", "class", "huffman", "wordnet", "importance", "nce"]
-SOFTMAX_KINDS: tuple[str, ...] = ("full", "class", "huffman", "wordnet", "importance", "nce")
+SoftmaxKind = Literal["full", "class", "huffman", "wordnet", "importance", "nce", "adaptive"]
+SOFTMAX_KINDS: tuple[str, ...] = ("full", "class", "huffman", "wordnet", "importance", "nce", "adaptive")
 
 
 @dataclass
@@ -71,6 +78,8 @@ class SoftmaxConfig:
     class_binning: Literal["unigram", "sqrt"] = "sqrt"  # mass binned: p(w) or sqrt(p(w)) (Mikolov 2011)
     samples: int = 100                           # importance sampling: k proposals; NCE: k noise words
     wordnet_dir: str = ""                        # "" = $WORDNET_DIR or /usr/share/wordnet
+    cutoffs: list[int] = field(default_factory=list)  # adaptive: ids where the tail clusters start (ids sorted by frequency)
+    div_val: int = 1                             # adaptive: cluster i has dim / div_val^i dimensions
 
 
 def _init_word_bias(counts: Tensor | None, vocab_size: int) -> Tensor:
@@ -692,6 +701,111 @@ def wordnet_tree(vocab: Sequence[str], counts: Tensor | Sequence[int], wordnet: 
 
 
 # ----------------------------------------------------------------------------------------------
+# the adaptive softmax (Grave et al. 2017; Baevski & Auli 2019)
+
+
+def check_cutoffs(cutoffs: Sequence[int], vocab_size: int, div_val: int, d_embed: int, where: str) -> list[int]:
+    """The cutoffs as a list, refused unless ``0 < c_1 < ... < c_n < vocab_size`` and every
+    cluster keeps at least one dimension."""
+    cutoffs = [int(c) for c in cutoffs]
+    if any(b <= a for a, b in zip([0, *cutoffs], [*cutoffs, vocab_size])):
+        raise ConfigError(f"{where}.cutoffs must rise strictly inside (0, vocab_size={vocab_size}), got {cutoffs}")
+    if div_val < 1:
+        raise ConfigError(f"{where}.div_val must be >= 1, got {div_val}")
+    if d_embed // div_val ** len(cutoffs) < 1:
+        raise ConfigError(f"{where}: d_embed={d_embed} / div_val^{len(cutoffs)} leaves a cluster no dimension")
+    return cutoffs
+
+
+class AdaptiveSoftmax(OutputLayer):
+    """``log P(w|h)`` over a vocabulary cut by ``cutoffs`` into a head and ``n`` tail clusters.
+
+    The head scores the shortlist ``[0, c_1)`` and one logit per tail cluster (``cluster_weight``,
+    ``cluster_bias``); tail cluster ``i`` scores ``[c_i, c_{i+1})``. With ``div_val == 1`` every
+    part shares one ``V x d_embed`` matrix (``out_layers.0``, sliced); otherwise part ``i`` has its
+    own ``out_layers.i`` of ``d_embed / div_val^i`` columns. ``out_projs.i`` (``d_proj x d_i``)
+    maps ``h`` into part ``i``'s space; there are none when ``div_val == 1`` and
+    ``d_proj == d_embed``. The parameter names are Transformer-XL's (``crit.*``), so its
+    checkpoints load as they are. ``log_prob`` computes a tail only for the rows whose target is in it.
+    """
+
+    def __init__(self, vocab_size: int, d_embed: int, d_proj: int, cutoffs: Sequence[int], div_val: int = 1,
+                 init_std: float = 0.02, proj_init_std: float = 0.01):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.cutoffs = check_cutoffs(cutoffs, vocab_size, div_val, d_embed, "softmax")
+        self.cutoff_ends = [0, *self.cutoffs, vocab_size]
+        self.shortlist = self.cutoff_ends[1]
+        self.n_clusters = len(self.cutoffs)
+        self.div_val = div_val
+        if self.n_clusters:
+            self.cluster_weight = nn.Parameter(torch.randn(self.n_clusters, d_embed) * init_std)
+            self.cluster_bias = nn.Parameter(torch.zeros(self.n_clusters))
+        self.out_layers = nn.ModuleList()
+        self.out_projs = nn.ParameterList()
+        if div_val == 1:
+            self.out_layers.append(nn.Linear(d_embed, vocab_size))
+            if d_proj != d_embed:
+                for _ in range(self.n_clusters + 1):
+                    self.out_projs.append(nn.Parameter(torch.randn(d_proj, d_embed) * proj_init_std))
+        else:
+            for i, (lo, hi) in enumerate(zip(self.cutoff_ends, self.cutoff_ends[1:])):
+                d_i = d_embed // div_val ** i
+                self.out_layers.append(nn.Linear(d_i, hi - lo))
+                self.out_projs.append(nn.Parameter(torch.randn(d_proj, d_i) * proj_init_std))
+        for layer in self.out_layers:
+            nn.init.normal_(layer.weight, std=init_std)
+            nn.init.zeros_(layer.bias)
+
+    def _part(self, i: int) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(weight, bias, projection) of part ``i`` (0 = the head, with the cluster logits appended)."""
+        if self.div_val == 1:
+            lo, hi = self.cutoff_ends[i], self.cutoff_ends[i + 1]
+            weight, bias = self.out_layers[0].weight[lo:hi], self.out_layers[0].bias[lo:hi]
+        else:
+            weight, bias = self.out_layers[i].weight, self.out_layers[i].bias
+        if i == 0 and self.n_clusters:
+            weight = torch.cat([weight, self.cluster_weight], dim=0)
+            bias = torch.cat([bias, self.cluster_bias], dim=0)
+        proj = self.out_projs[i] if len(self.out_projs) else None
+        return weight, bias, proj
+
+    def _part_log_softmax(self, h: Tensor, i: int) -> Tensor:
+        weight, bias, proj = self._part(i)
+        if proj is not None:
+            h = h @ proj  # (N, d_proj) -> (N, d_i)
+        z = F.linear(h, weight, bias)
+        return F.log_softmax(z.float() if z.dtype in (torch.float16, torch.bfloat16) else z, dim=-1)
+
+    def log_probs(self, h: Tensor) -> Tensor:
+        head = self._part_log_softmax(h, 0)                               # (N, shortlist + n_clusters)
+        if not self.n_clusters:
+            return head
+        parts = [head[:, :self.shortlist]]
+        for i in range(1, self.n_clusters + 1):
+            cluster = head[:, self.shortlist + i - 1:self.shortlist + i]  # (N, 1): log P(cluster i | h)
+            parts.append(cluster + self._part_log_softmax(h, i))          # (N, |cluster i|)
+        return torch.cat(parts, dim=1)
+
+    def log_prob(self, h: Tensor, y: Tensor) -> Tensor:
+        head = self._part_log_softmax(h, 0)
+        if not self.n_clusters:
+            return head.gather(1, y[:, None])[:, 0]
+        # the head's column for each target: the word itself, or its cluster's logit
+        cluster = torch.bucketize(y, torch.tensor(self.cutoffs, device=y.device), right=True)  # (N,) 0 = shortlist
+        head_column = torch.where(cluster == 0, y, self.shortlist + cluster - 1)
+        out = head.gather(1, head_column[:, None])[:, 0]
+        for i in range(1, self.n_clusters + 1):
+            rows = (cluster == i).nonzero()[:, 0]
+            if rows.numel() == 0:
+                continue
+            tail = self._part_log_softmax(h[rows], i)                     # (n_i, |cluster i|)
+            within = tail.gather(1, (y[rows] - self.cutoff_ends[i])[:, None])[:, 0]
+            out = out.index_add(0, rows, within)
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
 # building a layer from a config (and back from saved tensors)
 
 
@@ -722,6 +836,8 @@ def build_output_layer(config: SoftmaxConfig, dim: int, vocab: Sequence[str], co
         return ImportanceSamplingSoftmax(dim, V, counts, config.samples, weight)
     if config.kind == "nce":
         return NCESoftmax(dim, V, counts, config.samples, weight)
+    if config.kind == "adaptive":
+        return _adaptive(config, dim, V)
     raise ConfigError(f"unknown softmax.kind {config.kind!r}; known: {', '.join(SOFTMAX_KINDS)}")
 
 
@@ -740,6 +856,16 @@ def output_layer_from_state(config: SoftmaxConfig, dim: int, vocab_size: int, te
             # the saved noise distribution is a valid count vector up to scale
             noise = tensors[prefix + "noise"].double()
             return layer_cls(dim, vocab_size, noise / noise.min(), config.samples, weight)
+        if config.kind == "adaptive":
+            return _adaptive(config, dim, vocab_size)
     except KeyError as err:
         raise ConfigError(f"saved output layer is missing {err.args[0]!r}") from None
     raise ConfigError(f"unknown softmax.kind {config.kind!r}; known: {', '.join(SOFTMAX_KINDS)}")
+
+
+def _adaptive(config: SoftmaxConfig, dim: int, vocab_size: int) -> AdaptiveSoftmax:
+    """The adaptive softmax of a recurrent LM: ``d_embed = d_proj = dim`` (no projection unless div_val > 1)."""
+    if not config.cutoffs:
+        raise ConfigError("softmax.kind='adaptive' needs softmax.cutoffs (ids where the tail clusters start, "
+                          "e.g. [2000, 6000] for a 10k vocabulary sorted by frequency)")
+    return AdaptiveSoftmax(vocab_size, dim, dim, config.cutoffs, config.div_val, dim ** -0.5, dim ** -0.5)

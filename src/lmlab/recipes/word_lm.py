@@ -30,6 +30,7 @@ from ..models import nnlm, rnnlm
 from ..nn.softmax import SoftmaxConfig
 from ..objectives.bptt import BPTTObjective
 from ..objectives.nextword import WindowObjective
+from ..pretrained import save_word_lm
 from ..report import DemoData, DemoRow
 from ..train.trainer import TrainConfig, Trainer, TrainingJob
 
@@ -168,6 +169,13 @@ def rnnlm_job(run: dict) -> TrainingJob:
     model_cfg = config_io.from_dict(rnnlm.RNNLMConfig, run.get("model", {}), where="model")
     data = load_word_data(data_cfg, spec)
     model = rnnlm.build(model_cfg, data.vocab, data.counts)
+    return bptt_job(model, data, data_cfg, f"{model_cfg.cell.upper()} LM {model_cfg.layers}x{model_cfg.hidden_dim} "
+                                           f"softmax={model_cfg.softmax.kind} |V|={len(data.vocab)} on {data_cfg.corpus}")
+
+
+def bptt_job(model, data: WordData, data_cfg: WordDataConfig, describe: str) -> TrainingJob:
+    """A truncated-BPTT job over the train split's documents with carried state (the LSTM's state,
+    Transformer-XL's memory), evaluated the same way on valid; exported as a word LM folder."""
     bos, V = data.vocab.index("<s>"), len(data.vocab)
     train_ids, train_starts = bptt_documents(data.train, bos)
     valid_ids, valid_starts = bptt_documents(data.valid, bos)
@@ -175,9 +183,8 @@ def rnnlm_job(run: dict) -> TrainingJob:
         model=model, objective=BPTTObjective(V, bos),
         train_source=BPTTStream(train_ids, train_starts, V, data_cfg.batch_size, data_cfg.bptt),
         eval_source=BPTTStream(valid_ids, valid_starts, V, data_cfg.eval_batch_size, data_cfg.bptt),
-        export=lambda folder: rnnlm.save(model, folder, data.vocab, data.description),
-        describe=f"{model_cfg.cell.upper()} LM {model_cfg.layers}x{model_cfg.hidden_dim} "
-                 f"softmax={model_cfg.softmax.kind} |V|={V} on {data_cfg.corpus}: {len(train_ids):,} training tokens")
+        export=lambda folder: save_word_lm(model, folder, data.vocab, data.description),
+        describe=f"{describe}: {len(train_ids):,} training tokens")
 
 
 # ----------------------------------------------------------------------------- the demo
