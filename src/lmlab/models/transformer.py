@@ -196,6 +196,11 @@ class Transformer(pretrained.PretrainedMixin, nn.Module):
         total, count = self.loss_sum(src_ids, tgt_in, tgt_out)
         return total / count.clamp(min=1)
 
+    def generation_steps(self, src_ids: Tensor, src_mask: Tensor | None = None) -> EncoderDecoderSteps:
+        """This model's decoder over an encoded source batch, for :mod:`lmlab.tasks.generation`
+        (padding comes from the pad id; ``src_mask`` is accepted for the common signature)."""
+        return EncoderDecoderSteps(self, src_ids)
+
 
 class EncoderDecoderSteps:
     """The decoder of a :class:`Transformer` with one encoded source batch, as a generation Decoder.
@@ -210,6 +215,9 @@ class EncoderDecoderSteps:
         self.memory = model.encode(src_ids)                   # (B, S, C)
         self.memory_mask = model.source_key_mask(src_ids)     # (B, 1, 1, S)
         self.max_positions = model.config.max_length
+        self.decoder_start_token_id = model.config.bos_token_id  # decoding starts from <s>
+        self.eos_token_id = model.config.eos_token_id
+        self.pad_token_id = model.config.pad_token_id
         self.training = False
 
     def _expanded(self, rows: int) -> tuple[Tensor, Tensor]:
