@@ -121,10 +121,11 @@ def test_objective_prepares_batches_and_computes_a_loss():
 
     torch.manual_seed(0)
     model = T5ForConditionalGeneration(T5Config(**{**PRESETS["t5-tiny"], "vocab_size": 300, "dropout": 0.0}))
-    objective = SpanCorruptionObjective(vocab_size=300, eos_id=1)
+    objective = SpanCorruptionObjective(vocab_size=300, eos_id=1, decoder_start_id=0, pad_id=0)
     batch = objective.prepare(torch.randint(3, 200, (2, 41)), torch.Generator().manual_seed(0))
     loss_sum, count = objective.loss(model, batch)
     assert count == batch[1].numel() and torch.isfinite(loss_sum)
+    assert torch.allclose(loss_sum, model.loss_sum(*batch)[0])  # the model's own teacher forcing agrees
     assert abs(loss_sum.item() / count.item() - math.log(300)) < 1.5  # an untrained model is near uniform
     with pytest.raises(UsageError, match="noise_density"):
-        SpanCorruptionObjective(300, 1, noise_density=1.5)
+        SpanCorruptionObjective(300, 1, 0, 0, noise_density=1.5)

@@ -179,28 +179,34 @@ def span_corruption(ids: Tensor, generator: torch.Generator, vocab_size: int, eo
 
 class SpanCorruptionObjective:
     """T5's pretraining objective for the Trainer: rows of raw tokens -> (inputs, targets); the loss is
-    Σ -log P(target_t | target_<t, inputs) over the targets (sentinels and EOS included).
+    Σ -log P(target_t | target_<t, inputs) over the targets (sentinels and EOS included), teacher-forced
+    with the decoder reading [start, target_1, ..., target_{n-1}].
 
-    The model needs ``loss_sum(src_ids, labels) -> (sum, count)`` (what
-    :class:`lmlab.models.t5.T5ForConditionalGeneration` has). ``vocab_size`` is the model's: the
-    sentinels are its top ids. Evaluation corrupts the eval rows with the Trainer's eval generator.
+    Any encoder-decoder ``model(src_ids (B, S), decoder_ids (B, T)) -> logits (B, T, V)`` trains on it
+    (T5 starts its decoder from pad, the Transformer from ``<s>``). ``vocab_size`` is the model's:
+    the sentinels are its top ids. Evaluation corrupts the eval rows with the Trainer's eval generator.
     """
 
     is_language_model = False  # a per-target-token cross-entropy, but of spans, not of the text
 
-    def __init__(self, vocab_size: int, eos_id: int, noise_density: float = 0.15,
-                 mean_noise_span_length: float = 3.0) -> None:
+    def __init__(self, vocab_size: int, eos_id: int, decoder_start_id: int, pad_id: int,
+                 noise_density: float = 0.15, mean_noise_span_length: float = 3.0) -> None:
         if not 0.0 < noise_density < 1.0:
             raise UsageError(f"noise_density must be in (0, 1), got {noise_density}")
         if not mean_noise_span_length >= 1.0:
             raise UsageError(f"mean_noise_span_length must be >= 1, got {mean_noise_span_length}")
         self.vocab_size, self.eos_id = vocab_size, eos_id
+        self.decoder_start_id, self.pad_id = decoder_start_id, pad_id
         self.noise_density, self.mean_noise_span_length = noise_density, mean_noise_span_length
 
     def prepare(self, ids: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return span_corruption(torch.as_tensor(ids, dtype=torch.long), generator, self.vocab_size, self.eos_id,
                                self.noise_density, self.mean_noise_span_length)
 
-    def loss(self, model, batch: tuple[Tensor, Tensor]):
+    def loss(self, model, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         inputs, targets = batch
-        return model.loss_sum(inputs, targets)
+        start = targets.new_full((targets.shape[0], 1), self.decoder_start_id)
+        logits = model(inputs, torch.cat([start, targets[:, :-1]], dim=1))  # (B, T, V)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                               ignore_index=self.pad_id, reduction="sum")   # (B·T, V) vs (B·T,)
+        return loss, (targets != self.pad_id).sum()
