@@ -133,6 +133,18 @@ def _up_to_eos(rows: torch.Tensor) -> list[list[int]]:
     return out
 
 
+def test_relative_position_buckets_equal_hf():
+    from transformers.models.t5.modeling_t5 import T5Attention
+
+    from lmlab.models.t5 import relative_position_bucket
+
+    offsets = torch.arange(-300, 300)[None, :]
+    for bidirectional in (True, False):
+        for buckets, distance in ((32, 128), (16, 24), (8, 20)):
+            theirs = T5Attention._relative_position_bucket(offsets, bidirectional, buckets, distance)
+            assert torch.equal(relative_position_bucket(offsets, bidirectional, buckets, distance), theirs)
+
+
 def test_untied_decided_by_lm_head_not_by_config(tmp_path):
     _hf_model("v1.1", tmp_path / "hf")
     raw = json.loads((tmp_path / "hf" / "config.json").read_text())

@@ -44,8 +44,10 @@ def load_model(folder: Path):
     if family is None:
         raise CheckpointError(f"{folder}/{CONFIG_NAME}: no \"family\" key (not an lmlab model folder)")
     row = registry.get(family)
-    if "translate" not in row.capabilities:
-        row.require("generate", "lmlab generate")
+    if not row.capabilities & {"generate", "translate"}:
+        able = ", ".join(n for n, f in registry.FAMILIES.items() if f.capabilities & {"generate", "translate"})
+        raise UsageError(f"lmlab generate: a {family!r} model neither continues a prompt nor maps a source to a "
+                         f"target; families that can: {able}")
     return load(folder)
 
 

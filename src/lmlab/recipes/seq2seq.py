@@ -374,9 +374,12 @@ class PretrainDataSpec:
     inputs_length: int = 64       # corrupted encoder input, EOS included (T5: 512); raw rows are longer
     batch_size: int = 16
     max_documents: int = 0        # training documents kept (0: all)
+    max_eval_documents: int = 0   # validation documents kept (0: all)
     seed: int = 0
 
     def validate(self) -> None:
+        if self.max_eval_documents < 0:
+            raise ConfigError(f"data.max_eval_documents must be >= 0, got {self.max_eval_documents}")
         if self.inputs_length < 8:
             raise ConfigError(f"data.inputs_length must be >= 8, got {self.inputs_length}")
         if self.batch_size < 1 or self.max_documents < 0:
@@ -463,7 +466,8 @@ def span_corruption_job(run):
                           f"tokens have {spans} noise spans, each needing its own sentinel")
     splits = sources.load(data.corpus).split()
     train_docs = splits.train[: data.max_documents] if data.max_documents else splits.train
-    if not train_docs or not splits.valid:
+    valid_docs = splits.valid[: data.max_eval_documents] if data.max_eval_documents else splits.valid
+    if not train_docs or not valid_docs:
         raise DataError(f"corpus {data.corpus!r} needs training and validation documents")
     tokenizer = train_tokenizer(spec.kind, [d.text for d in train_docs], vocab_size=spec.vocab_size)
     ids = {role: tokenizer.token_to_id(token) for role, token in
@@ -477,7 +481,7 @@ def span_corruption_job(run):
     model, preset_name, shape = _encoder_decoder(run.family, model_table, vocab_size, ids,
                                                  max(data.inputs_length, targets_length))
     train_ids = document_stream(tokenizer.encode_batch([d.text for d in train_docs]), ids["eos"])
-    valid_ids = document_stream(tokenizer.encode_batch([d.text for d in splits.valid]), ids["eos"])
+    valid_ids = document_stream(tokenizer.encode_batch([d.text for d in valid_docs]), ids["eos"])
     train_source = LMBlocks(train_ids, raw_length - 1, data.batch_size, seed=data.seed)   # rows of raw_length
     eval_source = LMBlocks(valid_ids, raw_length - 1, data.batch_size, seed=data.seed, shuffle=False)
     start = ids["pad"] if run.family == "t5" else ids["bos"]
