@@ -238,3 +238,43 @@ def test_generate_refuses_a_family_that_cannot(tmp_path):
     model.save_pretrained(tmp_path / "bert")
     out = CliRunner().invoke(_generate_app(), ["generate", str(tmp_path / "bert"), "1 2 3", "--ids"])
     assert out.exit_code != 0 and "families that can: transformer, gpt, t5" in str(out.exception)
+
+
+def test_generate_runs_the_plain_transformer_on_text(tmp_path):
+    """``lmlab generate`` on a folder of the translation recipe (g2p): letters in, phonemes out, equal to
+    :func:`translate` on the same ids, greedy and with beam search."""
+    from typer.testing import CliRunner
+
+    from lmlab.models.transformer import Transformer, TransformerConfig
+    from lmlab.recipes.seq2seq import BOS, EOS, PAD, PairVocab
+
+    vocab = PairVocab.for_g2p([("cat", [["K", "AE", "T"]]), ("dog", [["D", "AO", "G"]])])
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(src_vocab_size=len(vocab.source), tgt_vocab_size=len(vocab.target),
+                                          share_embeddings=False, d_model=16, n_heads=2, n_encoder_layers=1,
+                                          n_decoder_layers=1, d_ff=32, max_length=32, pad_token_id=PAD,
+                                          bos_token_id=BOS, eos_token_id=EOS)).eval()
+    model.save_pretrained(tmp_path / "g2p", extra_files=vocab.files(), metadata={"data": {"task": "g2p"}})
+    runner, app = CliRunner(), _generate_app()
+    for options in ([], ["--beam", "2"]):
+        out = runner.invoke(app, ["generate", str(tmp_path / "g2p"), "Cat", "-n", "6", *options])
+        assert out.exit_code == 0, out.output
+        expected = translate(model, torch.tensor([vocab.encode_source(list("cat"))]),
+                             num_beams=2 if options else 1, max_new_tokens=6)
+        assert out.output.strip() == " ".join(vocab.decode_target(expected[0].tolist()))
+    assert set(out.output.split()) <= set(vocab.target[4:])
+
+
+def test_recipe_refuses_what_it_cannot_train():
+    from lmlab.errors import ConfigError
+    from lmlab.recipes import seq2seq
+    from lmlab.recipes.run import RunFile
+
+    with pytest.raises(ConfigError, match="objective.kind: unknown 'mass'"):
+        seq2seq.build(RunFile({"family": "t5", "objective": {"kind": "mass"}}))
+    with pytest.raises(ConfigError, match="trains the 'transformer' family, not 't5'"):
+        seq2seq.build(RunFile({"family": "t5", "objective": {"kind": "translation"}}))
+    with pytest.raises(ConfigError, match="num_sentinels = 2"):
+        seq2seq.build(RunFile({"family": "t5", "objective": {"num_sentinels": 2}}))
+    with pytest.raises(ConfigError, match="noise_density"):
+        seq2seq.build(RunFile({"family": "t5", "objective": {"noise_density": 0.0}}))
