@@ -197,8 +197,12 @@ class Transformer(pretrained.PretrainedMixin, nn.Module):
         return total / count.clamp(min=1)
 
     def generation_steps(self, src_ids: Tensor, src_mask: Tensor | None = None) -> EncoderDecoderSteps:
-        """This model's decoder over an encoded source batch, for :mod:`lmlab.tasks.generation`
-        (padding comes from the pad id; ``src_mask`` is accepted for the common signature)."""
+        """This model's decoder over an encoded source batch, for :mod:`lmlab.tasks.generation`.
+
+        Padding comes from the pad id; a ``src_mask`` (B, S) must say the same (it is checked).
+        """
+        if src_mask is not None and not torch.equal(src_mask.bool(), src_ids != self.config.pad_token_id):
+            raise UsageError("the Transformer masks its source by pad_token_id; src_mask must equal src_ids != pad")
         return EncoderDecoderSteps(self, src_ids)
 
 
