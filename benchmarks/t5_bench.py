@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -114,9 +115,10 @@ def main() -> None:
     ours, hf = build(args)
     data = batches(args, args.steps + 2)
     rates = {"train": ([], []), "generate b1": ([], []), "generate b8": ([], [])}
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         rates["train"][0].append(train_rate(ours, ours_step, data, args.steps))
         rates["train"][1].append(train_rate(hf, hf_step, data, args.steps))
+        print(f"repeat {repeat}: train {rates['train'][0][-1]:,.0f} vs {rates['train'][1][-1]:,.0f} tok/s", flush=True)
         ours.eval()
         hf.eval()
         for batch in (1, 8):
@@ -131,7 +133,7 @@ def main() -> None:
     lines = [
         "## T5 vs Hugging Face transformers (benchmarks/t5_bench.py)",
         "",
-        f"Command: `python benchmarks/t5_bench.py --threads {args.threads}` (d_model {args.d_model}, "
+        f"Command: `python benchmarks/t5_bench.py {' '.join(sys.argv[1:])}` (d_model {args.d_model}, "
         f"{args.layers}+{args.layers} layers, {args.heads} heads, |V| {args.vocab}; training batch "
         f"{args.batch_size} x {args.inputs_length} inputs; {args.new_tokens} greedy tokens with a KV cache). "
         f"torch {torch.__version__}. Median of {args.repeats} repeats. Measured on a shared 2-core machine "
