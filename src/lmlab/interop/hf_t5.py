@@ -167,21 +167,10 @@ def load_t5(folder: str | Path) -> T5ForConditionalGeneration:
 
 def save_t5(model: T5ForConditionalGeneration, folder: str | Path, tokenizer_folder: str | Path | None = None) -> Path:
     """Write ``model`` as a Hugging Face T5 folder; copy tokenizer files from ``tokenizer_folder``."""
-    from safetensors.torch import save_file
+    from .hf import write_hf_folder
 
     config = model.config
     if not config.tie_embeddings and config.scale_decoder_output:
         raise ConfigError("cannot save as a Hugging Face T5 folder: an untied lm_head with the d_model^-1/2 "
                           "output scaling has no transformers 4 spelling")
-    hf_config = config_to_hf(config)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict_to_hf(model).items()}
-    folder = Path(folder)
-    with io.atomic_dir(folder) as tmp:
-        (tmp / pretrained.CONFIG_NAME).write_text(json.dumps(hf_config, indent=2) + "\n")
-        save_file(tensors, str(tmp / pretrained.WEIGHTS_NAME), metadata={"format": "pt"})
-        if tokenizer_folder is not None:
-            for name in TOKENIZER_FILES:
-                source = Path(tokenizer_folder) / name
-                if source.is_file():
-                    (tmp / name).write_bytes(source.read_bytes())
-    return folder
+    return write_hf_folder(folder, config_to_hf(config), state_dict_to_hf(model), tokenizer_folder, TOKENIZER_FILES)

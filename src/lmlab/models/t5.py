@@ -22,8 +22,9 @@ The bias reaches attention through the additive score-bias seam of :func:`lmlab.
 With a KV cache the decoder's bias is computed for the new queries' absolute positions
 (``past .. past + T``) against every cached key (the bug of transformers#16216 and candle#899).
 
-:class:`T5ForConditionalGeneration` is the model with its LM head; :class:`T5Steps` serves its
-decoder one position at a time to :mod:`lmlab.tasks.generation`. Span corruption (the
+:class:`T5ForConditionalGeneration` is the model with its LM head; :func:`T5Steps` serves its
+decoder one position at a time to :mod:`lmlab.tasks.generation` (through the shared
+:class:`lmlab.nn.decoding.EncoderDecoderSteps`). Span corruption (the
 pretraining objective) lives in :mod:`lmlab.objectives.span`, Hugging Face folders in
 :mod:`lmlab.interop.hf_t5`.
 
@@ -47,6 +48,7 @@ from torch import Tensor, nn
 from .. import pretrained
 from ..errors import ConfigError, UsageError
 from ..nn.attention import KVCache, LayerKV, attention, combine_masks
+from ..nn.decoding import EncoderDecoderSteps
 from ..nn.dropout import Dropout
 from ..nn.norms import PreNormResidual, RMSNorm
 
@@ -354,47 +356,21 @@ class T5ForConditionalGeneration(pretrained.PretrainedMixin, nn.Module):
                                ignore_index=self.config.pad_token_id, reduction="sum")  # (B·T, V) vs (B·T,)
         return loss, (labels != self.config.pad_token_id).sum()
 
-    def generation_steps(self, src_ids: Tensor, src_mask: Tensor | None = None) -> T5Steps:
+    def generation_steps(self, src_ids: Tensor, src_mask: Tensor | None = None) -> EncoderDecoderSteps:
         """This model's decoder over an encoded source batch, for :mod:`lmlab.tasks.generation`."""
         return T5Steps(self, src_ids, src_mask)
 
 
-class T5Steps:
+def T5Steps(model: T5ForConditionalGeneration, src_ids: Tensor,  # noqa: N802 - reads as the class it returns
+            src_mask: Tensor | None = None) -> EncoderDecoderSteps:
     """The decoder of a :class:`T5ForConditionalGeneration` with one encoded source batch, as a
-    generation Decoder: the encoder runs once; the cache holds the decoder's self-attention
-    keys/values, the cross-attention keys/values (set at the first step) and the source mask
-    (in ``extras``, so beam search reorders it with the rest)."""
-
-    def __init__(self, model: T5ForConditionalGeneration, src_ids: Tensor, src_mask: Tensor | None = None) -> None:
-        if src_ids.dim() != 2 or src_ids.shape[1] == 0:
-            raise UsageError(f"source ids must be (batch, length) with length >= 1, got {tuple(src_ids.shape)}")
-        self.model = model
-        self.memory, _ = model.encode(src_ids, src_mask)  # (B, S, C)
-        self.memory_mask = (model.source_key_mask(src_ids) if src_mask is None
-                            else src_mask.bool()[:, None, None, :])  # (B, 1, 1, S)
-        config = model.config
-        self.max_positions = config.max_length
-        self.decoder_start_token_id = config.decoder_start_token_id
-        self.eos_token_id = config.eos_token_id
-        self.pad_token_id = config.pad_token_id
-        self.training = False
-
-    def _expanded(self, rows: int) -> tuple[Tensor, Tensor]:
-        factor = rows // self.memory.shape[0]  # beam search asks for B * K rows
-        return (self.memory.repeat_interleave(factor, dim=0),
-                self.memory_mask.repeat_interleave(factor, dim=0))
-
-    def new_cache(self, batch_size: int, max_length: int) -> KVCache:
-        n = self.model.config.n_decoder_layers
-        cache = KVCache(n, max_length, num_cross_layers=n)
-        cache.extras["memory"], cache.extras["memory_mask"] = self._expanded(batch_size)
-        return cache
-
-    def next_token_logits(self, input_ids: Tensor, attention_mask: Tensor | None,
-                          cache: KVCache | None) -> Tensor:
-        if cache is None:
-            memory, memory_mask = self._expanded(input_ids.shape[0])
-        else:
-            memory, memory_mask = cache.extras["memory"], cache.extras["memory_mask"]
-        states = self.model.decode(input_ids, memory, memory_mask, cache=cache)
-        return self.model.logits(states[:, -1])  # (B, V)
+    generation Decoder (:class:`lmlab.nn.decoding.EncoderDecoderSteps`): the encoder runs once;
+    decoding starts from ``decoder_start_token_id`` (pad); the bias follows the cache's length."""
+    if src_ids.dim() != 2 or src_ids.shape[1] == 0:
+        raise UsageError(f"source ids must be (batch, length) with length >= 1, got {tuple(src_ids.shape)}")
+    config = model.config
+    memory, _ = model.encode(src_ids, src_mask)                                    # (B, S, C)
+    key_mask = model.source_key_mask(src_ids) if src_mask is None else src_mask.bool()[:, None, None, :]
+    return EncoderDecoderSteps(memory, key_mask, model.decode, model.logits, config.n_decoder_layers,
+                               config.max_length, config.decoder_start_token_id, config.eos_token_id,
+                               config.pad_token_id)
