@@ -163,6 +163,8 @@ def _outputs(name: str, model):
         src = torch.randint(4, config.src_vocab_size, (2, 5))
         tgt = torch.randint(4, config.tgt_vocab_size, (2, 4))
         return model(src, tgt)
+    if name == "t5":
+        return model(torch.randint(2, config.vocab_size, (2, 5)), torch.randint(2, config.vocab_size, (2, 4)))
     vocab = getattr(config, "vocab_size", None) or getattr(config, "encoder", {}).get("vocab_size") or \
         config.gpt.vocab_size
     ids = torch.randint(5, vocab, (2, 7))
@@ -227,7 +229,8 @@ def _check_generate(name, model):
 def _check_translate(name, model):
     from lmlab.tasks.generation import translate
 
-    out = translate(model, torch.randint(4, model.config.src_vocab_size, (2, 5)), max_new_tokens=4)
+    vocab = getattr(model.config, "src_vocab_size", None) or model.config.vocab_size
+    out = translate(model, torch.randint(4, vocab, (2, 5)), max_new_tokens=4)
     assert out.shape[0] == 2 and out.shape[1] <= 4
 
 
@@ -296,6 +299,8 @@ RECIPE_TABLES = {  # the smallest run of each recipe: 20 documents, tiny sizes
     "elmo": {"data": {"corpus": "wiki-vital-small", "batch_size": 2, "bptt": 8}, "tokenizer": {"vocab_size": 300},
              "model": {"char_embed_dim": 4, "filters": [[1, 4], [2, 8]], "projection_dim": 8, "cell_dim": 16}},
     "transformer": {"data": {"task": "g2p", "batch_size": 2}, "model": {"d_model": 16, "n_heads": 2, "d_ff": 32}},
+    "t5": {"data": {"corpus": "wiki-vital-small", "inputs_length": 16, "batch_size": 2}, "tokenizer": {"vocab_size": 300},
+           "model": {"d_model": 16, "d_kv": 4, "n_heads": 2, "d_ff": 32}},
     "gpt": {"data": {"corpus": "wiki-vital-small", "max_documents": 20, "seq_len": 16, "batch_size": 2},
             "tokenizer": {"vocab_size": 300}, "model": {"d_model": 16, "n_layers": 1, "n_heads": 2}},
     "transfo-xl": {"data": {"corpus": "wiki-vital-small", "batch_size": 4, "bptt": 8},

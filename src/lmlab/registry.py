@@ -216,6 +216,11 @@ FAMILIES: dict[str, Family] = {
                recipe="lmlab.recipes.xlnet:build", hf="lmlab.interop.hf_xlnet:load_hf", hf_types=("xlnet",),
                capabilities=frozenset({"encode"}),
                summary="XLNet: permutation LM, two-stream relative attention, partial prediction"),
+        Family("t5", "lmlab.models.t5:T5ForConditionalGeneration", "lmlab.models.t5:T5Config", "lmlab.models.t5:PRESETS",
+               base_preset="t5-tiny", tiny={"vocab_size": 60, "d_model": 32, "d_kv": 8, "d_ff": 64, "n_heads": 4},
+               recipe="lmlab.recipes.seq2seq:build", hf="lmlab.interop.hf_t5:load_t5", hf_types=("t5",),
+               capabilities=frozenset({"translate", "encode"}),
+               summary="T5: text-to-text encoder-decoder, span corruption, relative position bias"),
     ]
 }
 

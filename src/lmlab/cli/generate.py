@@ -8,7 +8,13 @@ from the same folder (lmlab tokenizer files, a ``tokenizer.json``, or GPT-2's ``
 Greedy by default; ``--sample`` (implied by ``--temperature``, ``--top-k`` or ``--top-p``) samples;
 ``--beam K`` runs beam search (printed at the end, not streamed). The streaming itself is
 :func:`lmlab.tasks.generation.stream_text`. Generation stops at the model's
-end-of-text id (unless ``--ignore-eos``), at any ``--stop-id``, or after ``--max-new-tokens``.
+end-of-text id (unless ``--ignore-eos``), at any ``--stop-id``, or after ``--max-new-tokens``;
+``--min-new-tokens`` holds the end-of-text back, ``--no-repeat-ngram N`` bans repeated n-grams.
+
+Encoder-decoders (families with the ``translate`` capability: ``transformer``, ``t5``, or a Hugging
+Face T5 folder) read the text as their *source* and print the output sequence
+(:func:`lmlab.tasks.generation.translate`, every option above; text <-> ids by
+:class:`lmlab.recipes.seq2seq.TextCodec`).
 """
 
 from __future__ import annotations
@@ -23,17 +29,25 @@ from ..errors import CheckpointError, UsageError
 
 
 def load_model(folder: Path):
-    """A model of any family with the generate capability (registry), or a Hugging Face GPT-2 folder."""
+    """A model of any family with the generate or translate capability (registry), or a Hugging Face
+    GPT-2 or T5 folder."""
     from .. import registry
     from ..interop.hf import is_hf_gpt2_folder, load_gpt2
+    from ..interop.hf_t5 import is_hf_t5_folder, load_t5
     from ..pretrained import CONFIG_NAME, load, read_model_config, split_config
 
     if is_hf_gpt2_folder(folder):
         return load_gpt2(folder)
+    if is_hf_t5_folder(folder):
+        return load_t5(folder)
     family, _, _ = split_config(read_model_config(folder), f"{folder}/{CONFIG_NAME}")
     if family is None:
         raise CheckpointError(f"{folder}/{CONFIG_NAME}: no \"family\" key (not an lmlab model folder)")
-    registry.get(family).require("generate", "lmlab generate")
+    row = registry.get(family)
+    if not row.capabilities & {"generate", "translate"}:
+        able = ", ".join(n for n, f in registry.FAMILIES.items() if f.capabilities & {"generate", "translate"})
+        raise UsageError(f"lmlab generate: a {family!r} model neither continues a prompt nor maps a source to a "
+                         f"target; families that can: {able}")
     return load(folder)
 
 
@@ -93,6 +107,8 @@ def register(app: typer.Typer) -> None:
         stop_id: Annotated[Optional[list[int]],  # noqa: UP045 - typer needs Optional on Python 3.10
                            typer.Option("--stop-id", help="Extra token id that ends generation (repeatable).")] = None,
         ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Do not stop at the model's end-of-text id."),
+        min_new_tokens: int = typer.Option(0, "--min-new-tokens", help="Hold the end-of-text back until this many tokens."),
+        no_repeat_ngram: int = typer.Option(0, "--no-repeat-ngram", help="Never repeat an n-gram of this size (0: off)."),
         ids: bool = typer.Option(False, "--ids", help="The prompt is space-separated token ids; print ids."),
         add_bos: bool = typer.Option(None, "--add-bos/--no-add-bos",
                                      help="Prefix the model's BOS id (default: yes for word-level tokenizers)."),
@@ -111,7 +127,17 @@ def register(app: typer.Typer) -> None:
 
         if threads:
             torch.set_num_threads(threads)
+        if min_new_tokens < 0 or no_repeat_ngram < 0:
+            raise UsageError("--min-new-tokens and --no-repeat-ngram must be >= 0")
         model = load_model(model_dir).eval()
+        if hasattr(model, "generation_steps"):  # an encoder-decoder: the text is its source
+            settings = GenerationConfig(
+                max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k,
+                top_p=top_p, repetition_penalty=repetition_penalty, num_beams=beam, length_penalty=length_penalty,
+                stop_token_ids=list(stop_id or []), use_cache=not no_cache, seed=seed,
+                no_repeat_ngram_size=no_repeat_ngram, min_new_tokens=min_new_tokens)
+            print(_translate_text(model, model_dir, prompt, settings, ids, ignore_eos))
+            return
         tokenizer = None if ids else load_tokenizer_for(model_dir)
         if tokenizer is None and not ids:
             raise UsageError(f"{model_dir}: no tokenizer files; pass the prompt as token ids with --ids")
@@ -143,7 +169,7 @@ def register(app: typer.Typer) -> None:
             do_sample=do_sample, temperature=temperature,
             top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, num_beams=beam,
             length_penalty=length_penalty, stop_token_ids=stops, pad_token_id=pad, use_cache=not no_cache,
-            seed=seed)
+            seed=seed, no_repeat_ngram_size=no_repeat_ngram, min_new_tokens=min_new_tokens)
         if settings.max_new_tokens < 0:
             raise UsageError(f"the prompt ({len(prompt_ids)} tokens) is longer than the model's "
                              f"{config.max_length} positions")
@@ -158,3 +184,35 @@ def register(app: typer.Typer) -> None:
         stream_text(model, None if ids else tokenizer, prompt_ids, settings, write)
         out.write("\n")
         out.flush()
+
+
+def _translate_text(model, folder: Path, text: str, settings, ids: bool, ignore_eos: bool) -> str:
+    """An encoder-decoder's output for one source: text in, text out (or ids with --ids)."""
+    import dataclasses
+
+    import torch
+
+    from ..recipes.seq2seq import TextCodec
+    from ..tasks.generation import translate
+
+    if ignore_eos:
+        raise UsageError("--ignore-eos: an encoder-decoder's output ends at its end-of-sequence id")
+    codec = None if ids else TextCodec.for_folder(folder, model)
+    if ids:
+        try:
+            source = [int(piece) for piece in text.split()]
+        except ValueError:
+            raise UsageError(f"--ids: the input must be space-separated integers, got {text!r}") from None
+    else:
+        source = codec.encode(text)
+    vocab = getattr(model.config, "src_vocab_size", None) or model.config.vocab_size
+    if not source:
+        raise UsageError("the input is empty (nothing to encode)")
+    bad = [i for i in source if not 0 <= i < vocab]
+    if bad:
+        raise UsageError(f"token id {bad[0]} outside the model's source vocabulary of {vocab}")
+    limit = model.config.max_length - 1  # the decoder's start token takes one position
+    settings = dataclasses.replace(settings, max_new_tokens=min(settings.max_new_tokens, limit))
+    settings.validate()
+    out = translate(model, torch.tensor([source], dtype=torch.long), config=settings)[0].tolist()
+    return " ".join(map(str, out)) if ids else codec.decode(out)

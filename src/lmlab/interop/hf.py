@@ -188,16 +188,23 @@ def load_gpt2(folder: str | Path) -> GPTLanguageModel:
 
 def save_gpt2(model: GPTLanguageModel, folder: str | Path, tokenizer_folder: str | Path | None = None) -> Path:
     """Write ``model`` as a Hugging Face GPT-2 folder; copy tokenizer files from ``tokenizer_folder``."""
+    return write_hf_folder(folder, config_to_hf(model.config), state_dict_to_hf(model), tokenizer_folder,
+                           TOKENIZER_FILES)
+
+
+def write_hf_folder(folder: str | Path, hf_config: dict, tensors: dict, tokenizer_folder: str | Path | None,
+                    tokenizer_files: tuple[str, ...]) -> Path:
+    """A Hugging Face folder, atomically: config.json, model.safetensors, and the ``tokenizer_files``
+    found in ``tokenizer_folder`` (every family's ``save_*`` writes through this)."""
     from safetensors.torch import save_file
 
-    hf_config = config_to_hf(model.config)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict_to_hf(model).items()}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     folder = Path(folder)
     with io.atomic_dir(folder) as tmp:
         (tmp / pretrained.CONFIG_NAME).write_text(json.dumps(hf_config, indent=2) + "\n")
         save_file(tensors, str(tmp / pretrained.WEIGHTS_NAME), metadata={"format": "pt"})
         if tokenizer_folder is not None:
-            for name in TOKENIZER_FILES:
+            for name in tokenizer_files:
                 source = Path(tokenizer_folder) / name
                 if source.is_file():
                     (tmp / name).write_bytes(source.read_bytes())

@@ -10,7 +10,7 @@
 
 Post-LN residual blocks as in the paper (``norm_position="pre"`` gives the pre-LN variant of
 Xiong et al., 2020, with a final LN after each stack). Decoding (greedy or beam search with a
-length penalty) is :func:`lmlab.tasks.generation.translate`: :class:`EncoderDecoderSteps` holds the
+length penalty) is :func:`lmlab.tasks.generation.translate`: :func:`EncoderDecoderSteps` holds the
 encoder's output and serves the decoder one position at a time with a KV cache, the
 cross-attention keys/values computed once per source.
 
@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from .. import pretrained
 from ..errors import ConfigError, UsageError
 from ..nn.attention import KVCache, TransformerLayer, combine_masks, cross_attention, self_attention
+from ..nn.decoding import EncoderDecoderSteps as DecoderSteps
 from ..nn.feedforward import FeedForward, activation_module
 from ..nn.norms import PostNormResidual, PreNormResidual
 from ..nn.positional import SinusoidalPositions
@@ -196,38 +197,21 @@ class Transformer(pretrained.PretrainedMixin, nn.Module):
         total, count = self.loss_sum(src_ids, tgt_in, tgt_out)
         return total / count.clamp(min=1)
 
+    def generation_steps(self, src_ids: Tensor, src_mask: Tensor | None = None) -> EncoderDecoderSteps:
+        """This model's decoder over an encoded source batch, for :mod:`lmlab.tasks.generation`.
 
-class EncoderDecoderSteps:
-    """The decoder of a :class:`Transformer` with one encoded source batch, as a generation Decoder.
+        Padding comes from the pad id; a ``src_mask`` (B, S) must say the same (it is checked).
+        """
+        if src_mask is not None and not torch.equal(src_mask.bool(), src_ids != self.config.pad_token_id):
+            raise UsageError("the Transformer masks its source by pad_token_id; src_mask must equal src_ids != pad")
+        return EncoderDecoderSteps(self, src_ids)
 
-    The encoder runs once here; the cache carries the decoder's self-attention keys/values, the
-    cross-attention keys/values (computed at the first step), and the source mask (in ``extras``,
-    so beam search reorders it with the rest).
-    """
 
-    def __init__(self, model: Transformer, src_ids: Tensor) -> None:
-        self.model = model
-        self.memory = model.encode(src_ids)                   # (B, S, C)
-        self.memory_mask = model.source_key_mask(src_ids)     # (B, 1, 1, S)
-        self.max_positions = model.config.max_length
-        self.training = False
-
-    def _expanded(self, rows: int) -> tuple[Tensor, Tensor]:
-        factor = rows // self.memory.shape[0]  # beam search asks for B * K rows
-        return (self.memory.repeat_interleave(factor, dim=0),
-                self.memory_mask.repeat_interleave(factor, dim=0))
-
-    def new_cache(self, batch_size: int, max_length: int) -> KVCache:
-        n = self.model.config.n_decoder_layers
-        cache = KVCache(n, max_length, num_cross_layers=n)
-        cache.extras["memory"], cache.extras["memory_mask"] = self._expanded(batch_size)
-        return cache
-
-    def next_token_logits(self, input_ids: Tensor, attention_mask: Tensor | None,
-                          cache: KVCache | None) -> Tensor:
-        if cache is None:
-            memory, memory_mask = self._expanded(input_ids.shape[0])
-        else:
-            memory, memory_mask = cache.extras["memory"], cache.extras["memory_mask"]
-        states = self.model.decode(input_ids, memory, memory_mask, cache=cache)
-        return self.model.logits(states[:, -1])
+def EncoderDecoderSteps(model: Transformer, src_ids: Tensor) -> DecoderSteps:  # noqa: N802 - kept as named
+    """The decoder of a :class:`Transformer` with one encoded source batch, as a generation Decoder
+    (:class:`lmlab.nn.decoding.EncoderDecoderSteps`): the encoder runs once here; decoding starts
+    from ``<s>``."""
+    config = model.config
+    return DecoderSteps(model.encode(src_ids), model.source_key_mask(src_ids), model.decode, model.logits,
+                        config.n_decoder_layers, config.max_length, config.bos_token_id, config.eos_token_id,
+                        config.pad_token_id)

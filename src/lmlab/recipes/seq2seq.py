@@ -1,6 +1,21 @@
-"""Encoder-decoder Transformer orchestration: the ``lmlab train`` builder and its two real tasks.
+"""Encoder-decoder orchestration: the ``lmlab train`` builder of the Transformer and T5, and its tasks.
 
-``build(run)`` is what ``lmlab train configs/transformer.toml`` runs. ``[data] task`` picks the task:
+``build(run)`` is what ``lmlab train configs/transformer.toml`` and ``configs/t5.toml`` run.
+``[objective] kind`` picks what is trained:
+
+- ``"translation"`` (the Transformer's default): teacher-forced source -> target pairs of a task,
+  below;
+- ``"span-corruption"`` (T5's default, Raffel et al., 2020 §3.1.4): pretraining on a corpus
+  (``[data] corpus``, default ``wiki-vital``) with a subword tokenizer trained on its train split
+  (``[tokenizer]``, default unigram with 4000 pieces, whose ``<pad>``, ``</s>``, ``<unk>`` are ids
+  0, 1, 2 as in T5's vocabulary) and ``num_sentinels`` sentinel ids appended at the top of the
+  vocabulary. Rows of raw tokens are cut from the token stream (documents end to end, ``</s>``
+  between them), as long as :func:`lmlab.objectives.span.span_corruption_lengths` says the
+  corrupted inputs of ``inputs_length`` need; :class:`~lmlab.objectives.span.SpanCorruptionObjective`
+  corrupts them with the Trainer's generator. Either family trains on it (``family = "t5"`` or
+  ``"transformer"``), the comparison the T5 paper's objective study makes.
+
+For ``"translation"``, ``[data] task`` picks the task:
 
 - ``"g2p"``: English grapheme-to-phoneme on the built-in ``cmudict`` corpus (split by word).
   Source = the word's characters, target = its first ARPAbet pronunciation, stress digits removed
@@ -42,8 +57,9 @@ from .. import config as config_io
 from ..errors import CheckpointError, ConfigError, DataError
 from ..pretrained import read_vocabulary_file
 
-__all__ = ["BOS", "EOS", "PAD", "SPECIALS", "UNK", "PairVocab", "Seq2SeqDataSpec", "Seq2SeqObjectiveSpec", "build",
-           "g2p_entries", "strip_stress", "translate_tokens", "wiki_desc_pairs"]
+__all__ = ["BOS", "EOS", "PAD", "SPECIALS", "UNK", "PairVocab", "PretrainDataSpec", "Seq2SeqDataSpec",
+           "Seq2SeqObjectiveSpec", "SpanCorruptionSpec", "build", "g2p_entries", "strip_stress", "translate_tokens",
+           "wiki_desc_pairs"]
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -89,6 +105,7 @@ class Seq2SeqDataSpec:
 class Seq2SeqObjectiveSpec:
     """The ``[objective]`` table: teacher-forced cross-entropy, label-smoothed in training (§5.4)."""
 
+    kind: Literal["translation"] = "translation"
     label_smoothing: float = 0.1
 
     def validate(self) -> None:
@@ -276,8 +293,28 @@ def load_task(data: Seq2SeqDataSpec) -> TaskData:
 # --------------------------------------------------------------------------- the lmlab train builder
 
 
+OBJECTIVE_KINDS = ("translation", "span-corruption")
+DEFAULT_OBJECTIVE = {"transformer": "translation", "t5": "span-corruption"}
+
+
 def build(run):
-    """``lmlab train`` builder: a RunFile ([data], [model] with an optional ``preset``, [objective]) -> TrainingJob."""
+    """``lmlab train`` builder: a RunFile ([data], [model] with an optional ``preset``, [objective]) -> TrainingJob.
+
+    ``[objective] kind`` chooses the job: :func:`span_corruption_job` or :func:`translation_job`.
+    """
+    kind = dict(run.objective).get("kind", DEFAULT_OBJECTIVE.get(run.family, "translation"))
+    if kind not in OBJECTIVE_KINDS:
+        raise ConfigError(f"objective.kind: unknown {kind!r}; known: {', '.join(OBJECTIVE_KINDS)}")
+    if kind == "span-corruption":
+        return span_corruption_job(run)
+    if run.family != "transformer":
+        raise ConfigError(f"objective.kind = 'translation' trains the 'transformer' family, not {run.family!r}; "
+                          f"{run.family} trains with objective.kind = 'span-corruption'")
+    return translation_job(run)
+
+
+def translation_job(run):
+    """The Transformer on a task's pairs (``[data]`` a :class:`Seq2SeqDataSpec`)."""
     from ..data.stream import PairRows, pair_rows
     from ..models.transformer import PRESETS, Transformer, TransformerConfig
     from ..objectives.seq2seq import Seq2SeqObjective
@@ -326,6 +363,146 @@ def build(run):
     return TrainingJob(model, objective, train_source, eval_source, export, describe)
 
 
+# --------------------------------------------------------------------------- span-corruption pretraining
+
+
+@dataclass
+class PretrainDataSpec:
+    """The ``[data]`` table of a span-corruption run."""
+
+    corpus: str = "wiki-vital"
+    inputs_length: int = 64       # corrupted encoder input, EOS included (T5: 512); raw rows are longer
+    batch_size: int = 16
+    max_documents: int = 0        # training documents kept (0: all)
+    max_eval_documents: int = 0   # validation documents kept (0: all)
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.max_eval_documents < 0:
+            raise ConfigError(f"data.max_eval_documents must be >= 0, got {self.max_eval_documents}")
+        if self.inputs_length < 8:
+            raise ConfigError(f"data.inputs_length must be >= 8, got {self.inputs_length}")
+        if self.batch_size < 1 or self.max_documents < 0:
+            raise ConfigError("data.batch_size must be >= 1 and data.max_documents >= 0")
+
+
+@dataclass
+class PretrainTokenizerSpec:
+    """The ``[tokenizer]`` table: a subword tokenizer trained on the corpus's train split."""
+
+    kind: Literal["unigram", "bpe", "bytebpe"] = "unigram"
+    vocab_size: int = 4000
+
+
+@dataclass
+class SpanCorruptionSpec:
+    """The ``[objective]`` table of a span-corruption run (the T5 paper's defaults)."""
+
+    kind: Literal["span-corruption"] = "span-corruption"
+    noise_density: float = 0.15
+    mean_noise_span_length: float = 3.0
+    num_sentinels: int = 100      # ids appended at the top of the vocabulary (<extra_id_0> = the last)
+
+    def validate(self) -> None:
+        if not 0.0 < self.noise_density < 1.0:
+            raise ConfigError(f"objective.noise_density must be in (0, 1), got {self.noise_density}")
+        if not self.mean_noise_span_length >= 1.0:
+            raise ConfigError(f"objective.mean_noise_span_length must be >= 1, got {self.mean_noise_span_length}")
+        if self.num_sentinels < 1:
+            raise ConfigError(f"objective.num_sentinels must be >= 1, got {self.num_sentinels}")
+
+
+def _encoder_decoder(family: str, model_table: dict, vocab_size: int, ids: dict[str, int], max_length: int):
+    """(model, preset name, description) of ``family`` over one shared vocabulary of ``vocab_size``."""
+    from .run import pop_preset
+
+    if family == "t5":
+        from ..models.t5 import PRESETS, T5Config, T5ForConditionalGeneration
+
+        preset_name, _ = pop_preset(model_table, PRESETS, "t5-tiny", "T5")
+        values = {**PRESETS[preset_name], "vocab_size": vocab_size, "pad_token_id": ids["pad"],
+                  "eos_token_id": ids["eos"], "decoder_start_token_id": ids["pad"],
+                  "max_length": max(512, max_length), **model_table}  # positions are relative: 512 caps outputs
+        config = config_io.from_dict(T5Config, values, where="model")
+        model = T5ForConditionalGeneration(config)
+        shape = (f"{config.n_encoder_layers}+{config.n_decoder_layers} layers x d={config.d_model}, "
+                 f"{config.n_heads} heads, {config.feed_forward}, {'tied' if config.tie_embeddings else 'untied'}")
+        return model, preset_name, shape
+    if family == "transformer":
+        from ..models.transformer import PRESETS, Transformer, TransformerConfig
+
+        preset_name, _ = pop_preset(model_table, PRESETS, "tiny", "Transformer")
+        if "label_smoothing" in model_table:
+            raise ConfigError("model.label_smoothing: span corruption trains without label smoothing")
+        values = {**PRESETS[preset_name], "src_vocab_size": vocab_size, "tgt_vocab_size": vocab_size,
+                  "share_embeddings": True, "tie_output": True, "max_length": max_length, "label_smoothing": 0.0,
+                  "pad_token_id": ids["pad"], "bos_token_id": ids["bos"], "eos_token_id": ids["eos"],
+                  **model_table}
+        config = config_io.from_dict(TransformerConfig, values, where="model")
+        shape = (f"{config.n_encoder_layers}+{config.n_decoder_layers} layers x d={config.d_model}, "
+                 f"{config.n_heads} heads, {config.norm_position}-LN")
+        return Transformer(config), preset_name, shape
+    raise ConfigError(f"span corruption trains an encoder-decoder family (t5, transformer), not {family!r}")
+
+
+def span_corruption_job(run):
+    """An encoder-decoder pretrained with T5's span corruption on ``[data] corpus``."""
+    from ..data import sources
+    from ..data.stream import LMBlocks
+    from ..data.tokenizers import train_tokenizer
+    from ..objectives.span import SpanCorruptionObjective, span_corruption_counts, span_corruption_lengths
+    from ..train.trainer import TrainingJob
+    from .gpt import document_stream
+
+    data = config_io.from_dict(PretrainDataSpec, dict(run.data), where="data")
+    spec = config_io.from_dict(PretrainTokenizerSpec, dict(run.tokenizer), where="tokenizer")
+    objective_spec = config_io.from_dict(SpanCorruptionSpec, dict(run.objective), where="objective")
+    raw_length, targets_length = span_corruption_lengths(data.inputs_length, objective_spec.noise_density,
+                                                         objective_spec.mean_noise_span_length)
+    _, spans = span_corruption_counts(raw_length, objective_spec.noise_density,
+                                      objective_spec.mean_noise_span_length)
+    if spans > objective_spec.num_sentinels:
+        raise ConfigError(f"objective.num_sentinels = {objective_spec.num_sentinels}, but rows of {raw_length} raw "
+                          f"tokens have {spans} noise spans, each needing its own sentinel")
+    splits = sources.load(data.corpus).split()
+    train_docs = splits.train[: data.max_documents] if data.max_documents else splits.train
+    valid_docs = splits.valid[: data.max_eval_documents] if data.max_eval_documents else splits.valid
+    if not train_docs or not valid_docs:
+        raise DataError(f"corpus {data.corpus!r} needs training and validation documents")
+    tokenizer = train_tokenizer(spec.kind, [d.text for d in train_docs], vocab_size=spec.vocab_size)
+    ids = {role: tokenizer.token_to_id(token) for role, token in
+           (("pad", "<pad>"), ("eos", "</s>"), ("bos", "<s>"))}
+    missing = [token for token, i in zip(("<pad>", "</s>", "<s>"), ids.values()) if i is None]
+    if missing:
+        raise ConfigError(f"tokenizer {spec.kind!r} has no {missing[0]} token (span corruption needs <pad>, </s>, <s>)")
+    vocab_size = tokenizer.vocab_size + objective_spec.num_sentinels
+    torch.manual_seed(data.seed)
+    model_table = dict(run.model)
+    model, preset_name, shape = _encoder_decoder(run.family, model_table, vocab_size, ids,
+                                                 max(data.inputs_length, targets_length))
+    train_ids = document_stream(tokenizer.encode_batch([d.text for d in train_docs]), ids["eos"])
+    valid_ids = document_stream(tokenizer.encode_batch([d.text for d in valid_docs]), ids["eos"])
+    train_source = LMBlocks(train_ids, raw_length - 1, data.batch_size, seed=data.seed)   # rows of raw_length
+    eval_source = LMBlocks(valid_ids, raw_length - 1, data.batch_size, seed=data.seed, shuffle=False)
+    start = ids["pad"] if run.family == "t5" else ids["bos"]
+    objective = SpanCorruptionObjective(vocab_size, ids["eos"], start, ids["pad"], objective_spec.noise_density,
+                                        objective_spec.mean_noise_span_length)
+    metadata = {"data": {"corpus": data.corpus, "inputs_length": data.inputs_length, "raw_length": raw_length,
+                         "targets_length": targets_length},
+                "sentinels": {"count": objective_spec.num_sentinels, "first_id": vocab_size - 1,
+                              "tokenizer_vocab_size": tokenizer.vocab_size}}
+
+    def export(folder: Path) -> None:
+        model.save_pretrained(folder, extra_files=tokenizer.files(), metadata=metadata)
+
+    describe = (f"{run.family} ({preset_name}: {shape}) {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
+                f"params, span corruption (density {objective_spec.noise_density}, mean span "
+                f"{objective_spec.mean_noise_span_length}) on {data.corpus}: {len(train_ids):,} training tokens, "
+                f"{spec.kind} |V|={tokenizer.vocab_size} + {objective_spec.num_sentinels} sentinels, rows of "
+                f"{raw_length} raw tokens -> {data.inputs_length} inputs, {targets_length} targets")
+    return TrainingJob(model, objective, train_source, eval_source, export, describe)
+
+
 # --------------------------------------------------------------------------- using a trained model
 
 
@@ -342,3 +519,78 @@ def translate_tokens(model, vocab: PairVocab, sources: Sequence[Sequence[str]], 
         src[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
     produced = translate(model, src, max_new_tokens=max_new_tokens, num_beams=num_beams)
     return [vocab.decode_target(row) for row in produced.tolist()]
+
+
+class TextCodec:
+    """Text <-> ids for an exported encoder-decoder folder (what ``lmlab generate`` needs).
+
+    - a folder of the translation recipe (``source_vocab.txt`` / ``target_vocab.txt``): g2p sources are
+      the word's letters, wiki-desc sources lowercased words; outputs are target tokens joined by spaces;
+    - a folder with tokenizer files (span corruption, or a Hugging Face T5 folder with a
+      ``tokenizer.json``): the text is tokenized and EOS appended, as T5's inputs end; ids above
+      the tokenizer's vocabulary are sentinels and print as ``<extra_id_k>`` (k = V - 1 - id).
+    """
+
+    def __init__(self, encode, decode) -> None:
+        self.encode, self.decode = encode, decode
+
+    @classmethod
+    def for_folder(cls, folder: str | Path, model) -> TextCodec:
+        from ..data.tokenizers import load_tokenizer
+        from ..pretrained import read_model_config
+
+        folder = Path(folder)
+        if (folder / SOURCE_VOCAB).is_file():
+            vocab = PairVocab.from_folder(folder)
+            task = read_model_config(folder).get("data", {}).get("task", "g2p")
+
+            def encode(text: str) -> list[int]:
+                from ..data.tokenizers.word import word_tokenize
+
+                tokens = list(text.strip().lower()) if task == "g2p" else word_tokenize(text, lowercase=True)
+                return vocab.encode_source(tokens) or [UNK]
+
+            return cls(encode, lambda ids: " ".join(vocab.decode_target(ids)))
+        if not ((folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()):
+            raise CheckpointError(f"{folder}: no tokenizer or vocabulary files to turn the input text into ids "
+                                  "(pass token ids with --ids)")
+        tokenizer = load_tokenizer(folder)
+        config = model.config
+        known = tokenizer.vocab_size
+
+        def decode(ids: Sequence[int]) -> str:
+            pieces, run = [], []
+            for i in ids:
+                if i == config.eos_token_id:
+                    break
+                if i >= known:  # a sentinel
+                    pieces.append(tokenizer.decode(run, skip_specials=True))
+                    pieces.append(f"<extra_id_{config.vocab_size - 1 - i}>")
+                    run = []
+                elif i != config.pad_token_id:
+                    run.append(i)
+            pieces.append(tokenizer.decode(run, skip_specials=True))
+            return " ".join(p.strip() for p in pieces if p.strip())
+
+        def encode(text: str) -> list[int]:
+            if tokenizer.token_to_id("<extra_id_0>") is not None:  # a tokenizer that has the sentinels itself
+                return [*tokenizer.encode(text), config.eos_token_id]
+            return [*_with_sentinels(text, tokenizer, config.vocab_size), config.eos_token_id]
+
+        return cls(encode, decode)
+
+
+def _with_sentinels(text: str, tokenizer, vocab_size: int) -> list[int]:
+    """Token ids of ``text`` where each ``<extra_id_k>`` written in it becomes sentinel V - 1 - k."""
+    import re
+
+    ids: list[int] = []
+    for index, piece in enumerate(re.split(r"<extra_id_(\d+)>", text)):
+        if index % 2:
+            k = int(piece)
+            if vocab_size - 1 - k < tokenizer.vocab_size:
+                raise DataError(f"<extra_id_{k}>: the model has only {vocab_size - tokenizer.vocab_size} sentinels")
+            ids.append(vocab_size - 1 - k)
+        elif piece.strip():
+            ids.extend(tokenizer.encode(piece.strip()))
+    return ids

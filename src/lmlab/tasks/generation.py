@@ -11,6 +11,13 @@ the length-normalised beam score):
   else z_v·θ (CTRL's rule, as in Hugging Face)
 - beam search over K beams, finished hypotheses ranked by  Σ log p / |y|^α  (α = ``length_penalty``,
   |y| the number of generated tokens, stop token included)
+- no-repeat-n-gram (``no_repeat_ngram_size`` = n): a token that would complete an n-gram already in
+  the sequence gets probability 0 (Paulus et al., 2018; fairseq's and Hugging Face's rule)
+- ``min_new_tokens``: the stop tokens get probability 0 until that many tokens are generated
+
+Bans (no-repeat-n-gram, min length) are applied as Hugging Face applies them: to the logits before
+greedy/sampling, and to the log-probabilities (after the log-softmax, not renormalised) in beam
+search, so that beam scores match HF's ``generate`` with the same settings.
 
 Every step feeds the model only the new token: the model keeps the keys and values of the earlier
 positions in a :class:`lmlab.nn.attention.KVCache` (``use_cache=False`` recomputes the whole
@@ -25,6 +32,11 @@ Transformer does through a small adapter that holds the encoder's output):
     new_cache(batch_size, max_length) -> KVCache
     next_token_logits(input_ids, attention_mask, cache) -> (B, V) logits of the next token
     max_positions -> int (longest sequence it can take)
+
+Encoder-decoders (every family with the ``translate`` capability) go through :func:`translate`:
+the model's ``generation_steps(src_ids, src_mask)`` returns such a decoder over the encoded
+sources (with ``decoder_start_token_id``, ``eos_token_id`` and ``pad_token_id``), and every
+strategy above runs on it unchanged.
 """
 
 from __future__ import annotations
@@ -63,6 +75,8 @@ class GenerationConfig:
     pad_token_id: int = 0
     use_cache: bool = True
     seed: int | None = None
+    no_repeat_ngram_size: int = 0  # 0 = off
+    min_new_tokens: int = 0        # stop tokens banned before this many new tokens
 
     def validate(self) -> None:
         # written as `not (x > 0)` so that NaN fails too
@@ -82,6 +96,10 @@ class GenerationConfig:
             raise UsageError(f"length_penalty must be a finite number, got {self.length_penalty}")
         if self.num_beams > 1 and self.do_sample:
             raise UsageError("beam search is deterministic: use num_beams=1 with sampling")
+        if self.no_repeat_ngram_size < 0:
+            raise UsageError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
+        if self.min_new_tokens < 0:
+            raise UsageError(f"min_new_tokens must be >= 0, got {self.min_new_tokens}")
 
 
 # --------------------------------------------------------------------------- logits processing
@@ -110,6 +128,37 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
     drop_sorted[:, 0] = False
     drop = drop_sorted.scatter(1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
+
+
+def banned_ngram_tokens(previous: Tensor, n: int, vocab_size: int) -> Tensor:
+    """(B, V) boolean: the tokens that would complete an n-gram already in ``previous`` (B, L).
+
+    Every window of n tokens is compared (vectorised) with the last n - 1 tokens; the n-th token of
+    each matching window is banned (n = 1 bans every token seen). Nothing is banned before the
+    sequence holds a whole n-gram.
+    """
+    B, L = previous.shape
+    banned = torch.zeros(B, vocab_size, dtype=torch.bool, device=previous.device)
+    if n == 1:
+        return banned.scatter(1, previous, True)
+    if n < 1 or L < n:
+        return banned
+    windows = previous.unfold(1, n, 1)                      # (B, L - n + 1, n)
+    tail = previous[:, L - n + 1:]                         # (B, n - 1): the n-gram being completed
+    match = (windows[:, :, :-1] == tail[:, None, :]).all(dim=-1)  # (B, L - n + 1)
+    hits = torch.zeros(B, vocab_size, dtype=torch.long, device=previous.device)
+    return hits.scatter_reduce(1, windows[:, :, -1], match.long(), reduce="amax").bool()
+
+
+def ban_tokens(scores: Tensor, previous: Tensor, n_generated: int, config: GenerationConfig) -> Tensor:
+    """-inf for the tokens no-repeat-n-gram and min_new_tokens rule out (each only when switched on)."""
+    if config.no_repeat_ngram_size > 0:
+        scores = scores.masked_fill(banned_ngram_tokens(previous, config.no_repeat_ngram_size, scores.shape[-1]),
+                                    float("-inf"))
+    if n_generated < config.min_new_tokens and config.stop_token_ids:
+        scores = scores.clone()
+        scores[:, config.stop_token_ids] = float("-inf")
+    return scores
 
 
 def process_logits(logits: Tensor, previous: Tensor, config: GenerationConfig) -> Tensor:
@@ -172,9 +221,10 @@ def generate(model: Decoder, input_ids: Tensor, attention_mask: Tensor | None = 
     step_input = input_ids
     finished = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
     try:
-        for _ in range(config.max_new_tokens):
+        for step in range(config.max_new_tokens):
             logits = model.next_token_logits(step_input if cache is not None else ids, mask, cache)  # (B, V)
-            logits = process_logits(logits.float(), ids, config)
+            logits = ban_tokens(logits.float(), ids, step, config)
+            logits = process_logits(logits, ids, config)
             if config.do_sample:
                 next_ids = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
             else:
@@ -232,7 +282,8 @@ def beam_search(model: Decoder, input_ids: Tensor, attention_mask: Tensor | None
             logits = model.next_token_logits(step_input if cache is not None else ids, mask, cache)
             logits = process_logits(logits.float(), ids, config)
             V = logits.shape[-1]
-            scores = torch.log_softmax(logits, dim=-1) + beam_scores.view(-1, 1)  # (B*K, V)
+            log_probs = ban_tokens(torch.log_softmax(logits, dim=-1), ids, step, config)
+            scores = log_probs + beam_scores.view(-1, 1)  # (B*K, V)
             top_scores, top_flat = scores.view(B, K * V).topk(2 * K, dim=1)       # (B, 2K)
             top_beam, top_token = top_flat // V, top_flat % V
             n_generated = step + 1
@@ -290,25 +341,34 @@ def beam_search(model: Decoder, input_ids: Tensor, attention_mask: Tensor | None
     return out
 
 
-def translate(model, src_ids: torch.Tensor, max_new_tokens: int = 64, num_beams: int = 1,
-              length_penalty: float = 1.0) -> torch.Tensor:
-    """Greedy (num_beams=1) or beam-search outputs (B, n) of an encoder-decoder
-    :class:`lmlab.models.transformer.Transformer` for sources (B, S), without the BOS.
+def translate(model, src_ids: Tensor, max_new_tokens: int = 64, num_beams: int = 1,
+              length_penalty: float = 1.0, *, src_mask: Tensor | None = None,
+              config: GenerationConfig | None = None) -> Tensor:
+    """Outputs (B, n) of any encoder-decoder (a family with the ``translate`` capability) for
+    sources (B, S), without the decoder's start token.
 
-    Each row ends with EOS (then pad) unless ``max_new_tokens`` ran out first.
+    ``config`` gives every strategy of :func:`generate` (greedy, sampling with top-k / top-p,
+    beam search with a length penalty, no-repeat-n-gram, min/max new tokens); without it,
+    greedy (``num_beams=1``) or beam search with ``max_new_tokens`` and ``length_penalty``. The
+    model's EOS is always a stop token and its pad fills finished rows. ``src_mask`` (B, S),
+    1 = real token, defaults to ``src_ids != pad``. Each row ends with EOS (then pad) unless
+    ``max_new_tokens`` ran out first.
     """
-    from ..models.transformer import EncoderDecoderSteps
+    import dataclasses
 
+    if not hasattr(model, "generation_steps"):
+        raise UsageError(f"{type(model).__name__} is not an encoder-decoder (no generation_steps)")
+    if config is None:
+        config = GenerationConfig(max_new_tokens=max_new_tokens, num_beams=num_beams, length_penalty=length_penalty)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            steps = EncoderDecoderSteps(model, src_ids)
-        start = torch.full((src_ids.shape[0], 1), model.config.bos_token_id, dtype=torch.long,
+            steps = model.generation_steps(src_ids, src_mask)
+        stops = list(dict.fromkeys([*config.stop_token_ids, steps.eos_token_id]))
+        config = dataclasses.replace(config, stop_token_ids=stops, pad_token_id=steps.pad_token_id)
+        start = torch.full((src_ids.shape[0], 1), steps.decoder_start_token_id, dtype=torch.long,
                            device=src_ids.device)
-        config = GenerationConfig(max_new_tokens=max_new_tokens, num_beams=num_beams,
-                                  length_penalty=length_penalty, stop_token_ids=[model.config.eos_token_id],
-                                  pad_token_id=model.config.pad_token_id)
         return generate(steps, start, config=config)[:, 1:]
     finally:
         model.train(was_training)

@@ -1,0 +1,52 @@
+"""An encoder-decoder's decoder over one encoded source batch, served a step at a time for generation.
+
+:class:`EncoderDecoderSteps` is what ``model.generation_steps(src)`` of every encoder-decoder family
+returns (the Transformer, T5): it holds the encoder's output z (B, S, C) and its key mask, and gives
+:mod:`lmlab.tasks.generation` the three things a decoder provides there (``new_cache``,
+``next_token_logits``, ``max_positions``) plus the decoder's start, end and pad ids. The cache
+(:class:`lmlab.nn.attention.KVCache`) carries the decoder's self-attention keys/values, the
+cross-attention keys/values (set at the first step) and z with its mask in ``extras``, so beam search
+reorders them with the rest. The family passes its own ``decode(ids, memory, memory_mask, cache) ->
+states`` and ``logits(states) -> logits``; nothing here knows which family it serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor
+
+from .attention import KVCache
+
+
+class EncoderDecoderSteps:
+    def __init__(self, memory: Tensor, memory_mask: Tensor,
+                 decode: Callable[[Tensor, Tensor, Tensor, KVCache | None], Tensor],
+                 logits: Callable[[Tensor], Tensor], n_decoder_layers: int, max_positions: int,
+                 decoder_start_token_id: int, eos_token_id: int, pad_token_id: int) -> None:
+        self.memory, self.memory_mask = memory, memory_mask  # (B, S, C), (B, 1, 1, S)
+        self.decode, self.logits = decode, logits
+        self.n_decoder_layers, self.max_positions = n_decoder_layers, max_positions
+        self.decoder_start_token_id = decoder_start_token_id
+        self.eos_token_id, self.pad_token_id = eos_token_id, pad_token_id
+        self.training = False
+
+    def _expanded(self, rows: int) -> tuple[Tensor, Tensor]:
+        factor = rows // self.memory.shape[0]  # beam search asks for B * K rows
+        return (self.memory.repeat_interleave(factor, dim=0),
+                self.memory_mask.repeat_interleave(factor, dim=0))
+
+    def new_cache(self, batch_size: int, max_length: int) -> KVCache:
+        n = self.n_decoder_layers
+        cache = KVCache(n, max_length, num_cross_layers=n)
+        cache.extras["memory"], cache.extras["memory_mask"] = self._expanded(batch_size)
+        return cache
+
+    def next_token_logits(self, input_ids: Tensor, attention_mask: Tensor | None,
+                          cache: KVCache | None) -> Tensor:
+        if cache is None:
+            memory, memory_mask = self._expanded(input_ids.shape[0])
+        else:
+            memory, memory_mask = cache.extras["memory"], cache.extras["memory_mask"]
+        states = self.decode(input_ids, memory, memory_mask, cache)
+        return self.logits(states[:, -1])  # (B, V)
