@@ -297,6 +297,10 @@ RECIPE_TABLES = {  # the smallest run of each recipe: 20 documents, tiny sizes
     "gpt": {"data": {"corpus": "wiki-vital-small", "max_documents": 20, "seq_len": 16, "batch_size": 2},
             "tokenizer": {"vocab_size": 300}, "model": {"d_model": 16, "n_layers": 1, "n_heads": 2}},
 }
+for _family in ("bart", "mass"):
+    RECIPE_TABLES[_family] = {"data": {"corpus": "wiki-vital-small", "max_documents": 20, "seq_len": 32,
+                                       "batch_size": 2, "eval_documents": 0},
+                              "tokenizer": {"vocab_size": 300}, "model": {"d_model": 16, "n_heads": 2, "d_ff": 32}}
 for _family in ("bert", "roberta", "spanbert", "albert", "electra"):
     RECIPE_TABLES[_family] = {"data": {"corpus": "wiki-vital-small", "max_documents": 20, "seq_len": 32,
                                        "batch_size": 2},
