@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from lmlab.eval.metrics import corpus_bleu, corpus_chrf, edit_distance, g2p_error_rates, rouge_scores, tokenize_13a
 from lmlab.errors import UsageError
+from lmlab.eval.metrics import (
+    corpus_bleu,
+    corpus_chrf,
+    edit_distance,
+    g2p_error_rates,
+    rouge_scores,
+    tokenize_13a,
+)
 
 CASES = [  # (hypothesis, reference): punctuation, digits, quotes, an empty hypothesis, a perfect match
     ("The cat sat on the mat.", "The cat is sitting on the mat."),
