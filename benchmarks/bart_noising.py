@@ -23,6 +23,22 @@ import torch
 SCHEMES = ("token-masking", "token-deletion", "text-infilling", "bart")
 
 
+def write_table(args, rows) -> None:
+    lines = ["# BART noising ablation (tiny, CPU)", "",
+             f"`PYTHONPATH=src python benchmarks/bart_noising.py --pretrain-steps {args.pretrain_steps} "
+             f"--finetune-steps {args.finetune_steps} --documents {args.documents} --max-train {args.max_train} "
+             f"--max-eval {args.max_eval} --seed {args.seed} --threads {args.threads}`", "",
+             "Tiny BART (2+2 layers, d=64, bytebpe 4096), pretrained on wiki-vital rows of 64 tokens, batch 16; "
+             "fine-tuned on KJV -> WEB (train books), greedy decoding of test-book verses. One seed, measured on a "
+             "shared 2-core machine (other jobs running).", "",
+             "| pretraining noise | pretrain loss | BLEU | chrF | ROUGE-L | seconds |", "|---|---|---|---|---|---|"]
+    for scheme, pre_loss, scores, seconds in rows:
+        lines.append(f"| {scheme} | {pre_loss:.3f} | {scores['bleu']:.2f} | {scores['chrf']:.2f} | "
+                     f"{scores['rougeL']:.2f} | {seconds:.0f} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     from lmlab.data import sources
     from lmlab.recipes.denoise import DataSpec, TokenizerSpec, prepare
@@ -64,19 +80,7 @@ def main() -> None:
             rows.append((scheme, pre_loss, scores, time.monotonic() - start))
             print(scheme, f"pretrain loss {pre_loss:.3f}", {k: round(scores[k], 2) for k in ("bleu", "chrf", "rougeL")},
                   f"{rows[-1][3]:.0f}s", flush=True)
-    lines = ["# BART noising ablation (tiny, CPU)", "",
-             f"`PYTHONPATH=src python benchmarks/bart_noising.py --pretrain-steps {args.pretrain_steps} "
-             f"--finetune-steps {args.finetune_steps} --documents {args.documents} --max-train {args.max_train} "
-             f"--max-eval {args.max_eval} --seed {args.seed} --threads {args.threads}`", "",
-             "Tiny BART (2+2 layers, d=64, bytebpe 4096), pretrained on wiki-vital rows of 64 tokens, batch 16; "
-             "fine-tuned on KJV -> WEB (train books), greedy decoding of test-book verses. One seed, measured on a "
-             "shared 2-core machine (other jobs running).", "",
-             "| pretraining noise | pretrain loss | BLEU | chrF | ROUGE-L | seconds |", "|---|---|---|---|---|---|"]
-    for scheme, pre_loss, scores, seconds in rows:
-        lines.append(f"| {scheme} | {pre_loss:.3f} | {scores['bleu']:.2f} | {scores['chrf']:.2f} | "
-                     f"{scores['rougeL']:.2f} | {seconds:.0f} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            write_table(args, rows)  # after every row, so a cut-short run still leaves its table
 
 
 if __name__ == "__main__":
