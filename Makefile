@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml Makefile
 	@test -d /usr/share/wordnet || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		(apt-get update -qq && apt-get install -y -qq wordnet-base) >/dev/null 2>&1; } || \
 		echo "note: wordnet-base not installed; the WordNet-tree softmax test will skip"
+	@# optional system data: the KJV and the World English Bible (SWORD modules) for the verse-modernisation task
+	@test -d /usr/share/sword/modules/texts/ztext/engWEB2015eb || { command -v apt-get >/dev/null && \
+		[ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq sword-text-kjv sword-text-web) \
+		>/dev/null 2>&1; } || echo "note: sword-text-kjv/sword-text-web not installed; the Bible tests will skip"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)

@@ -308,6 +308,10 @@ RECIPE_TABLES = {  # the smallest run of each recipe: 20 documents, tiny sizes
                    "model": {"cutoffs": [100], "d_model": 16, "d_embed": 16, "n_head": 2, "d_head": 8,
                              "d_inner": 32, "n_layer": 1, "mem_len": 8}},
 }
+for _family in ("bart", "mass"):
+    RECIPE_TABLES[_family] = {"data": {"corpus": "wiki-vital-small", "max_documents": 20, "seq_len": 32,
+                                       "batch_size": 2, "eval_documents": 0},
+                              "tokenizer": {"vocab_size": 300}, "model": {"d_model": 16, "n_heads": 2, "d_ff": 32}}
 for _family in ("bert", "roberta", "spanbert", "albert", "electra"):
     RECIPE_TABLES[_family] = {"data": {"corpus": "wiki-vital-small", "max_documents": 20, "seq_len": 32,
                                        "batch_size": 2},

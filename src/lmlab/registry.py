@@ -119,6 +119,7 @@ class Family:
 
 
 _BERT_TINY = {"d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512, "max_length": 512}
+_BART_TINY = {"vocab_size": 60, "d_model": 32, "n_heads": 2, "d_ff": 64, "max_length": 32}
 
 # One row per family, in lineage order (the order of `lmlab demo`'s groups). See DESIGN.md, "Layout",
 # and CONTRIBUTING.md for what a new family adds besides its row.
@@ -221,6 +222,14 @@ FAMILIES: dict[str, Family] = {
                recipe="lmlab.recipes.seq2seq:build", hf="lmlab.interop.hf_t5:load_t5", hf_types=("t5",),
                capabilities=frozenset({"translate", "encode"}),
                summary="T5: text-to-text encoder-decoder, span corruption, relative position bias"),
+        Family("bart", "lmlab.models.bart:BartForConditionalGeneration", "lmlab.models.bart:BartConfig",
+               "lmlab.models.bart:PRESETS", base_preset="tiny", tiny=_BART_TINY, recipe="lmlab.recipes.denoise:build",
+               hf="lmlab.interop.hf_bart:load_hf", hf_types=("bart",), capabilities=frozenset({"translate"}),
+               summary="BART: denoising encoder-decoder (text infilling, sentence permutation, ...)"),
+        Family("mass", "lmlab.models.bart:BartForConditionalGeneration", "lmlab.models.bart:BartConfig",
+               "lmlab.models.bart:PRESETS", base_preset="tiny", tiny=_BART_TINY, recipe="lmlab.recipes.denoise:build",
+               capabilities=frozenset({"translate"}),
+               summary="MASS: masked sequence-to-sequence pretraining on the BART network (saved as 'bart')"),
     ]
 }
 
