@@ -124,7 +124,7 @@ _BERT_TINY = {"d_model": 128, "n_layers": 2, "n_heads": 2, "d_ff": 512, "max_len
 # and CONTRIBUTING.md for what a new family adds besides its row.
 FAMILIES: dict[str, Family] = {
     row.name: row for row in [
-        Family("ngram", "lmlab.ngram.model:NgramModel", loader="lmlab.ngram:read_arpa",
+        Family("ngram", "lmlab.ngram.model:NgramModel", loader="lmlab.ngram:load_model",
                demo="lmlab.recipes.ngram:run_demo", demo_name="ngram", capabilities=frozenset({"score"}),
                summary="n-gram LMs with classic smoothing; saved as ARPA"),
         Family("adaptive", "lmlab.ngram.adaptive:CacheLM", loader="lmlab.ngram.maxent:load_adapted",

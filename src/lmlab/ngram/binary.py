@@ -117,7 +117,7 @@ def _bins(values: np.ndarray, bits: int, exact: tuple[float, ...]) -> tuple[np.n
     return codes, table
 
 
-def _check_bits(bits: int, what: str) -> None:
+def check_bits(bits: int, what: str) -> None:
     if bits not in (32, 64) and not 2 <= bits <= 16:
         raise UsageError(f"{what} must be 64 (exact), 32 (float32) or 2..16 (quantised bins), got {bits}")
 
@@ -149,8 +149,8 @@ def _json_safe(value):
 
 def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int = 64, backoff_bits: int = 64) -> None:
     """Write ``model`` as a binary file (atomically); ``*_bits``: 64, 32 or 2..16 (see the module docstring)."""
-    _check_bits(prob_bits, "prob_bits")
-    _check_bits(backoff_bits, "backoff_bits")
+    check_bits(prob_bits, "prob_bits")
+    check_bits(backoff_bits, "backoff_bits")
     words = model.vocab.words
     for w in words:
         if not w or any(c.isspace() for c in w):
