@@ -125,7 +125,7 @@ def test_refusals(good, tmp_path):
     _refused(tmp_path, bytes(corrupt), "payload checksum", verify=True)
     bad = tmp_path / "bad.lmbin"
     assert read_binary(bad, verify=False).sizes() == read_binary(path).sizes()  # unchecked: maps it anyway
-    with pytest.raises(FormatError, match="no such n-gram model"):
+    with pytest.raises(FormatError, match="no such ARPA file"):
         load_model(tmp_path / "missing.lmbin")
     assert data[:8] == MAGIC
 

@@ -328,11 +328,9 @@ def load_model(path: str | os.PathLike, verify: bool | str = "auto") -> NgramMod
     from .arpa import read_arpa
 
     p = Path(path)
-    if not p.is_file():
-        raise FormatError(f"{path}: no such n-gram model file (ARPA or {SUFFIX})")
-    if is_binary(p):
+    if p.is_file() and is_binary(p):
         return read_binary(p, verify=verify)
-    return read_arpa(p)
+    return read_arpa(p)  # (which names a missing file)
 
 
 __all__ = ["MAGIC", "SUFFIX", "VERSION", "BinaryNgramModel", "Quantized", "is_binary", "load_model", "read_binary",
