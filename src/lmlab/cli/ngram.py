@@ -153,6 +153,9 @@ def build_cmd(
     delta: float = typer.Option(0.5, help="delta for add-delta (> 0)."),
     vocab_min_count: int = typer.Option(1, help="Closed vocabulary: words seen fewer times become <unk> (1: keep all)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    memory: str | None = typer.Option(None, "--memory", "-S", help="Count under this memory budget (lmplz -S): 2G, 500M, 25%; sorted runs spill to --temp."),
+    temp: Path | None = typer.Option(None, "--temp", "-T", help="Folder for the spilled runs (lmplz -T; default: the system's temporary folder)."),
+    workers: int = typer.Option(1, "--workers", help="Count chunks of the text in this many processes (same result)."),
     fmt: str = typer.Option("arpa", "--format", help="'arpa' (text) or 'binary' (memory-mapped .lmbin, see `ngram binarize`)."),
     prob_bits: int = typer.Option(64, "--prob-bits", help="[binary] 64 exact, 32 float32, 2..16 quantised (KenLM -q)."),
     backoff_bits: int = typer.Option(64, "--backoff-bits", help="[binary] 64 exact, 32 float32, 2..16 quantised (KenLM -b)."),
@@ -173,10 +176,18 @@ def build_cmd(
         raise UsageError(f"--format must be 'arpa' or 'binary', not {fmt!r}")
     check_bits(prob_bits, "--prob-bits")
     check_bits(backoff_bits, "--backoff-bits")
+    check_range("--workers", workers, minimum=1)
+    if memory is not None:
+        from ..ngram.extsort import parse_memory
+
+        parse_memory(memory)
+    if temp is not None and not temp.is_dir():
+        raise UsageError(f"--temp {temp} is not a folder")
     check_output(out, inputs=(text, valid), force=force)
 
     config = PipelineConfig(order=order, smoothing=smoothing, delta=delta, vocab_min_count=vocab_min_count,
-                            prune=tuple(prune or ()), prune_entropy=prune_entropy, target_size=target_size)
+                            prune=tuple(prune or ()), prune_entropy=prune_entropy, target_size=target_size,
+                            memory=memory, temp=None if temp is None else str(temp), workers=workers)
     log = _LmplzLog(smoothing)
     heldout = None if valid is None else (lambda: read_text(valid, "valid"))
     model = build(lambda: _training_text(text), config, log, heldout=heldout)
