@@ -45,6 +45,10 @@ def test_spilled_counts_equal_in_memory(order, tmp_path):
     assert not list(tmp_path.iterdir())  # the runs are removed afterwards
 
 
+def test_text_that_fits_one_chunk_is_counted_in_memory(tmp_path):
+    _same_counts(count_text_external(TRAIN, 3, memory="2G", temp=tmp_path), count_text(TRAIN, 3))
+
+
 def test_closed_vocabulary_and_str_tokens(tmp_path):
     vocab = Vocabulary(["the", "of", ",", "zebra"])
     _same_counts(count_text_external(TRAIN, 3, vocab, memory="64K"), count_text(TRAIN, 3, vocab))

@@ -21,6 +21,7 @@ their first appearance in its chunk; the parent renumbers them by first appearan
 whole text (chunk order) and re-sorts each run before the same merge, so the result does
 not depend on how the text was counted.
 
+A text that fits in one chunk is counted by the in-memory counter directly (nothing to spill).
 What is bounded: the counting stage (chunks and merge blocks). The merged tables, the
 estimation and the model are held in memory as before (see docs/ngram.md, "At scale").
 """
@@ -227,6 +228,10 @@ def count_text_external(data: bytes, order: int, vocab: Vocabulary | None = None
     chunk_size = max(_MIN_CHUNK, budget // (_WORK_PER_TEXT_BYTE * workers))
     if temp is not None and not Path(temp).is_dir():
         raise UsageError(f"--temp {temp} is not a folder")
+    if workers == 1 and len(data) <= chunk_size:  # one chunk: nothing to spill (lmplz, too, spills only when needed)
+        from .counts import count_text
+
+        return count_text(data, order, vocab, where=where)
     words = _Words(vocab)
     with tempfile.TemporaryDirectory(prefix="lmlab-ngram-", dir=temp) as tmp:
         folder = Path(tmp)
