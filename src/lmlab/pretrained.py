@@ -199,7 +199,7 @@ def load(path: str | Path):
     from . import registry
 
     path = Path(path)
-    if path.is_file() and path.name.endswith((".arpa", ".arpa.gz")):
+    if path.is_file() and path.name.endswith((".arpa", ".arpa.gz", ".lmbin")):
         return registry.get("ngram").load(path)
     if path.is_file() and path.suffix == ".json":  # an adapted n-gram model (lmlab ngram adapt)
         return registry.get("adaptive").load(path)

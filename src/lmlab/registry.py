@@ -125,7 +125,7 @@ _BART_TINY = {"vocab_size": 60, "d_model": 32, "n_heads": 2, "d_ff": 64, "max_le
 # and CONTRIBUTING.md for what a new family adds besides its row.
 FAMILIES: dict[str, Family] = {
     row.name: row for row in [
-        Family("ngram", "lmlab.ngram.model:NgramModel", loader="lmlab.ngram:read_arpa",
+        Family("ngram", "lmlab.ngram.model:NgramModel", loader="lmlab.ngram:load_model",
                demo="lmlab.recipes.ngram:run_demo", demo_name="ngram", capabilities=frozenset({"score"}),
                summary="n-gram LMs with classic smoothing; saved as ARPA"),
         Family("adaptive", "lmlab.ngram.adaptive:CacheLM", loader="lmlab.ngram.maxent:load_adapted",

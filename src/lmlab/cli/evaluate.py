@@ -55,7 +55,7 @@ def _saved_tokenizer(folder: Path):
 
 @app.command("ppl")
 def ppl(
-    model_dir: Path = typer.Argument(..., help="A saved model folder (lmlab train's export), or an ARPA file."),
+    model_dir: Path = typer.Argument(..., help="A saved model folder (lmlab train's export), or an ARPA / binary (.lmbin) n-gram file."),
     target: str = typer.Argument(..., help="train | valid | test (of the model's corpus), or a text file."),
     corpus: str | None = typer.Option(None, help="Corpus for a split (default: the one the model was trained on)."),
     pretokenized: bool = typer.Option(False, help="FILE has one tokenized sentence per line (as KenLM's query)."),
@@ -64,16 +64,16 @@ def ppl(
     """Exact perplexity of any LM family (per word; </s> counted, <s> not; subword models also per token and bits per byte)."""
     from ..eval.perplexity import PerplexityResult, word_perplexity
 
-    if model_dir.is_file() and model_dir.name.endswith((".arpa", ".arpa.gz")):
-        from ..ngram import read_arpa
+    if model_dir.is_file() and model_dir.name.endswith((".arpa", ".arpa.gz", ".lmbin")):
+        from ..ngram import load_model
 
         with status(f"reading {model_dir}"):
-            model = read_arpa(model_dir)
+            model = load_model(model_dir)
         sentences, where = _sentences(target, corpus, pretokenized)
         ev = model.evaluate(sentences)
         result = PerplexityResult(nats=-ev.log10_prob * math.log(10), tokens=ev.tokens, oov=ev.oovs,
                                   sentences=ev.sentences)
-        family = "ngram (ARPA)"
+        family = "ngram (binary)" if model_dir.name.endswith(".lmbin") else "ngram (ARPA)"
     else:
         from ..pretrained import load, read_model_config, read_word_vocabulary, split_config
 

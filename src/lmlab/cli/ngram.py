@@ -131,9 +131,9 @@ class _LmplzLog:
         elif event.stage == "prune":
             err_console.print("kept: " + ", ".join(f"{n}-grams {s}" for n, s in enumerate(event.sizes, start=1)))
 
-    def writing(self) -> None:
-        """The header of the last stage, the command's own: writing the ARPA file."""
-        self._header("write", f"Writing ARPA model [{self.estimating:.2f}s]")
+    def writing(self, fmt: str = "ARPA") -> None:
+        """The header of the last stage, the command's own: writing the ARPA (or binary) file."""
+        self._header("write", f"Writing {fmt} model [{self.estimating:.2f}s]")
 
     def wrote(self, out: Path, model: NgramModel, seconds: float) -> None:
         err_console.print(f"wrote {out} ({model.describe()}) in {seconds:.2f}s; "
@@ -143,7 +143,7 @@ class _LmplzLog:
 @app.command("build")
 def build_cmd(
     text: str = typer.Argument(..., help="Training text: tokenized file, '-', or NAME[:SPLIT] (default split train)."),
-    out: Path = typer.Option(..., "--out", "-o", "--arpa", help="ARPA file to write (.gz: compressed)."),
+    out: Path = typer.Option(..., "--out", "-o", "--arpa", help="Model file to write: ARPA (.gz: compressed) or binary (--format binary)."),
     order: int = typer.Option(3, "--order", "-n", help="n-gram order (lmplz -o)."),
     smoothing: str = typer.Option("mkn", "--smoothing", "-s", help="Method: see `lmlab ngram methods`."),
     prune: list[int] | None = typer.Option(None, "--prune", help="Count cut-offs per order, lmplz style: --prune 0 --prune 0 --prune 1"),
@@ -153,9 +153,16 @@ def build_cmd(
     delta: float = typer.Option(0.5, help="delta for add-delta (> 0)."),
     vocab_min_count: int = typer.Option(1, help="Closed vocabulary: words seen fewer times become <unk> (1: keep all)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    memory: str | None = typer.Option(None, "--memory", "-S", help="Count under this memory budget (lmplz -S): 2G, 500M, 25%; sorted runs spill to --temp."),
+    temp: Path | None = typer.Option(None, "--temp", "-T", help="Folder for the spilled runs (lmplz -T; default: the system's temporary folder)."),
+    workers: int = typer.Option(1, "--workers", help="Count chunks of the text in this many processes (same result)."),
+    fmt: str = typer.Option("arpa", "--format", help="'arpa' (text) or 'binary' (memory-mapped .lmbin, see `ngram binarize`)."),
+    prob_bits: int = typer.Option(64, "--prob-bits", help="[binary] 64 exact, 32 float32, 2..16 quantised (KenLM -q)."),
+    backoff_bits: int = typer.Option(64, "--backoff-bits", help="[binary] 64 exact, 32 float32, 2..16 quantised (KenLM -b)."),
 ) -> None:
-    """Estimate an n-gram model and write it as ARPA (progress on each stage, like lmplz)."""
+    """Estimate an n-gram model and write it as ARPA or binary (progress on each stage, like lmplz)."""
     from ..ngram import write_arpa
+    from ..ngram.binary import check_bits, write_binary
     from ..ngram.pipeline import PipelineConfig, build
 
     check_range("--order", order, minimum=1)
@@ -165,29 +172,80 @@ def build_cmd(
         check_range("--prune", cutoff, minimum=0, meaning="0 keeps every n-gram of that order")
     check_range("--prune-entropy", prune_entropy, minimum=0)
     check_range("--target-size", target_size, minimum=1)
+    if fmt not in ("arpa", "binary"):
+        raise UsageError(f"--format must be 'arpa' or 'binary', not {fmt!r}")
+    check_bits(prob_bits, "--prob-bits")
+    check_bits(backoff_bits, "--backoff-bits")
+    check_range("--workers", workers, minimum=1)
+    if memory is not None:
+        from ..ngram.extsort import parse_memory
+
+        parse_memory(memory)
+    if temp is not None and not temp.is_dir():
+        raise UsageError(f"--temp {temp} is not a folder")
     check_output(out, inputs=(text, valid), force=force)
 
     config = PipelineConfig(order=order, smoothing=smoothing, delta=delta, vocab_min_count=vocab_min_count,
-                            prune=tuple(prune or ()), prune_entropy=prune_entropy, target_size=target_size)
+                            prune=tuple(prune or ()), prune_entropy=prune_entropy, target_size=target_size,
+                            memory=memory, temp=None if temp is None else str(temp), workers=workers)
     log = _LmplzLog(smoothing)
     heldout = None if valid is None else (lambda: read_text(valid, "valid"))
     model = build(lambda: _training_text(text), config, log, heldout=heldout)
-    log.writing()
+    log.writing("binary" if fmt == "binary" else "ARPA")
     t = time.perf_counter()
-    write_arpa(model, out)
+    if fmt == "binary":
+        write_binary(model, out, prob_bits=prob_bits, backoff_bits=backoff_bits)
+    else:
+        write_arpa(model, out)
     log.wrote(out, model, time.perf_counter() - t)
 
 
 def _load(model_path: Path):
-    from ..ngram import read_arpa
+    from ..ngram import load_model
 
-    return read_arpa(model_path)
+    return load_model(model_path)
+
+
+@app.command("binarize")
+def binarize_cmd(
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="ARPA file (KenLM, SRILM or lmlab; .gz fine) or a binary model."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Binary model to write (conventionally .lmbin)."),
+    prob_bits: int = typer.Option(64, "--prob-bits", "-q", help="64 exact, 32 float32, 2..16 quantised bins (KenLM -q)."),
+    backoff_bits: int = typer.Option(64, "--backoff-bits", "-b", help="64 exact, 32 float32, 2..16 quantised bins (KenLM -b)."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
+) -> None:
+    """Write a model as a memory-mapped binary file (KenLM build_binary): loads in milliseconds."""
+    from ..ngram.binary import check_bits, write_binary
+
+    check_bits(prob_bits, "--prob-bits")
+    check_bits(backoff_bits, "--backoff-bits")
+    check_output(out, inputs=(str(model_path),), force=force, option="OUT")
+    t = time.perf_counter()
+    model = _load(model_path)
+    loaded = time.perf_counter() - t
+    write_binary(model, out, prob_bits=prob_bits, backoff_bits=backoff_bits)
+    err_console.print(f"wrote {out} ({model.describe()}; {out.stat().st_size:,} bytes): "
+                      f"read {loaded:.2f}s, wrote {time.perf_counter() - t - loaded:.2f}s")
+
+
+@app.command("check")
+def check_cmd(
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="A binary model (.lmbin)."),
+) -> None:
+    """Verify a binary model's header and full payload checksum (loading checks big files' header only)."""
+    from ..ngram.binary import is_binary, read_binary
+
+    if not is_binary(model_path):
+        raise UsageError(f"{model_path}: not an lmlab binary n-gram model")
+    t = time.perf_counter()
+    model = read_binary(model_path, verify=True)
+    console.print(f"{model_path}: OK ({model.describe()}), checked in {time.perf_counter() - t:.2f}s")
 
 
 @app.command("eval")
 def eval_cmd(
     model_path: Path = typer.Argument(..., metavar="MODEL",
-                                      help="ARPA file (KenLM, SRILM or lmlab), or an adapted model's .json."),
+                                      help="ARPA file (KenLM, SRILM or lmlab), binary model (.lmbin), or an adapted model's .json."),
     text: str = typer.Argument(..., help="Test text: tokenized file, '-', or NAME[:SPLIT] (default split test)."),
 ) -> None:
     """Perplexity including and excluding OOVs, OOV count, bits per word (KenLM query -v summary)."""
@@ -209,7 +267,7 @@ def eval_cmd(
 
 @app.command("score")
 def score_cmd(
-    model_path: Path = typer.Argument(..., metavar="MODEL", help="ARPA file."),
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="ARPA file or binary model (.lmbin)."),
     text: str = typer.Argument(..., help="Text to score: tokenized file, '-', or NAME[:SPLIT]."),
     per: str = typer.Option("sentence", help="'sentence' (Total/OOV per line) or 'word' (word=id order log10p)."),
 ) -> None:
@@ -238,7 +296,7 @@ def score_cmd(
 
 @app.command("sample")
 def sample_cmd(
-    model_path: Path = typer.Argument(..., metavar="MODEL", help="ARPA file."),
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="ARPA file or binary model (.lmbin)."),
     n: int = typer.Option(5, "--n", "-n", help="Number of sentences."),
     seed: int = typer.Option(0, help="Random seed."),
     max_words: int = typer.Option(60, help="Stop a sentence after this many words."),

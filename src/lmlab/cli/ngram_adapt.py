@@ -36,11 +36,11 @@ def _numbers(text: str, what: str, cast=float) -> list:
 
 
 def _read_base(model_path: Path):
-    from ..ngram import read_arpa
+    from ..ngram import load_model
 
     if model_path.suffix == ".json":
         raise UsageError(f"{model_path}: the base model must be an ARPA file, not an adapted model's JSON")
-    return read_arpa(model_path)
+    return load_model(model_path)
 
 
 def register_adapt(ngram_app: typer.Typer) -> None:

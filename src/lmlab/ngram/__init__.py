@@ -7,7 +7,8 @@
 
 Stages: :mod:`.counts` (sorted numpy count tables), :mod:`.smoothing` (one class per
 method), :mod:`.model` (back-off query, perplexity, sampling), :mod:`.arpa`
-(the file format), :mod:`.prune` (count cut-offs, Stolcke relative-entropy pruning).
+(the text file format), :mod:`.binary` (the memory-mapped binary file; :func:`load_model`
+reads either), :mod:`.prune` (count cut-offs, Stolcke relative-entropy pruning).
 :mod:`.pipeline` runs them in order (count -> adjust -> estimate -> prune, lmplz's
 stages, with stage callbacks); :func:`build` and ``lmlab ngram build`` both go through it.
 """
@@ -15,6 +16,7 @@ stages, with stage callbacks); :func:`build` and ``lmlab ngram build`` both go t
 from __future__ import annotations
 
 from .arpa import read_arpa, write_arpa
+from .binary import load_model, read_binary, write_binary
 from .counts import NgramCounts, Vocabulary, count_ngrams, count_text
 from .model import Evaluation, NgramModel
 from .pipeline import PipelineConfig, StageEvent, Text
@@ -41,5 +43,6 @@ def build(sentences, order: int = 3, smoothing: str | Smoother = "mkn", vocab=No
 
 __all__ = [
     "METHODS", "Evaluation", "NgramCounts", "NgramModel", "PipelineConfig", "Smoother", "StageEvent",
-    "Text", "Vocabulary", "build", "count_ngrams", "count_text", "load_arpa", "make_smoother", "read_arpa", "write_arpa",
+    "Text", "Vocabulary", "build", "count_ngrams", "count_text", "load_arpa", "load_model", "make_smoother", "read_arpa",
+    "read_binary", "write_arpa", "write_binary",
 ]

@@ -582,7 +582,7 @@ def adapted_path(base_arpa: str | Path, kind: str) -> Path:
     """Where the adapted model's JSON goes: beside the base ARPA (``model.arpa`` -> ``model.cache.json``)."""
     base_arpa = Path(base_arpa)
     stem = base_arpa.name
-    for suffix in (".gz", ".arpa"):
+    for suffix in (".gz", ".arpa", ".lmbin"):
         stem = stem.removesuffix(suffix)
     return base_arpa.with_name(f"{stem}.{kind}.json")
 

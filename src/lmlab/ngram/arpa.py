@@ -214,10 +214,25 @@ _SECTION = re.compile(r"^\\(\d+)-grams:\s*$")
 
 
 def read_arpa(path: str | os.PathLike) -> NgramModel:
-    """Read an ARPA file (plain or ``.gz``) into an :class:`NgramModel`."""
+    """Read an ARPA file (plain or ``.gz``) into an :class:`NgramModel`.
+
+    The file is streamed in blocks and each block of a section is parsed with numpy
+    (:func:`_read_streaming`); a file that path does not take (non-ASCII whitespace, n-grams
+    whose prefix or suffix is not listed, any malformed line) is read again by the general
+    line-by-line reader (:func:`_read_general`), which completes missing n-grams and names
+    what is wrong and where.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FormatError(f"{path}: no such ARPA file")
+    try:
+        return _read_streaming(path)
+    except _Fallback:
+        return _read_general(path)
+
+
+def _read_general(path: str) -> NgramModel:
+    """The line-by-line reader: any valid ARPA file, and the exact error for an invalid one."""
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":
@@ -395,3 +410,287 @@ def _build_tables(path, vocab, mats, probs, bos) -> NgramModel:
         if attempt == 0 and not _close(vocab, mats, probs, bos):
             break
     raise FormatError(f"{path}: n-grams whose prefix or suffix is missing could not be completed")
+
+
+# ----------------------------------------------------------------------------- streaming reader
+_BLOCK = 2 << 20  # bytes read and parsed at a time (the per-byte work arrays stay in cache)
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9),
+        np.uint64(0x27D4EB2F165667C5))
+
+
+class _Fallback(Exception):
+    """The streaming reader cannot take this file: the general reader reads it (and names any error)."""
+
+
+def _blocks(path: str):
+    """The file's bytes (gunzipped) in blocks of whole lines, each a uint8 array ending with a newline."""
+    import gzip
+
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gz else open
+    rest = b""
+    try:
+        with opener(path, "rb") as f:
+            while True:
+                chunk = f.read(_BLOCK)
+                if not chunk:
+                    break
+                data = rest + chunk
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                if cut:
+                    yield np.frombuffer(data, dtype=np.uint8, count=cut)
+    except (EOFError, OSError):  # a truncated or corrupt gzip stream
+        raise _Fallback from None
+    if rest:
+        yield np.frombuffer(rest + b"\n", dtype=np.uint8)
+
+
+def _tokens(b: np.ndarray):
+    """(start, end, line) of every whitespace-separated token in ``b`` (whole lines), and the line count."""
+    sp = (b == 32) | (b == 9) | (b == 10)
+    word = ~sp
+    edge = np.diff(word.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    start = np.flatnonzero(edge == 1)
+    end = np.flatnonzero(edge == -1)
+    newlines = np.flatnonzero(b == 10)
+    return start, end, np.searchsorted(newlines, start), len(newlines)
+
+
+def _floats(b: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The numbers written in the tokens (vectorised: fixed-width byte strings cast to float64)."""
+    if not len(start):
+        return np.zeros(0)
+    length = end - start
+    width = int(length.max())
+    if width > 40:
+        raise _Fallback
+    cols = np.arange(width)
+    at = start[:, None] + cols  # (T, width) byte positions
+    mat = b[np.minimum(at, len(b) - 1)]
+    mat[cols >= length[:, None]] = 0
+    try:
+        return np.ascontiguousarray(mat).view(f"S{width}").ravel().astype(np.float64)
+    except ValueError:
+        raise _Fallback from None
+
+
+_POW: dict = {}  # per hash: powers P^j and P^-j mod 2^64 for j < _BLOCK + a line
+
+
+def _powers(size: int):
+    """Tables of P^j and P^-j (mod 2^64) for the two hashes, j < size (made once, grown when needed)."""
+    if _POW.get("size", 0) < size:
+        size = 1 << max(12, (size - 1).bit_length())  # (a power of two: grown a few times at most)
+        out = []
+        for base in (_MIX[0], _MIX[1]):  # odd, so invertible mod 2^64
+            inv = np.uint64(pow(int(base), -1, 1 << 64))
+            pw = np.full(size, base, dtype=np.uint64)
+            pw[0] = 1
+            iv = np.full(size, inv, dtype=np.uint64)
+            iv[0] = 1
+            out.append((np.cumprod(pw), np.cumprod(iv)))  # (wrapping products)
+        _POW.update(size=size, tables=out)
+    return _POW["tables"]
+
+
+def _word_keys(b: np.ndarray, start: np.ndarray, end: np.ndarray):
+    """Two position-independent 64-bit polynomial hashes of each token's bytes, and its length.
+
+    h(token) = sum_i byte_i P^i mod 2^64, computed for all tokens at once: per byte
+    byte_j P^j, summed over each token by ``np.add.reduceat``, then shifted by P^-start.
+    """
+    length = (end - start).astype(np.uint64)
+    if not len(start):
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64), length
+    bounds = np.empty(2 * len(start), dtype=np.int64)
+    bounds[0::2] = start
+    bounds[1::2] = end
+    if bounds[-1] == len(b):
+        bounds = bounds[:-1]
+    values = b.astype(np.uint64)
+    out = []
+    for pw, iv in _powers(len(b)):
+        v = values * pw[: len(b)]
+        h = np.add.reduceat(v, bounds)[0::2]
+        h *= iv[start]
+        out.append(h)
+    return out[0], out[1], length
+
+
+class _WordTable:
+    """Word bytes -> id without a Python object per looked-up token: a hash table of word hashes.
+
+    A token matches a word when its length and both 64-bit hashes agree (a false match needs two
+    independent 64-bit collisions); two words of the table with the same hashes send the file to
+    the general reader.
+    """
+
+    def __init__(self, b: np.ndarray, start: np.ndarray, end: np.ndarray, ids: np.ndarray):
+        from .counts import KeyIndex
+
+        h1, h2, lens = _word_keys(b, start, end)
+        if len(h1) > 1 and len(np.unique(h1)) != len(h1):
+            raise _Fallback
+        self.h2, self.lens, self.ids = h2, lens, ids
+        self.index = KeyIndex(h1.view(np.int64))  # (open addressing: faster than a binary search here)
+
+    def lookup(self, b: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """The id of each token; -1 for a word that is not in the table."""
+        h1, h2, lens = _word_keys(b, start, end)
+        at = self.index.lookup(h1.view(np.int64))
+        safe = np.maximum(at, 0)
+        ok = (at >= 0) & (self.h2[safe] == h2) & (self.lens[safe] == lens)
+        return np.where(ok, self.ids[safe], -1)
+
+
+def _section_rows(b, n: int, top: bool):
+    """Parse a block of one order's lines: (log10 probs, back-offs, (start, end) of the word tokens, lines)."""
+    start, end, line, n_lines = _tokens(b)
+    per_line = np.bincount(line, minlength=n_lines)
+    filled = per_line[per_line > 0]
+    if not np.all((filled == n + 1) | ((filled == n + 2) & (not top))):
+        raise _Fallback
+    first = np.cumsum(filled) - filled  # index of each line's first token (its prob)
+    probs = _floats(b, start[first], end[first])
+    bos = np.zeros(len(first))
+    has_bo = np.flatnonzero(filled == n + 2)
+    if len(has_bo):
+        last = first[has_bo] + n + 1
+        bos[has_bo] = _floats(b, start[last], end[last])
+    word_at = first[:, None] + 1 + np.arange(n)  # (M, n) token index of each word
+    return probs, bos, start[word_at], end[word_at]
+
+
+def _read_streaming(path: str) -> NgramModel:
+    """Stream the file: the header in Python, each section's lines in numpy blocks (see :func:`read_arpa`)."""
+    from .counts import _only_plain_spaces
+
+    declared: dict[int, int] = {}
+    state = "preamble"  # preamble -> header -> section n -> end
+    n = 0
+    vocab = table = None
+    parts: dict[int, list] = {}
+    keys: list[np.ndarray] = []
+    lp: list[np.ndarray] = []
+    bo: list[np.ndarray] = []
+
+    def finish(order: int) -> None:
+        """Sort the finished order's rows into key order (orders >= 2) and check the count."""
+        if order == 1:
+            return
+        got = parts.pop(order)
+        key = np.concatenate([g[0] for g in got]) if got else np.zeros(0, dtype=np.int64)
+        if len(key) != declared[order]:
+            raise FormatError(f"{path}: \\{order}-grams: has {len(key)} entries, header says {declared[order]}")
+        sort = np.argsort(key, kind="stable")
+        key = key[sort]
+        if len(key) > 1 and (key[1:] == key[:-1]).any():
+            raise _Fallback
+        keys.append(key)
+        lp.append(np.concatenate([g[1] for g in got])[sort] if got else np.zeros(0))
+        bo.append(np.concatenate([g[2] for g in got])[sort] if got else np.zeros(0))
+
+    def unigrams(b: np.ndarray, top: bool) -> None:
+        nonlocal vocab, table
+        probs, bos, ws, we = _section_rows(b, 1, top)
+        raw = [b[s:e].tobytes() for s, e in zip(ws[:, 0].tolist(), we[:, 0].tolist())]
+        try:
+            words = [w.decode("utf-8") for w in raw]
+        except UnicodeDecodeError:
+            raise _Fallback from None
+        if len(words) != declared[1] or len(set(words)) != len(words) or BOS not in words or EOS not in words:
+            raise _Fallback
+        if UNK not in words:
+            warnings.warn(f"{path}: no <unk> unigram; adding it at log10 prob -99", stacklevel=4)
+        vocab = Vocabulary(words)
+        V = len(vocab)
+        ids = np.fromiter(map(vocab.index.__getitem__, words), dtype=np.int64, count=len(words))
+        keys.append(np.arange(V, dtype=np.int64))
+        lp.append(np.full(V, LOG10_ZERO))
+        bo.append(np.zeros(V))
+        lp[0][ids] = probs
+        bo[0][ids] = bos
+        table = _WordTable(b, ws[:, 0], we[:, 0], ids)
+
+    def body(b: np.ndarray) -> None:
+        if not len(b):
+            return
+        if not _only_plain_spaces(b.tobytes()):
+            raise _Fallback
+        if n == 1:  # the unigrams are gathered whole: the vocabulary is made when their section ends
+            pending.append(b.copy())
+            return
+        probs, bos, ws, we = _section_rows(b, n, n == order)
+        ids = table.lookup(b, ws.ravel(), we.ravel()).reshape(ws.shape)  # (M, n) word ids
+        if (ids < 0).any():
+            raise _Fallback
+        V = len(vocab)
+        prefix = _lookup(keys, V, ids[:, :-1])
+        if (prefix < 0).any() or (_lookup(keys, V, ids[:, 1:]) < 0).any():
+            raise _Fallback  # a prefix or suffix is not listed: the general reader adds it
+        parts[n].append((prefix * V + ids[:, -1], probs, bos))
+
+    pending: list[np.ndarray] = []  # the unigram section's blocks
+    order = 0
+
+    def end_section() -> None:
+        nonlocal pending
+        if n == 1:
+            unigrams(np.concatenate(pending) if pending else np.zeros(0, np.uint8), order == 1)
+            pending = []
+        finish(n)
+    for b in _blocks(path):
+        while len(b):
+            if state in ("preamble", "header"):
+                nl = int(np.argmax(b == 10))
+                line = b[:nl].tobytes().decode("utf-8", "replace").strip()
+                b = b[nl + 1:]
+                if state == "preamble":
+                    state = "header" if line == "\\data\\" else state
+                    continue
+                if line.startswith("\\"):
+                    if not declared or sorted(declared) != list(range(1, max(declared) + 1)):
+                        raise _Fallback
+                    order = max(declared)
+                    if _SECTION.match(line) is None or int(_SECTION.match(line).group(1)) != 1:
+                        raise _Fallback
+                    state, n = "section", 1
+                    parts[1] = []
+                elif line:
+                    m = _HEADER.match(line)
+                    if not m:
+                        raise _Fallback
+                    declared[int(m.group(1))] = int(m.group(2))
+                continue
+            if state == "end":
+                break
+            # a section's body runs up to the next line that starts with a backslash
+            if b[0] == 92:
+                stop = 0
+            else:
+                marks = np.flatnonzero((b[:-1] == 10) & (b[1:] == 92))
+                stop = int(marks[0]) + 1 if len(marks) else len(b)
+            body(b[:stop])
+            b = b[stop:]
+            if not len(b):
+                continue
+            nl = int(np.argmax(b == 10))
+            line = b[:nl].tobytes().decode("utf-8", "replace").strip()
+            b = b[nl + 1:]
+            end_section()
+            if line == "\\end\\":
+                state = "end"
+                break
+            m = _SECTION.match(line)
+            if m is None or int(m.group(1)) != n + 1 or n + 1 > order:
+                raise _Fallback
+            n += 1
+            parts[n] = []
+    if state == "section":  # the file ends inside a section: its count is checked first, as the general reader does
+        end_section()
+        raise FormatError(f"{path}: missing \\end\\ (truncated file?)")
+    if state != "end" or n != order:
+        raise _Fallback
+    return NgramModel(vocab, keys, lp, bo, {"method": "arpa", "source": str(path)})

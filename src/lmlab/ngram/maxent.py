@@ -505,7 +505,7 @@ class MaxentModel:
 def load_maxent(path: Path, config: dict) -> MaxentModel:
     """Read ``X.maxent.json`` and its safetensors file (and the base ARPA when μ > 0)."""
     from ..io import load_tensors
-    from .arpa import read_arpa
+    from .binary import load_model
 
     here = path.resolve().parent
     tensors = {k: v.numpy() for k, v in load_tensors(here / config["weights"]).items()}
@@ -531,7 +531,7 @@ def load_maxent(path: Path, config: dict) -> MaxentModel:
                                   f"the tables say {tuple(p.shape)}")
             p.copy_(torch.from_numpy(tensors[f"theta.{k}"]))
     mu = float(config.get("mu", 0.0))
-    base = read_arpa(here / config["base"]) if config.get("base") and mu > 0 else None
+    base = load_model(here / config["base"]) if config.get("base") and mu > 0 else None
     return MaxentModel(net, cfg, base, mu if base is not None else 0.0)
 
 
@@ -540,14 +540,14 @@ def load_adapted(path: str | Path):
 
     It lives here, not in :mod:`lmlab.ngram.adaptive`, because only this module sees all three kinds
     (maxent builds on adaptive, never the other way round)."""
-    from .arpa import read_arpa
+    from .binary import load_model
 
     path = Path(path)
     config = read_config(path)
     here = path.resolve().parent
 
     def arpa(rel: str) -> NgramModel:
-        return read_arpa(here / rel)
+        return load_model(here / rel)
 
     try:
         if config["type"] == "cache":

@@ -267,7 +267,6 @@ class NgramModel:
             return logp, matched
         rows = match_positions(self.keys, self.V, ids, pos, self.index())
         N = self.order
-        flat_lp, flat_bo, offset = self._flat_tables()
         # longest match: the highest order whose n-gram ending at t is listed
         matched = np.where(rows[0] >= 0, 1, 0)
         best = rows[0].copy()
@@ -275,12 +274,20 @@ class NgramModel:
             found = rows[n - 1] >= 0
             matched[found] = n
             best[found] = rows[n - 1][found]
-        logp = flat_lp[offset[np.maximum(matched - 1, 0)] + np.maximum(best, 0)]
+        # each order's probabilities gathered from its own table (the tables may be memory-mapped)
+        logp = np.empty(len(ids), dtype=np.float64)
+        low = matched <= 1
+        logp[low] = self.logprob[0][np.maximum(best[low], 0)]
+        for n in range(2, N + 1):
+            at = np.flatnonzero(matched == n)
+            logp[at] = self.logprob[n - 1][best[at]]
         # back-off weights of the contexts longer than the match: bo(w_{t-k}..w_{t-1}), k >= matched
         for k in range(1, N):
             ctx = rows[k - 1][:-1]  # context of length k ending at t-1, for t = 1..
-            use = (matched[1:] <= k) & (ctx >= 0)
-            logp[1:] += np.where(use, flat_bo[offset[k - 1] + np.maximum(ctx, 0)], 0.0)
+            use = np.flatnonzero((matched[1:] <= k) & (ctx >= 0))
+            bo = np.zeros(len(ctx))
+            bo[use] = self.backoff[k - 1][ctx[use]]
+            logp[1:] += bo
         predicted = pos > 0
         logp[~predicted] = 0.0
         matched[~predicted] = 0

@@ -107,6 +107,9 @@ class PipelineConfig:
     prune: Sequence[int] = field(default_factory=tuple)  # (--prune)
     prune_entropy: float | None = None
     target_size: int | None = None
+    memory: str | int | None = None  # (-S) count under this budget: sorted runs spilled to disk, k-way merge
+    temp: str | None = None  # (-T) folder for the runs (default: the system's temporary folder)
+    workers: int = 1  # count chunks in this many processes (merged by the same merger)
 
     def make_smoother(self) -> Smoother:
         """The smoother (the given instance itself when ``smoothing`` is one)."""
@@ -206,6 +209,13 @@ def _count(source: Source, config: PipelineConfig, vocab: Vocabulary | None,
     loaded = source() if callable(source) else source
     if isinstance(loaded, Text):
         if not need_sentences and config.vocab_min_count <= 1:
+            if config.memory is not None or config.workers > 1:
+                from .extsort import count_text_external
+
+                data = loaded.data.encode("utf-8") if isinstance(loaded.data, str) else loaded.data
+                return count_text_external(data, config.order, vocab, where=loaded.where,
+                                           memory=config.memory if config.memory is not None else "25%",
+                                           temp=config.temp, workers=config.workers), None
             return count_text(loaded.data, config.order, vocab, where=loaded.where), None
         sentences = loaded.sentences()
     else:

@@ -1,0 +1,76 @@
+"""The streaming, vectorised ARPA reader gives exactly what the general line-by-line reader gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _ngramkit import KENLM
+
+from lmlab.errors import FormatError
+from lmlab.ngram import arpa, build, write_arpa
+
+
+def _same(a, b):
+    assert a.vocab.words == b.vocab.words
+    assert a.sizes() == b.sizes()
+    for x, y in zip(a.keys + a.logprob + a.backoff, b.keys + b.logprob + b.backoff):
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+    assert a.info == b.info
+
+
+@pytest.mark.parametrize("name", ["mkn3.arpa.gz", "mkn5.arpa.gz"])
+@pytest.mark.parametrize("block", [arpa._BLOCK, 4093])
+def test_kenlm_files_read_identically(name, block, monkeypatch):
+    monkeypatch.setattr(arpa, "_BLOCK", block)  # 4 KB: section boundaries inside blocks, unigrams over many blocks
+    path = str(KENLM / name)
+    _same(arpa._read_streaming(path), arpa._read_general(path))
+
+
+def test_lmlab_files_and_spacing(tmp_path, train_sentences, monkeypatch):
+    m = build(train_sentences[:300], 4, "katz")
+    write_arpa(m, tmp_path / "m.arpa")
+    monkeypatch.setattr(arpa, "_BLOCK", 1000)
+    _same(arpa._read_streaming(str(tmp_path / "m.arpa")), arpa._read_general(str(tmp_path / "m.arpa")))
+    # spaces instead of tabs, blank lines, missing back-off fields, comments before \data\, no final newline
+    text = (tmp_path / "m.arpa").read_text()
+    lines = text.splitlines()
+    odd = ["# made by hand", ""] + [ln.replace("\t", "   ") if i % 3 else ln for i, ln in enumerate(lines)]
+    odd = [ln.rsplit("\t", 1)[0] if ln.endswith("\t0") else ln for ln in odd]
+    odd.insert(len(odd) // 2, "")
+    (tmp_path / "odd.arpa").write_text("\n".join(odd))
+    back = arpa._read_streaming(str(tmp_path / "odd.arpa"))
+    _same(back, arpa._read_general(str(tmp_path / "odd.arpa")))
+    for x, y in zip(back.logprob + back.backoff, m.logprob + m.backoff):
+        assert np.array_equal(x, y)
+
+
+def test_unusual_files_go_to_the_general_reader(tmp_path, monkeypatch):
+    base = ("\\data\\\nngram 1=5\nngram 2=3\nngram 3=1\n\n\\1-grams:\n-99\t<s>\t-0.3\n-0.6\t</s>\n-0.6 a -0.1\n"
+            "-0.69\tb\n-1.0\t<unk>\n\n\\2-grams:\n-0.1\t<s> a\n-0.2 a b\n-0.3\tb </s>\n\n\\3-grams:\n{tri}\n\n\\end\\\n")
+    calls = []
+    general = arpa._read_general
+    monkeypatch.setattr(arpa, "_read_general", lambda path: calls.append(path) or general(path))
+    cases = {"plain": "-0.05\t<s> a b", "holes": "-0.05\t<s> b a", "nbsp": "-0.05\t<s> a\u00a0b"}
+    for name, tri in cases.items():
+        (tmp_path / f"{name}.arpa").write_text(base.format(tri=tri), encoding="utf-8")
+    plain = arpa.read_arpa(tmp_path / "plain.arpa")
+    assert calls == []  # taken by the streaming reader
+    holes = arpa.read_arpa(tmp_path / "holes.arpa")  # "<s> b", "b a" are added by the general reader
+    assert holes.sizes() == [5, 5, 1] and len(calls) == 1
+    nbsp = arpa.read_arpa(tmp_path / "nbsp.arpa")
+    assert nbsp.vocab.words == plain.vocab.words and np.array_equal(nbsp.keys[2], plain.keys[2])  # str.split() splits at U+00A0: "<s> a b"
+    assert len(calls) == 2
+
+
+def test_truncated_file_is_named_without_the_general_reader(tmp_path, monkeypatch):
+    m = build([["a", "b", "c"], ["b", "c", "d"]] * 5, 3, "witten-bell")
+    write_arpa(m, tmp_path / "m.arpa")
+    text = (tmp_path / "m.arpa").read_text()
+    monkeypatch.setattr(arpa, "_read_general", lambda path: pytest.fail("not the general reader"))
+    (tmp_path / "cut.arpa").write_text(text[: text.index("\\end\\")])
+    with pytest.raises(FormatError, match="missing \\\\end\\\\"):
+        arpa.read_arpa(tmp_path / "cut.arpa")
+    at = text.index("\\3-grams:\n") + len("\\3-grams:\n")
+    (tmp_path / "short.arpa").write_text(text[: text.index("\n", at) + 1])  # one whole 3-gram line
+    with pytest.raises(FormatError, match="3-grams: has 1 entries, header says"):
+        arpa.read_arpa(tmp_path / "short.arpa")
