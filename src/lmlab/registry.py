@@ -198,6 +198,9 @@ FAMILIES: dict[str, Family] = {
                                                               "n_layers": 1, "n_heads": 2, "d_ff": 64, "max_length": 32},
                      "labels": ["O", "B-PER", "I-PER"]},
                capabilities=frozenset({"tag"}), summary="a fine-tuned token classifier (NER-style BIO tagging)"),
+        Family("static-vectors", "lmlab.tasks.features:StaticVectors", "lmlab.tasks.features:StaticVectorsConfig",
+               tiny={"vocab_size": 60, "d_model": 8}, capabilities=frozenset({"encode"}),
+               summary="word2vec / fastText / GloVe vectors as a fixed encoder (feature-based classifiers)"),
     ]
 }
 
