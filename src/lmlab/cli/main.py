@@ -57,6 +57,7 @@ TOP_LEVEL = {
     "train": "train",
     "generate": "generate",
     "finetune": "finetune",
+    "predict": "predict",
 }
 
 

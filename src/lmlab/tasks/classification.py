@@ -250,7 +250,8 @@ class SequenceClassifier(PretrainedMixin, nn.Module):
                              f"{config.encoder_family!r}")
         d = self.encoder.config.d_model
         self.pooling = config.pooling
-        self.layers = layer_list(self.encoder) if config.layer != -1 else None
+        # the encoder's own layer list, held in a tuple so it is not registered (saved) twice
+        self._tapped = (layer_list(self.encoder),) if config.layer != -1 else ()
         reads_cls = config.head == "linear" and config.pooling == "cls"
         needs_dense = not hasattr(self.encoder, "pooler") or config.layer != -1
         self.cls_dense = nn.Linear(d, d) if reads_cls and needs_dense else None
@@ -291,9 +292,9 @@ class SequenceClassifier(PretrainedMixin, nn.Module):
 
     def features(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor | None]:
         """(token states (B, T, H) of the chosen layer, the pooled vector or None)."""
-        if self.layers is None:
+        if not self._tapped:
             return encode(self.encoder, input_ids, attention_mask)
-        with LayerTap(self.layers) as tap:
+        with LayerTap(self._tapped[0]) as tap:
             encode(self.encoder, input_ids, attention_mask)
         n = len(tap.outputs)
         k = self.config.layer
