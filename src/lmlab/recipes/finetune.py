@@ -53,6 +53,11 @@ def scratch_encoder(spec: ScratchSpec, texts: list[str], seed: int = 0):
     from ..data.tokenizers import train_tokenizer
 
     tokenizer = train_tokenizer(spec.tokenizer.kind, texts, vocab_size=spec.tokenizer.vocab_size)
+    return scratch_model(spec, tokenizer, seed), tokenizer
+
+
+def scratch_model(spec: ScratchSpec, tokenizer, seed: int = 0):
+    """A freshly initialised model of ``spec.family`` for ``tokenizer`` (its vocabulary and special ids)."""
     ids = tokenizer.special_ids()
     torch.manual_seed(seed)
     row = registry.get(spec.family)
@@ -62,12 +67,12 @@ def scratch_encoder(spec: ScratchSpec, texts: list[str], seed: int = 0):
                               f"use bytebpe or bpe")
         values = {"vocab_size": tokenizer.vocab_size, "bos_token_id": ids.get("bos"), "eos_token_id": ids["eos"],
                   "pad_token_id": ids["pad"]}
-        return row.model_class()(row.config_from(values, dict(spec.model), where="model")), tokenizer
+        return row.model_class()(row.config_from(values, dict(spec.model), where="model"))
     from .bert_family import make_model
 
     if ids.get("pad") is None:
         raise ConfigError(f"tokenizer.kind = {spec.tokenizer.kind!r} has no padding token for {spec.family!r}")
-    return make_model(spec.family, tokenizer.vocab_size, {"pad": ids["pad"]}, dict(spec.model)), tokenizer
+    return make_model(spec.family, tokenizer.vocab_size, {"pad": ids["pad"]}, dict(spec.model))
 
 
 def _save(scores: dict, tokenizer, out_dir: Path, base: str) -> dict:
