@@ -903,7 +903,16 @@ def evaluate_folder(folder: str | Path, split: str = "test", batch_size: int = 1
 def predict(model: SequenceClassifier, tokenizer, texts: list[str], batch_size: int = 64) -> list[tuple[str, float]]:
     """(label, probability) of each text under a fine-tuned classifier (``lmlab.load`` of its folder);
     ``lmlab.pipeline("text-classification", folder)`` is the batched, sorted form with dicts."""
-    from .predict import TextClassificationPipeline
-
-    results = TextClassificationPipeline(model, tokenizer)(list(texts), batch_size=batch_size)
-    return [(r["label"], r["score"]) for r in results]
+    fmt = text_format(tokenizer, model.config.text_format)
+    ids = encode_texts(tokenizer, fmt, list(texts), None, model.config.max_len)
+    rows = id_rows(ids, [0] * len(ids), fmt.pad, model.config.max_len)
+    objective = ClassifyObjective(fmt.pad)
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for first in range(0, rows.shape[0], batch_size):
+            batch = objective.prepare(rows[first:first + batch_size], torch.Generator())
+            probs = torch.softmax(model(batch["input_ids"], batch["attention_mask"]).float(), dim=-1)
+            best = probs.argmax(-1)
+            out += [(model.config.labels[int(b)], float(probs[i, b])) for i, b in enumerate(best)]
+    return out
