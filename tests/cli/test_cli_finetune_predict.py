@@ -126,3 +126,26 @@ def test_finetune_argument_count_and_one_label(setup, tmp_path):
     (tmp_path / "empty.csv").write_text("")
     code, _, stderr = lmlab_main("predict", str(setup / "bert"), str(tmp_path / "empty.csv"))
     assert code != 0 and "no texts" in _error_line(stderr)
+
+
+def test_from_scratch_and_vectors_through_the_cli(setup, tmp_path):
+    tmp = setup
+    (tmp_path / "scratch.toml").write_text('family = "bert"\n[tokenizer]\nkind = "wordpiece"\nvocab_size = 500\n'
+                                           '[model]\nd_model = 16\nn_layers = 1\nn_heads = 2\nd_ff = 32\n')
+    common = ["--text-field", "review", "--label-field", "sentiment", "--steps", "2", "--batch-size", "8",
+              "--max-len", "16", "--threads", "1"]
+    code, stdout, stderr = lmlab_main("finetune", "--from-scratch", str(tmp_path / "scratch.toml"),
+                                      str(tmp / "reviews.csv"), *common, "--optimizer", "adam",
+                                      "--out", str(tmp_path / "scratch"))
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "scratch" / "model" / "config.json").read_text())["base"].startswith("from scratch")
+    (tmp_path / "vectors.txt").write_text("2 3\nfilm 1 0 0\ngood 0 1 0\n")  # word2vec text format
+    code, _, stderr = lmlab_main("finetune", "--vectors", str(tmp_path / "vectors.txt"), str(tmp / "reviews.csv"),
+                                 *common, "--freeze", "--head", "bilstm", "--head-hidden", "4",
+                                 "--out", str(tmp_path / "vec"))
+    assert code == 0, stderr
+    code, stdout, stderr = lmlab_main("predict", str(tmp_path / "vec"), "a good film")
+    assert code == 0 and json.loads(stdout)["label"] in ("neg", "pos"), stderr
+    code, _, stderr = lmlab_main("finetune", "--from-scratch", str(tmp_path / "scratch.toml"), "--vectors",
+                                 str(tmp_path / "vectors.txt"), str(tmp / "reviews.csv"))
+    assert code != 0 and "choose one" in _error_line(stderr)

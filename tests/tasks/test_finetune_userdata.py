@@ -147,10 +147,16 @@ def test_text_formats_by_hand():
 # ----------------------------------------------------------------------------- every family
 
 
+_TOKENIZERS: dict = {}
+
+
 def _tokenizer(reviews, kind):
+    """A tokenizer of ``kind`` trained on the reviews (once per kind for the module)."""
     from lmlab.data.tokenizers import train_tokenizer
 
-    return train_tokenizer(kind, [t for t, _ in reviews], vocab_size=600)
+    if kind not in _TOKENIZERS:
+        _TOKENIZERS[kind] = train_tokenizer(kind, [t for t, _ in reviews], vocab_size=600)
+    return _TOKENIZERS[kind]
 
 
 def _tiny_pretrained(family, tokenizer):

@@ -292,10 +292,12 @@ class SequenceClassifier(PretrainedMixin, nn.Module):
 
     def features(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor | None]:
         """(token states (B, T, H) of the chosen layer, the pooled vector or None)."""
+        # no padding in the batch (as after sorting by length): no mask, the encoders' mask-free fast path
+        mask = None if bool(attention_mask.all()) else attention_mask
         if not self._tapped:
-            return encode(self.encoder, input_ids, attention_mask)
+            return encode(self.encoder, input_ids, mask)
         with LayerTap(self._tapped[0]) as tap:
-            encode(self.encoder, input_ids, attention_mask)
+            encode(self.encoder, input_ids, mask)
         n = len(tap.outputs)
         k = self.config.layer
         if not (1 <= k <= n or -n <= k <= -1):

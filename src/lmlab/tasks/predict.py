@@ -187,7 +187,7 @@ class TextClassificationPipeline(_Pipeline):
         fmt = text_format(self.tokenizer, config.text_format)
         ids = encode_texts(self.tokenizer, fmt, texts, pairs, config.max_len)
         probs = [None] * len(items)
-        with torch.no_grad():
+        with torch.inference_mode():
             for batch in self._batches([len(r) for r in ids], batch_size, "classifying"):
                 input_ids, mask = self._padded([ids[i] for i in batch], fmt.pad)
                 p = torch.softmax(self.model(input_ids, mask).float(), dim=-1)       # (B, C)
@@ -225,7 +225,7 @@ class FillMaskPipeline(_Pipeline):
                 raise UsageError(f"fill-mask: each input needs exactly one {mask_token}, got {row.count(mask_id)} "
                                  f"in {text[:60]!r}")
         out = [None] * len(items)
-        with torch.no_grad():
+        with torch.inference_mode():
             for batch in self._batches([len(r) for r in ids], batch_size, "filling masks"):
                 input_ids, mask = self._padded([ids[i] for i in batch], fmt.pad)
                 hidden, _ = self.model.encode(input_ids, mask)
@@ -261,7 +261,7 @@ class TextGenerationPipeline(_Pipeline):
         pad = pad if pad is not None else (eos if eos is not None else 0)
         positions = getattr(self.model, "max_positions", None) or getattr(config, "max_length", 1024)
         out = [None] * len(items)
-        with torch.no_grad():
+        with torch.inference_mode():
             for batch in self._batches([len(r) for r in ids], batch_size, "generating"):
                 rows = [ids[i][-(positions - 1):] for i in batch]
                 input_ids, mask = self._padded(rows, pad, left=True)
