@@ -187,9 +187,10 @@ def test_finetune_user_file_every_family(family, reviews, reviews_csv, tmp_path)
     model = _tiny_pretrained(family, tokenizer)
     model.save_pretrained(tmp_path / "base", extra_files=tokenizer.files())
     spec = clf.FinetuneSpec(task=str(reviews_csv), text_field="review", label_field="sentiment", steps=4,
-                            batch_size=8, max_len=32, lr=1e-3, threads=1)
+                            batch_size=8, max_len=32, lr=1e-3, eval_every=-1, threads=1)
     scores = clf.finetune(tmp_path / "base", spec, tmp_path / "ft")
     assert scores["n_train"] + scores["n_valid"] + scores["n_test"] == 600 and scores["steps"] == 4
+    assert 0.0 <= scores["valid_accuracy"] <= 1.0 and 1 <= scores["best_step"] <= 4
     raw = json.loads((tmp_path / "ft" / "model" / "config.json").read_text())
     assert raw["family"] == "classifier" and raw["base_family"] == raw["config"]["encoder_family"]
     assert raw["config"]["labels"] == ["neg", "pos"] and raw["config"]["max_len"] == 32
@@ -310,7 +311,6 @@ def test_resume_is_exact(reviews, reviews_csv, tmp_path):
     checkpoints = tmp_path / "cut" / "train" / "checkpoints"
     shutil.rmtree(checkpoints / "step-00000006")         # as if stopped after step 3
     (checkpoints / "latest").write_text("step-00000003\n")
-    shutil.rmtree(tmp_path / "cut" / "train" / "best")
     resumed = clf.finetune(base, spec, tmp_path / "cut", resume=True)
     a = lmlab.load(tmp_path / "whole" / "model").state_dict()
     b = lmlab.load(tmp_path / "cut" / "model").state_dict()

@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
         layer: int = typer.Option(-1, help="which layer's states the head reads (-1: last; k: the k-th; -2: ...)"),
         head: str = typer.Option("linear", help="linear | bilstm (a small BiLSTM over the token states)"),
         head_hidden: int = typer.Option(128, help="BiLSTM head: hidden size per direction"),
-        eval_every: int = typer.Option(0, help="evaluate on validation every N steps (0: ten times per run)"),
+        eval_every: int = typer.Option(-1, help="score the validation split every N steps and keep the best "
+                                                "weights (-1: ten times per run; 0: never, test the final weights)"),
         patience: int = typer.Option(0, help="early stopping: evaluations without improvement (0: off)"),
         checkpoint_every: int = typer.Option(0, help="checkpoint every N steps (0: at the end and on Ctrl-C)"),
         seed: int = typer.Option(0, help="seed for the head's initialisation, shuffling, dropout and the split"),

@@ -536,7 +536,8 @@ class FinetuneSpec:
     layer: int = -1
     head: str = "linear"            # linear | bilstm
     head_hidden: int = 128
-    eval_every: int = 0             # 0: ten evaluations on the validation split over the run
+    eval_every: int = 0             # validation every N steps, best weights kept; 0: none (the final weights
+                                    # are tested, as before validation existed); -1: ten times over the run
     patience: int = 0               # stop after this many evaluations without a better validation loss (0: never)
     checkpoint_every: int = 0       # 0: only at the end (and on Ctrl-C)
     seed: int = 0
@@ -551,7 +552,9 @@ class FinetuneSpec:
         for name in ("steps", "batch_size", "max_len"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("eval_every", "patience", "checkpoint_every", "max_train", "threads"):
+        if self.eval_every < -1:
+            raise UsageError(f"eval_every must be >= 0, or -1 (ten times per run), got {self.eval_every}")
+        for name in ("patience", "checkpoint_every", "max_train", "threads"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.max_len < 4:
@@ -769,6 +772,8 @@ def finetune_model(pretrained: nn.Module, tokenizer, specials: dict | None, spec
 
     spec.validate()
     if spec.task == "peoples-daily-ner":
+        if specials is None:
+            raise UsageError("peoples-daily-ner tags with a BERT-family encoder: its tokenizer needs [CLS] / [SEP]")
         return _finetune_tagger(pretrained, tokenizer, specials, spec, out_dir)
     start = time.monotonic()
     torch.manual_seed(spec.seed)
@@ -784,18 +789,19 @@ def finetune_model(pretrained: nn.Module, tokenizer, specials: dict | None, spec
     train = data.train
     if spec.max_train and spec.max_train < len(train):
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(spec.seed))[: spec.max_train]
-        train = [train[i] for i in sorted(order.tolist())]
+        train = [train[i] for i in order.tolist()]
     if not data.test:
         raise DataError(f"{spec.task}: the test split is empty (set a split field or a test fraction)")
     pad = text_format(tokenizer, fmt_kind).pad
     train_rows = classifier_rows(model, tokenizer, train, data.ids(train))
-    valid_rows = classifier_rows(model, tokenizer, data.valid, data.ids(data.valid)) if data.valid else None
+    use_valid = bool(data.valid) and spec.eval_every != 0
+    valid_rows = classifier_rows(model, tokenizer, data.valid, data.ids(data.valid)) if use_valid else None
     test_rows = classifier_rows(model, tokenizer, data.test, data.ids(data.test))
     steps = planned_steps(spec, len(train))
-    eval_every = (spec.eval_every or max(1, steps // 10)) if valid_rows is not None else 0
+    eval_every = (max(1, steps // 10) if spec.eval_every == -1 else spec.eval_every) if use_valid else 0
     config = TrainConfig.quiet(seed=spec.seed, max_steps=steps, lr=spec.lr, optimizer="adamw",
                                weight_decay=0.0 if spec.optimizer == "adam" else spec.weight_decay,
-                               schedule="linear", warmup_steps=int(spec.warmup_fraction * steps),
+                               schedule="linear", warmup_steps=max(1, int(spec.warmup_fraction * steps)),
                                schedule_steps=steps, eval_every=eval_every, patience=spec.patience,
                                save_best=valid_rows is not None, checkpoint_every=spec.checkpoint_every,
                                threads=spec.threads, device="cpu", precision="fp32")
