@@ -829,6 +829,23 @@ def finetune_model(pretrained: nn.Module, tokenizer, specials: dict | None, spec
     return scores
 
 
+def folder_family(folder: str | Path) -> str:
+    """The registry family of a saved folder: its config.json's ``family``, or the row that reads
+    its Hugging Face ``model_type``."""
+    from .. import registry
+    from ..pretrained import CONFIG_NAME, read_model_config, split_config
+
+    raw = read_model_config(folder)
+    family, _, _ = split_config(raw, f"{folder}/{CONFIG_NAME}")
+    if family is None:
+        row = registry.for_hf_model_type(raw.get("model_type"))
+        if row is None:
+            raise CheckpointError(f"{folder}/{CONFIG_NAME}: not an lmlab model folder nor a Hugging Face folder "
+                                  f"lmlab reads")
+        family = row.name
+    return family
+
+
 def load_pretrained(folder: str | Path):
     """(model, tokenizer, special ids or None) of a saved model folder of a family with the encode
     capability (an lmlab folder, or a Hugging Face folder of a family lmlab reads)."""
@@ -836,15 +853,9 @@ def load_pretrained(folder: str | Path):
     from ..data.tokenizers import load_tokenizer
     from ..data.tokenizers.subword import special_ids
     from ..errors import ConfigError
-    from ..pretrained import CONFIG_NAME, load, read_model_config, split_config
+    from ..pretrained import load
 
-    raw = read_model_config(folder)
-    family, _, _ = split_config(raw, f"{folder}/{CONFIG_NAME}")
-    if family is None:
-        row = registry.for_hf_model_type(raw.get("model_type"))
-        family = row.name if row is not None else None
-    if family is None:
-        raise CheckpointError(f"{folder}/{CONFIG_NAME}: not an lmlab model folder nor a Hugging Face folder lmlab reads")
+    family = folder_family(folder)
     registry.get(family).require("encode", "lmlab finetune")
     folder = Path(folder)
     if not ((folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file()):

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..errors import CheckpointError, UsageError, closest
+from ..errors import UsageError, closest
 
 PIPELINES: dict[str, str] = {
     "text-classification": "lmlab.tasks.predict:TextClassificationPipeline",
@@ -56,24 +56,10 @@ def model_folder(path: str | Path) -> Path:
     return path
 
 
-def folder_family(folder: str | Path) -> str:
-    from .. import registry
-    from ..pretrained import CONFIG_NAME, read_model_config, split_config
-
-    raw = read_model_config(folder)
-    family, _, _ = split_config(raw, f"{folder}/{CONFIG_NAME}")
-    if family is None:
-        row = registry.for_hf_model_type(raw.get("model_type"))
-        if row is None:
-            raise CheckpointError(f"{folder}/{CONFIG_NAME}: not an lmlab model folder nor a Hugging Face folder "
-                                  f"lmlab reads")
-        family = row.name
-    return family
-
-
 def default_task(folder: str | Path) -> str:
     """The pipeline task a saved folder runs when none is named, from its family's capabilities."""
     from .. import registry
+    from .classification import folder_family
 
     family = folder_family(folder)
     capabilities = registry.get(family).capabilities
@@ -83,30 +69,31 @@ def default_task(folder: str | Path) -> str:
     raise UsageError(f"{folder}: a {family!r} model has no prediction pipeline; tasks: {', '.join(PIPELINES)}")
 
 
+def _check_task(task: str) -> None:
+    if task not in PIPELINES:
+        raise UsageError(f"unknown pipeline task {task!r}{closest(task, PIPELINES)}; tasks: {', '.join(PIPELINES)}")
+
+
 def pipeline(task: str | None, model, tokenizer=None, progress: bool = False):
     """The pipeline of ``task`` (None: the folder's default) on ``model``: a folder, or a loaded
     model with its ``tokenizer``."""
     if isinstance(model, str | Path):
-        folder = model_folder(model)
-        task = task or default_task(folder)
-        if task not in PIPELINES:
-            raise UsageError(f"unknown pipeline task {task!r}{closest(task, PIPELINES)}; tasks: {', '.join(PIPELINES)}")
+        from .. import registry
         from ..data.tokenizers import load_tokenizer
         from ..pretrained import load
+        from .classification import folder_family
 
-        family = folder_family(folder)
-        from .. import registry
-
-        needs = {"text-classification": "classify", "fill-mask": "fill-mask", "text-generation": "generate",
-                 "token-classification": "tag"}.get(task)
-        if needs:
-            registry.get(family).require(needs, f"pipeline {task!r}")
+        folder = model_folder(model)
+        task = task or default_task(folder)
+        _check_task(task)
+        needs = {name: capability for capability, name in DEFAULT_TASKS}.get(task)
+        if needs:  # a one-line refusal before the weights are read
+            registry.get(folder_family(folder)).require(needs, f"pipeline {task!r}")
         model = load(folder)
         tokenizer = tokenizer or load_tokenizer(folder)
     elif task is None or tokenizer is None:
         raise UsageError("pipeline(task, model, tokenizer): a loaded model needs its task and tokenizer")
-    if task not in PIPELINES:
-        raise UsageError(f"unknown pipeline task {task!r}{closest(task, PIPELINES)}; tasks: {', '.join(PIPELINES)}")
+    _check_task(task)
     pipe = _resolve(PIPELINES[task])(model, tokenizer)
     pipe.progress = progress
     return pipe
