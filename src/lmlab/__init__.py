@@ -12,3 +12,11 @@ def load(path):
     from .pretrained import load as load_saved
 
     return load_saved(path)
+
+
+def pipeline(task, model, tokenizer=None, progress=False):
+    """A prediction pipeline on a saved folder (or a loaded model and its tokenizer), as Hugging Face's
+    ``pipeline``: "text-classification", "fill-mask", "text-generation", ... (see :mod:`lmlab.tasks.predict`)."""
+    from .tasks.predict import pipeline as make_pipeline
+
+    return make_pipeline(task, model, tokenizer, progress=progress)

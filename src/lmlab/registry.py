@@ -230,6 +230,9 @@ FAMILIES: dict[str, Family] = {
                "lmlab.models.bart:PRESETS", base_preset="tiny", tiny=_BART_TINY, recipe="lmlab.recipes.denoise:build",
                capabilities=frozenset({"translate"}),
                summary="MASS: masked sequence-to-sequence pretraining on the BART network (saved as 'bart')"),
+        Family("static-vectors", "lmlab.tasks.features:StaticVectors", "lmlab.tasks.features:StaticVectorsConfig",
+               tiny={"vocab_size": 60, "d_model": 8}, capabilities=frozenset({"encode"}),
+               summary="word2vec / fastText / GloVe vectors as a fixed encoder (feature-based classifiers)"),
     ]
 }
 

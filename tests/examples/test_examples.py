@@ -16,6 +16,7 @@ CHECKS = {  # script -> a line its output must contain
     "word2vec_analogy.py": "nearest to",
     "gpt_train_and_generate.py": "trained 30 steps",
     "bert_finetune_and_predict.py": "predicted",
+    "sentiment_project.py": "ELECTRA fine-tuned: test accuracy",
 }
 
 

@@ -20,7 +20,7 @@ from .. import registry
 from ..errors import UsageError
 from .common import console, status, table
 
-app = typer.Typer(help="Evaluate saved models: perplexity on a split or a file.", no_args_is_help=True)
+app = typer.Typer(help="Evaluate saved models: perplexity on a split or a file; a fine-tuned classifier on its data.", no_args_is_help=True)
 
 SPLITS = ("train", "valid", "test")
 
@@ -97,3 +97,29 @@ def ppl(
         return
     console.print(table(f"{model_dir} ({family}) on {where}",
                         ["metric", "value"], [[k, v] for k, v in numbers.items()]))
+
+
+@app.command("classify")
+def classify(
+    model_dir: Path = typer.Argument(..., help="A fine-tuned classifier folder (lmlab finetune's OUT/model, or OUT)."),
+    split: str = typer.Option("test", help="train | valid | test of the data it was fine-tuned on."),
+    batch_size: int = typer.Option(128, help="Examples per batch."),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
+) -> None:
+    """Accuracy, macro-F1 and the majority baseline of a fine-tuned classifier on its recorded data's split."""
+    from ..tasks.classification import evaluate_folder
+    from ..tasks.predict import model_folder
+
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    folder = model_folder(model_dir)
+    with status(f"scoring {folder} on its {split} split"):
+        scores = evaluate_folder(folder, split, batch_size)
+    recorded = scores.pop("recorded")
+    if as_json:
+        print(json.dumps({"model": str(folder), **scores}))
+        return
+    rows = [[k, v] for k, v in scores.items() if k != "split"]
+    if split == "test" and "accuracy" in recorded:
+        rows.append(["accuracy printed by lmlab finetune", recorded["accuracy"]])
+    console.print(table(f"{folder} on its {split} split", ["metric", "value"], rows))

@@ -1,58 +1,137 @@
-"""``lmlab finetune MODEL_DIR TASK``: fine-tune a saved BERT / ALBERT / ELECTRA folder on a real task.
+"""``lmlab finetune MODEL_DIR DATA``: fine-tune a saved encoder on a built-in task or your own labelled file.
 
-Tasks: ``rotten-tomatoes`` (sentiment, split by movie), ``wiki-topics`` (11 topics, documents of
-the pretraining test split only), ``peoples-daily-ner`` (BIO tagging of persons / places /
-organisations, per character). Prints test accuracy and macro-F1 (and the majority-class
-baseline, or entity F1 for tagging), writes ``scores.json`` and the fine-tuned model to ``--out``.
-The library side is :mod:`lmlab.tasks.classification`.
+    lmlab finetune runs/bert/model rotten-tomatoes --out runs/ft
+    lmlab finetune runs/gpt/model reviews.csv --text-field review --label-field stars --lm-coef 0.5
+    lmlab finetune --from-scratch configs/classifier_scratch.toml rotten-tomatoes --optimizer adam
+    lmlab finetune --vectors vectors.txt rotten-tomatoes --freeze --head bilstm
+    lmlab finetune runs/electra/model rotten-tomatoes --freeze --layer -2     # feature-based
+
+MODEL_DIR: a saved folder of any family with the ``encode`` capability (bert, roberta, spanbert,
+albert, electra, gpt, ... — ``lmlab.registry``), with its tokenizer. DATA: ``rotten-tomatoes``,
+``wiki-topics``, ``peoples-daily-ner`` or a CSV / TSV / JSONL file (``--text-field``,
+``--label-field``, ``--text-pair-field``, ``--split-field``, else a seeded 80/10/10 split).
+Prints validation and test accuracy, macro-F1 and the majority-class baseline, writes
+``scores.json`` and the fine-tuned folder ``OUT/model`` (``lmlab.load``, ``lmlab predict``,
+``lmlab eval classify``). ``--resume`` continues an interrupted run exactly. The library side is
+:mod:`lmlab.tasks.classification` and :mod:`lmlab.recipes.finetune`.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from ..errors import UsageError
 from .common import console, fresh_output_dir, status, table
 
 
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
     def finetune(
-        model_dir: Path = typer.Argument(..., help="saved lmlab model folder (bert, albert or electra) with its tokenizer"),
-        task: str = typer.Argument(..., help="rotten-tomatoes | wiki-topics | peoples-daily-ner"),
-        steps: int = typer.Option(300, help="optimiser steps"),
+        args: Annotated[list[str], typer.Argument(help="MODEL_DIR DATA (only DATA with --from-scratch or --vectors); "
+                                                       "DATA: rotten-tomatoes | wiki-topics | peoples-daily-ner | a "
+                                                       ".csv/.tsv/.jsonl file")],
+        from_scratch: Path = typer.Option(None, "--from-scratch", help="TOML file of an encoder to train from random "
+                                                                       "weights (configs/classifier_scratch.toml)"),
+        vectors: Path = typer.Option(None, "--vectors", help="word2vec / fastText / GloVe vector file as fixed features"),
+        text_field: str = typer.Option("text", help="DATA file: the text field"),
+        label_field: str = typer.Option("label", help="DATA file: the label field"),
+        text_pair_field: str = typer.Option("", help="DATA file: a second text (sentence-pair classification)"),
+        split_field: str = typer.Option("", help="DATA file: each row's split (train / valid / test); "
+                                                 "default a seeded split"),
+        valid_fraction: float = typer.Option(0.1, help="automatic split: fraction of rows for validation"),
+        test_fraction: float = typer.Option(0.1, help="automatic split: fraction of rows for test"),
+        steps: int = typer.Option(300, help="optimiser steps (unless --epochs)"),
+        epochs: float = typer.Option(0.0, help="passes over the training split (overrides --steps when > 0)"),
         batch_size: int = typer.Option(32, help="examples per step"),
-        max_len: int = typer.Option(128, help="tokens per example, [CLS] and [SEP] included"),
-        lr: float = typer.Option(1e-4, help="peak learning rate (linear warm-up 10%, then linear decay)"),
+        max_len: int = typer.Option(128, help="tokens per example, special tokens included"),
+        lr: float = typer.Option(1e-4, help="peak learning rate (linear warm-up, then linear decay)"),
+        optimizer: str = typer.Option("adamw", help="adamw | adam (Adam: no weight decay)"),
+        weight_decay: float = typer.Option(0.01, help="AdamW's decoupled weight decay"),
+        warmup: float = typer.Option(0.1, help="fraction of the steps spent warming up"),
         max_train: int = typer.Option(0, help="use at most this many training examples (0: all)"),
-        pooling: str = typer.Option("cls", help="sequence vector: cls (pooled [CLS], the papers') or mean (of token states)"),
-        seed: int = typer.Option(0, help="seed for the head's initialisation, shuffling and dropout"),
+        pooling: str = typer.Option("", help="cls | mean | last (default: cls; last for causal LMs; mean for vectors)"),
+        lm_coef: float = typer.Option(0.0, help="GPT-1's auxiliary LM loss weight λ (gpt only; GPT-1 used 0.5)"),
+        freeze: bool = typer.Option(False, "--freeze", help="feature-based: keep the encoder fixed, train the head"),
+        layer: int = typer.Option(-1, help="which layer's states the head reads (-1: last; k: the k-th; -2: ...)"),
+        head: str = typer.Option("linear", help="linear | bilstm (a small BiLSTM over the token states)"),
+        head_hidden: int = typer.Option(128, help="BiLSTM head: hidden size per direction"),
+        eval_every: int = typer.Option(-1, help="score the validation split every N steps and keep the best "
+                                                "weights (-1: ten times per run; 0: never, test the final weights)"),
+        patience: int = typer.Option(0, help="early stopping: evaluations without improvement (0: off)"),
+        checkpoint_every: int = typer.Option(0, help="checkpoint every N steps (0: at the end and on Ctrl-C)"),
+        seed: int = typer.Option(0, help="seed for the head's initialisation, shuffling, dropout and the split"),
         threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)"),
-        out: Path = typer.Option(None, "--out", help="output folder (default runs/finetune-TASK)"),
+        out: Path = typer.Option(None, "--out", help="output folder (default runs/finetune-DATA)"),
         force: bool = typer.Option(False, "--force", help="write into a non-empty --out"),
+        resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its latest checkpoint"),
     ) -> None:
-        """Fine-tune a pretrained encoder and report test accuracy and macro-F1."""
+        """Fine-tune an encoder (or train one from scratch) on a task or a labelled file; report test scores."""
         from ..io import atomic_write_text
-        from ..pretrained import read_model_config
         from ..tasks.classification import FinetuneSpec
-        from ..tasks.classification import finetune as run
 
-        spec = FinetuneSpec(task=task, steps=steps, batch_size=batch_size, max_len=max_len, lr=lr,
-                            max_train=max_train, pooling=pooling, seed=seed, threads=threads)
+        builds = [name for name, value in (("--from-scratch", from_scratch), ("--vectors", vectors)) if value]
+        if len(builds) > 1:
+            raise UsageError("--from-scratch and --vectors: choose one")
+        wanted = 1 if builds else 2
+        if len(args) != wanted:
+            usage = f"lmlab finetune {builds[0]} FILE DATA" if builds else "lmlab finetune MODEL_DIR DATA"
+            raise UsageError(f"expected {wanted} argument{'s' if wanted > 1 else ''} ({usage}), got {len(args)}")
+        model_dir, task = (None, args[0]) if builds else (Path(args[0]), args[1])
+        spec = FinetuneSpec(task=task, text_field=text_field, label_field=label_field,
+                            text_pair_field=text_pair_field, split_field=split_field,
+                            valid_fraction=valid_fraction, test_fraction=test_fraction, steps=steps, epochs=epochs,
+                            batch_size=batch_size, max_len=max_len, lr=lr, optimizer=optimizer,
+                            weight_decay=weight_decay, warmup_fraction=warmup, max_train=max_train, pooling=pooling,
+                            lm_coef=lm_coef, freeze=freeze, layer=layer, head=head, head_hidden=head_hidden,
+                            eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every, seed=seed,
+                            threads=threads)
         spec.validate()
-        read_model_config(model_dir)  # a missing or broken model folder fails before --out is created
-        out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{task}", force)
-        with status(f"fine-tuning {model_dir} on {task} ({steps} steps)"):
-            scores = run(model_dir, spec, out_dir)
-        rows = [["test accuracy", scores["accuracy"]], ["test macro-F1", scores["macro_f1"]]]
+        if model_dir is not None:
+            from ..pretrained import read_model_config
+
+            read_model_config(model_dir)  # a missing or broken model folder fails before --out is created
+        elif from_scratch is not None:
+            from ..recipes.finetune import read_scratch_spec
+
+            read_scratch_spec(from_scratch)
+        elif not vectors.is_file():
+            raise UsageError(f"--vectors: file not found: {vectors}")
+        if task in ("peoples-daily-ner",) and builds:
+            raise UsageError(f"{task} is a tagging task: fine-tune a pretrained MODEL_DIR on it")
+        name = Path(task).stem if Path(task).suffix else task
+        out_dir = out or Path("runs") / f"finetune-{name}"
+        out_dir = out_dir if resume else fresh_output_dir(out_dir, force)
+        source = model_dir or from_scratch or vectors
+        with status(f"fine-tuning {source} on {task}"):
+            if from_scratch is not None:
+                from ..recipes.finetune import finetune_from_scratch
+
+                scores = finetune_from_scratch(from_scratch, spec, out_dir, resume=resume)
+            elif vectors is not None:
+                from ..recipes.finetune import finetune_on_vectors
+
+                scores = finetune_on_vectors(vectors, spec, out_dir, resume=resume)
+            else:
+                from ..tasks.classification import finetune as run
+
+                scores = run(model_dir, spec, out_dir, resume=resume)
+        rows = []
+        if "valid_accuracy" in scores:
+            rows.append(["valid accuracy (best weights)", scores["valid_accuracy"]])
+        rows += [["test accuracy", scores["accuracy"]], ["test macro-F1", scores["macro_f1"]]]
         if "majority_baseline" in scores:
             rows.append(["majority-class accuracy", scores["majority_baseline"]])
         if "entity_f1" in scores:
             rows.append(["entity F1 (BIO spans)", scores["entity_f1"]])
-        rows += [["train examples", scores["n_train"]], ["test examples", scores["n_test"]],
-                 ["final train loss", scores["train_loss"]], ["seconds", scores["seconds"]]]
-        console.print(table(f"{task}: {model_dir}", ["metric", "value"], rows))
+        rows += [["train examples", scores["n_train"]], ["test examples", scores["n_test"]]]
+        if "steps" in scores:
+            rows += [["steps (best at)", f"{scores['steps']} ({scores['best_step']})"
+                      + (", stopped early" if scores.get("stopped_early") else "")]]
+        rows += [["final train loss", scores["train_loss"]], ["seconds", scores["seconds"]]]
+        console.print(table(f"{task}: {source}", ["metric", "value"], rows))
         atomic_write_text(out_dir / "scores.json", json.dumps(scores, indent=2) + "\n")
         console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}")

@@ -60,6 +60,7 @@ TOP_LEVEL = {
     "generate": "generate",
     "finetune": "finetune",
     "report": "report",
+    "predict": "predict",
 }
 
 
