@@ -193,11 +193,12 @@ FAMILIES: dict[str, Family] = {
                      "labels": ["negative", "positive"]},
                capabilities=frozenset({"classify"}),
                summary="a fine-tuned sequence classifier on any encoder family (lmlab finetune)"),
-        Family("tagger", "lmlab.tasks.classification:TokenClassifier", "lmlab.tasks.classification:ClassifierConfig",
+        Family("tagger", "lmlab.tasks.tagging:TokenClassifier", "lmlab.tasks.tagging:TaggerConfig",
                tiny={"encoder_family": "electra", "encoder": {"vocab_size": 60, "d_embedding": 16, "d_model": 32,
                                                               "n_layers": 1, "n_heads": 2, "d_ff": 64, "max_length": 32},
-                     "labels": ["O", "B-PER", "I-PER"]},
-               capabilities=frozenset({"tag"}), summary="a fine-tuned token classifier (NER-style BIO tagging)"),
+                     "labels": ["O", "B-PER", "I-PER"], "crf": True},
+               capabilities=frozenset({"tag"}),
+               summary="a fine-tuned token classifier (BIO/BIOES NER tagging, optional CRF)"),
     ]
 }
 
