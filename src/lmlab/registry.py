@@ -199,6 +199,13 @@ FAMILIES: dict[str, Family] = {
                      "labels": ["O", "B-PER", "I-PER"], "crf": True},
                capabilities=frozenset({"tag"}),
                summary="a fine-tuned token classifier (BIO/BIOES NER tagging, optional CRF)"),
+        Family("qa", "lmlab.tasks.qa:QuestionAnswerer", "lmlab.tasks.qa:QAConfig",
+               tiny={"encoder_family": "bert", "encoder": {**_BERT_TINY, "vocab_size": 60, "max_length": 64},
+                     "max_len": 64, "doc_stride": 16, "max_question_len": 16},
+               summary="a fine-tuned extractive QA model (start/end spans, SQuAD 2.0 no-answer threshold)"),
+        Family("pair-classifier", "lmlab.tasks.pairs:PairClassifier", "lmlab.tasks.pairs:PairConfig",
+               tiny={"encoder_family": "bert", "encoder": {**_BERT_TINY, "vocab_size": 60, "max_length": 64}},
+               summary="a fine-tuned sentence-pair classifier and ranker (paraphrase detection)"),
     ]
 }
 

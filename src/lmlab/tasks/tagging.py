@@ -297,6 +297,7 @@ class TokenClassifier(PretrainedMixin, nn.Module):
         tags, _ = pack(labels, scored)
         return self.crf.nll(chain, tags, mask).sum(), emissions
 
+    @torch.no_grad()
     def decode(self, input_ids: Tensor, attention_mask: Tensor, chain: Tensor) -> list[list[tuple[int, float]]]:
         """(label id, probability) at each True position of ``chain`` (B, T), in order: Viterbi's path with
         the CRF, each position's argmax without; the probability is the per-token soft-max's."""
