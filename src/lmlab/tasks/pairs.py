@@ -253,8 +253,10 @@ def ranking_candidates(pairs: list[Pair], k: int = 4, seed: int = 0) -> list[tup
     out = []
     for p in positives:
         rng = random.Random(f"{seed}:{p.group}")
-        others = [q.b for q in rng.sample(positives, min(len(positives), k + 1)) if q.group != p.group and q.b != p.b]
-        candidates = [p.b, *others[:k]]
+        candidates = [p.b]
+        for q in rng.sample(positives, min(len(positives), 3 * k + 1)):
+            if len(candidates) <= k and q.group != p.group and q.b not in candidates:
+                candidates.append(q.b)
         rng.shuffle(candidates)
         out.append((p.a, candidates, candidates.index(p.b)))
     return out
