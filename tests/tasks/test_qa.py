@@ -102,6 +102,8 @@ def test_threshold_is_tuned_on_validation():
     assert threshold == pytest.approx(-6.0) and model.config.null_threshold == threshold
     scores = qa.evaluate_qa(model, Words(), valid)
     assert scores["exact"] == 100.0 and scores["f1"] == 100.0
+    # when answering nothing is best, the threshold is set below every no-answer score
+    assert qa.tune_threshold(model, Words(), [valid[1]]) == pytest.approx(14.0 - 1.0)
 
 
 def test_folder_round_trip(tmp_path):
@@ -155,20 +157,23 @@ def test_finetune_qa_learns_and_reloads(tmp_path):
     corpus, built = _small_wiki()
     tok = train_tokenizer("wordpiece", [d.text for d in corpus.documents[:1500]], vocab_size=3000)
     torch.manual_seed(0)
-    bert = make_model("bert", tok.vocab_size, special_ids(tok), {"d_model": 64, "n_layers": 2, "n_heads": 2,
-                                                                  "d_ff": 128})
+    bert = make_model("bert", tok.vocab_size, special_ids(tok), {"d_model": 32, "n_layers": 2, "n_heads": 2,
+                                                                  "d_ff": 64})
     bert.save_pretrained(tmp_path / "bert", extra_files=tokenizer_files(tok))
     data = qa.QAData(built.train, built.valid, built.test, "wiki-qa")
-    spec = qa.QASpec(steps=SPEC_STEPS, batch_size=16, max_len=128, doc_stride=64, lr=3e-3, max_train=400,
-                     max_valid=100, max_test=100, threads=1)
+    spec = qa.QASpec(steps=SPEC_STEPS, batch_size=16, max_len=96, doc_stride=64, lr=3e-3, max_train=200,
+                     max_valid=50, max_test=50, threads=1)
     scores = qa.finetune_qa(tmp_path / "bert", data, spec, tmp_path / "ft")
     assert scores["n_train_windows"] > scores["n_train"]  # long contexts run as several windows
+    # the loss starts at ln(window length) ~ 4.5 (a zero head); measured 1.78 at 150 steps (seed 0).
+    # From a random init at this budget the span head does not find held-out answers (HasAns F1 0:
+    # the tuned threshold answers nothing); docs/tasks_tagging_qa_pairs.md says so
     assert scores["train_loss"] < TRAIN_LOSS_BELOW, scores
     again = lmlab.load(tmp_path / "ft" / "model")
     assert again.config.null_threshold == scores["null_threshold"]
-    test = qa._sample(built.test, 100, spec.seed + 2)
+    test = qa._sample(built.test, 50, spec.seed + 2)
     assert qa.evaluate_qa(again, load_tokenizer(tmp_path / "ft" / "model"), test)["f1"] == scores["f1"]
 
 
-SPEC_STEPS = 300
-TRAIN_LOSS_BELOW = 4.0
+SPEC_STEPS = 150
+TRAIN_LOSS_BELOW = 2.5

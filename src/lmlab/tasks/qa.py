@@ -256,7 +256,12 @@ def tune_threshold(model: QuestionAnswerer, tokenizer, valid: list[QAExample], b
     predictions = {ex.id: a.text for ex, a in zip(valid, answers)}
     no_answer = {ex.id: a.no_answer_score for ex, a in zip(valid, answers)}
     _, f1 = metrics.squad_raw_scores(gold, predictions)
-    _, threshold = metrics.best_threshold(predictions, f1, no_answer, metrics.has_answer(gold))
+    answerable = metrics.has_answer(gold)
+    best, threshold = metrics.best_threshold(predictions, f1, no_answer, answerable)
+    if best == 100.0 * sum(not a for a in answerable.values()) / len(answerable):
+        # answering nothing is best (the sweep's starting point, for which the official script reports
+        # 0.0): a threshold below every no-answer score, so that nothing is answered
+        threshold = min(no_answer.values()) - 1.0
     model.config.null_threshold = float(threshold)
     return model.config.null_threshold
 
