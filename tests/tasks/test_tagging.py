@@ -192,3 +192,17 @@ def test_finetune_tagging_learns_msra_and_reloads(tmp_path):
     test = tg._sample([(x.words, x.labels) for x in s.test], 300, spec.seed + 1)
     rescored = tg.evaluate_tagger(again, load_tokenizer(tmp_path / "ft" / "model"), test)
     assert rescored["entity_f1"] == scores["entity_f1"]
+
+
+def test_folders_of_the_previous_tagger_load(tmp_path):
+    """A tagger saved by lmlab.tasks.classification (lmlab 0.3) loads as the new TokenClassifier."""
+    from lmlab.tasks import classification as clf
+
+    model, tok = _tiny_tagger(tmp_path, crf=False)
+    old = clf.TokenClassifier(clf.ClassifierConfig(encoder_family="bert", encoder=model.config.encoder,
+                                                   labels=list(model.config.labels)), model.encoder).eval()
+    old.save_pretrained(tmp_path / "old")
+    again = lmlab.load(tmp_path / "old").eval()
+    assert type(again) is tg.TokenClassifier and again.config.scheme == "bio" and again.crf is None
+    ids = torch.randint(5, tok.vocab_size, (2, 6))
+    assert torch.equal(old(ids, torch.ones_like(ids)), again(ids, torch.ones_like(ids)))
