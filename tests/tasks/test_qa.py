@@ -171,7 +171,7 @@ def test_finetune_qa_learns_and_reloads(tmp_path):
     assert scores["train_loss"] < TRAIN_LOSS_BELOW, scores
     again = lmlab.load(tmp_path / "ft" / "model")
     assert again.config.null_threshold == scores["null_threshold"]
-    test = qa._sample(built.test, 50, spec.seed + 2)
+    test = qa.sample(built.test, 50, spec.seed + 2)
     assert qa.evaluate_qa(again, load_tokenizer(tmp_path / "ft" / "model"), test)["f1"] == scores["f1"]
 
 

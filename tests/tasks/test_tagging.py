@@ -183,13 +183,14 @@ def test_finetune_tagging_learns_msra_and_reloads(tmp_path):
                           max_train=1500, max_test=300, threads=1)
     scores = tg.finetune_tagging(tmp_path / "bert", "msra-ner", spec, tmp_path / "ft")
     assert scores["n_train"] == 1500 and scores["n_test"] == 300
-    # measured: entity F1 0.18 at 600 steps, 0.04 without the CRF (seed 0); an all-"O" tagger scores 0
+    # measured (seed 0): entity F1 0.155 at these 300 steps (0.18 at 600; 0.04 at 600 without the CRF;
+    # 0 with lr 5e-3 and 48 pieces); an all-"O" tagger scores 0
     assert scores["entity_f1"] > 0.05, scores
     again = lmlab.load(tmp_path / "ft" / "model")
     assert again.config.crf and again.config.scheme == "bioes" and again.config.task == "msra-ner"
     from lmlab.data.tokenizers import load_tokenizer
 
-    test = tg._sample([(x.words, x.labels) for x in s.test], 300, spec.seed + 1)
+    test = tg.sample([(x.words, x.labels) for x in s.test], 300, spec.seed + 1)
     rescored = tg.evaluate_tagger(again, load_tokenizer(tmp_path / "ft" / "model"), test)
     assert rescored["entity_f1"] == scores["entity_f1"]
 

@@ -36,7 +36,7 @@ from ..errors import ConfigError, DataError, UsageError
 from ..eval import metrics
 from ..pretrained import PretrainedMixin
 from ..protocols import LossOutput
-from .tagging import frame_ids
+from .tagging import fit_head, frame_ids, sample, save_head
 
 POOLINGS = ("cls", "last", "mean")
 
@@ -313,24 +313,14 @@ class PairSpec:
             raise UsageError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
 
 
-def _sample(items: list, n: int, seed: int) -> list:
-    if not n or n >= len(items):
-        return items
-    order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed))[:n]
-    return [items[i] for i in sorted(order.tolist())]
-
-
 def finetune_pair_model(pretrained: nn.Module, tokenizer, data: PairData, spec: PairSpec,
                         out_dir: str | Path) -> tuple[PairClassifier, dict]:
     """Fine-tune a pair head on ``pretrained``'s encoder (in place); (model, test scores)."""
-    from ..data.stream import Rows
-    from ..train import TrainConfig, Trainer
-
     spec.validate()
     begin = time.monotonic()
     torch.manual_seed(spec.seed)
-    train = _sample(data.train, spec.max_train, spec.seed)
-    test = _sample(data.test, spec.max_test, spec.seed + 1)
+    train = sample(data.train, spec.max_train, spec.seed)
+    test = sample(data.test, spec.max_test, spec.seed + 1)
     if not train or not test:
         raise DataError(f"pair set {data.name!r} has an empty train or test split")
     model = PairClassifier.on(pretrained, spec.pooling or None, dropout=spec.dropout, max_len=spec.max_len,
@@ -338,11 +328,7 @@ def finetune_pair_model(pretrained: nn.Module, tokenizer, data: PairData, spec: 
     frame = frame_ids(tokenizer)
     rows = pair_rows(pair_ids(tokenizer, [(p.a, p.b) for p in train], spec.max_len, frame),
                      [p.label for p in train], spec.max_len, frame["pad"])
-    config = TrainConfig.quiet(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
-                               warmup_steps=max(1, int(spec.warmup_fraction * spec.steps)), weight_decay=0.01,
-                               threads=spec.threads, device="cpu", precision="fp32", checkpoint_every=0)
-    result = Trainer(model, PairObjective(), Rows(rows, min(spec.batch_size, len(rows)), seed=spec.seed),
-                     config, Path(out_dir)).fit()
+    result = fit_head(model, PairObjective(), rows, spec, out_dir)
     scores = {"task": data.name, "n_train": len(train), "n_test": len(test), "train_loss": result.loss,
               "pooling": model.config.pooling, **evaluate_pairs(model, tokenizer, test, spec.rank_k),
               "seconds": time.monotonic() - begin}
@@ -370,7 +356,5 @@ def finetune_pairs(model_dir: str | Path, data: str | PairData | list, spec: Pai
     tokenizer = load_tokenizer(model_dir)
     out_dir = Path(out_dir)
     model, scores = finetune_pair_model(pretrained, tokenizer, data, spec, out_dir / "train")
-    model.save_pretrained(out_dir / "model", extra_files=tokenizer.files(),
-                          metadata={"base": str(model_dir),
-                                    "scores": {k: v for k, v in scores.items() if isinstance(v, int | float)}})
+    save_head(model, tokenizer, model_dir, scores, out_dir / "model")
     return scores

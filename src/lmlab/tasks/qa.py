@@ -40,7 +40,7 @@ from ..errors import ConfigError, DataError, UsageError
 from ..eval import metrics
 from ..pretrained import PretrainedMixin
 from ..protocols import LossOutput
-from .tagging import frame_ids, split_words
+from .tagging import fit_head, frame_ids, sample, save_head, split_words
 
 
 @dataclass
@@ -357,25 +357,15 @@ class QAData:
     name: str = ""
 
 
-def _sample(items: list, n: int, seed: int) -> list:
-    if not n or n >= len(items):
-        return items
-    order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed))[:n]
-    return [items[i] for i in sorted(order.tolist())]
-
-
 def finetune_qa_model(pretrained: nn.Module, tokenizer, data: QAData, spec: QASpec,
                       out_dir: str | Path) -> tuple[QuestionAnswerer, dict]:
     """Fine-tune a span head on ``pretrained``'s encoder; tune τ on valid; (model, test scores)."""
-    from ..data.stream import Rows
-    from ..train import TrainConfig, Trainer
-
     spec.validate()
     begin = time.monotonic()
     torch.manual_seed(spec.seed)
-    train = _sample(data.train, spec.max_train, spec.seed)
-    valid = _sample(data.valid, spec.max_valid, spec.seed + 1)
-    test = _sample(data.test, spec.max_test, spec.seed + 2)
+    train = sample(data.train, spec.max_train, spec.seed)
+    valid = sample(data.valid, spec.max_valid, spec.seed + 1)
+    test = sample(data.test, spec.max_test, spec.seed + 2)
     if not train or not valid or not test:
         raise DataError(f"QA set {data.name!r} has an empty train, valid or test split")
     model = QuestionAnswerer.on(pretrained, dropout=spec.dropout, max_len=spec.max_len, doc_stride=spec.doc_stride,
@@ -385,11 +375,7 @@ def finetune_qa_model(pretrained: nn.Module, tokenizer, data: QAData, spec: QASp
     train_features = training_windows(features(train, tokenizer, model.config, frame), spec.negative_windows,
                                       spec.seed)
     rows = feature_rows(train_features, spec.max_len, frame["pad"])
-    config = TrainConfig.quiet(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
-                               warmup_steps=max(1, int(spec.warmup_fraction * spec.steps)), weight_decay=0.01,
-                               threads=spec.threads, device="cpu", precision="fp32", checkpoint_every=0)
-    result = Trainer(model, QAObjective(), Rows(rows, min(spec.batch_size, len(rows)), seed=spec.seed),
-                     config, Path(out_dir)).fit()
+    result = fit_head(model, QAObjective(), rows, spec, out_dir)
     threshold = tune_threshold(model, tokenizer, valid)
     scores = {"task": data.name, "n_train": len(train), "n_valid": len(valid), "n_test": len(test),
               "n_train_windows": int(rows.shape[0]), "train_loss": result.loss, "null_threshold": threshold,
@@ -414,7 +400,5 @@ def finetune_qa(model_dir: str | Path, data: str | QAData, spec: QASpec, out_dir
     tokenizer = load_tokenizer(model_dir)
     out_dir = Path(out_dir)
     model, scores = finetune_qa_model(pretrained, tokenizer, data, spec, out_dir / "train")
-    model.save_pretrained(out_dir / "model", extra_files=tokenizer.files(),
-                          metadata={"base": str(model_dir),
-                                    "scores": {k: v for k, v in scores.items() if isinstance(v, int | float)}})
+    save_head(model, tokenizer, model_dir, scores, out_dir / "model")
     return scores

@@ -562,11 +562,31 @@ class TaggingSpec:
             raise UsageError(f"alignment must be one of {', '.join(ALIGNMENTS)}, got {self.alignment!r}")
 
 
-def _sample(items: list, n: int, seed: int) -> list:
+def sample(items: list, n: int, seed: int) -> list:
+    """``n`` of ``items`` chosen with ``seed``, in their order (all when ``n`` is 0 or too large)."""
     if not n or n >= len(items):
         return items
     order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed))[:n]
     return [items[i] for i in sorted(order.tolist())]
+
+
+def save_head(model: nn.Module, tokenizer, base: str | Path, scores: dict, folder: str | Path) -> Path:
+    """A fine-tuned head's folder: the model, its tokenizer's files, the base folder and the numeric scores."""
+    numbers = {k: v for k, v in scores.items() if isinstance(v, int | float)}
+    return model.save_pretrained(folder, extra_files=tokenizer.files(), metadata={"base": str(base), "scores": numbers})
+
+
+def fit_head(model: nn.Module, objective, rows: Tensor, spec, out_dir: str | Path):
+    """Train ``model`` on ``rows`` with the one Trainer as every task head here is trained: AdamW,
+    linear decay after ``spec.warmup_fraction`` warm-up, weight decay 0.01, fp32 on the CPU."""
+    from ..data.stream import Rows
+    from ..train import TrainConfig, Trainer
+
+    config = TrainConfig.quiet(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
+                               warmup_steps=max(1, int(spec.warmup_fraction * spec.steps)), weight_decay=0.01,
+                               threads=spec.threads, device="cpu", precision="fp32", checkpoint_every=0)
+    return Trainer(model, objective, Rows(rows, min(spec.batch_size, len(rows)), seed=spec.seed),
+                   config, Path(out_dir)).fit()
 
 
 def evaluate_tagger(model: TokenClassifier, tokenizer, sentences: list[tuple[list[str], list[str]]],
@@ -588,15 +608,12 @@ def evaluate_tagger(model: TokenClassifier, tokenizer, sentences: list[tuple[lis
 def finetune_tagger(pretrained: nn.Module, tokenizer, data: TaggingData, spec: TaggingSpec,
                     out_dir: str | Path) -> tuple[TokenClassifier, dict]:
     """Fine-tune a tagging head on ``pretrained``'s encoder (in place); (the tagger, its test scores)."""
-    from ..data.stream import Rows
-    from ..train import TrainConfig, Trainer
-
     spec.validate()
     start = time.monotonic()
     torch.manual_seed(spec.seed)
     data = data.in_scheme(spec.scheme)
-    train = _sample(data.train, spec.max_train, spec.seed)
-    test = _sample(data.test, spec.max_test, spec.seed + 1)
+    train = sample(data.train, spec.max_train, spec.seed)
+    test = sample(data.test, spec.max_test, spec.seed + 1)
     if not train or not test:
         raise DataError(f"tagging set {data.name!r} has an empty train or test split")
     model = TokenClassifier.on(pretrained, labels_for(data.kinds, spec.scheme), spec.scheme, spec.alignment,
@@ -605,11 +622,7 @@ def finetune_tagger(pretrained: nn.Module, tokenizer, data: TaggingData, spec: T
     train_windows = [w for words, labels in train
                      for w in windows(word_pieces(tokenizer, words, frame), labels, model.config, frame)]
     rows = window_rows(train_windows, spec.max_len, frame["pad"])
-    config = TrainConfig.quiet(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
-                               warmup_steps=max(1, int(spec.warmup_fraction * spec.steps)), weight_decay=0.01,
-                               threads=spec.threads, device="cpu", precision="fp32", checkpoint_every=0)
-    result = Trainer(model, TaggingObjective(), Rows(rows, min(spec.batch_size, len(rows)), seed=spec.seed),
-                     config, Path(out_dir)).fit()
+    result = fit_head(model, TaggingObjective(), rows, spec, out_dir)
     scores = {"task": data.name, "n_train": len(train), "n_test": len(test), "train_loss": result.loss,
               "scheme": spec.scheme, "alignment": spec.alignment, "crf": spec.crf,
               **evaluate_tagger(model, tokenizer, test), "seconds": time.monotonic() - start}
@@ -631,7 +644,5 @@ def finetune_tagging(model_dir: str | Path, data: str | TaggingData, spec: Taggi
     tokenizer = load_tokenizer(model_dir)
     out_dir = Path(out_dir)
     model, scores = finetune_tagger(pretrained, tokenizer, data, spec, out_dir / "train")
-    model.save_pretrained(out_dir / "model", extra_files=tokenizer.files(),
-                          metadata={"base": str(model_dir),
-                                    "scores": {k: v for k, v in scores.items() if isinstance(v, int | float)}})
+    save_head(model, tokenizer, model_dir, scores, out_dir / "model")
     return scores
