@@ -152,3 +152,25 @@ def test_finetune_pairs_end_to_end(tmp_path):
     assert rescored["accuracy"] == scores["accuracy"] and rescored["mrr"] == scores["mrr"]
     with pytest.raises(lmlab.errors.UsageError):
         pr.finetune_pairs(tmp_path / "bert", "bible", spec, tmp_path / "x")
+
+
+def test_gpt_style_pairs_read_the_last_token(tmp_path):
+    """A causal encoder: <s> A </s> B </s> framed by the byte-level tokenizer's bos/eos, the last real
+    token's state classified (GPT-1 §3.3); padding after it changes nothing, and the folder reloads."""
+    from lmlab.data.tokenizers import train_tokenizer
+    from lmlab.models.gpt import GPTConfig, GPTLanguageModel
+
+    tok = train_tokenizer("bytebpe", [t for v in VERSES for t in (v.kjv, v.web)] * 2, vocab_size=300)
+    torch.manual_seed(0)
+    gpt = GPTLanguageModel(GPTConfig(vocab_size=tok.vocab_size, max_length=96, d_model=32, n_layers=1, n_heads=2))
+    model = pr.PairClassifier.on(gpt, max_len=96).eval()
+    assert model.config.pooling == "last" and model.config.encoder_family == "gpt"
+    ids = pr.pair_ids(tok, [(VERSES[3].kjv, VERSES[3].web)], 96)[0]
+    special = tok.special_ids()
+    assert ids[0] == special["cls"] and ids[-1] == special["sep"] and ids.count(special["sep"]) == 2
+    ids = torch.tensor([ids])
+    padded = torch.cat([ids, torch.full((1, 4), special["pad"])], 1)
+    mask = torch.cat([torch.ones_like(ids), torch.zeros(1, 4, dtype=torch.long)], 1)
+    torch.testing.assert_close(model(padded, mask), model(ids), rtol=0, atol=1e-5)
+    model.save_pretrained(tmp_path / "m", extra_files=tok.files())
+    assert torch.equal(lmlab.load(tmp_path / "m").eval()(ids), model(ids))

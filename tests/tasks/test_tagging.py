@@ -207,3 +207,28 @@ def test_folders_of_the_previous_tagger_load(tmp_path):
     assert type(again) is tg.TokenClassifier and again.config.scheme == "bio" and again.crf is None
     ids = torch.randint(5, tok.vocab_size, (2, 6))
     assert torch.equal(old(ids, torch.ones_like(ids)), again(ids, torch.ones_like(ids)))
+
+
+class ScriptedTagger:
+    """decode() returns given labels at the chain positions, in order (to test how words read them back)."""
+
+    def __init__(self, config, path):
+        self.config, self.path = config, path
+
+    def eval(self):
+        return self
+
+    def decode(self, ids, mask, chain):
+        return [[(self.config.labels.index(name), 0.9) for name in self.path] for _ in range(ids.shape[0])]
+
+
+def test_all_pieces_alignment_reads_words_back_from_their_pieces():
+    labels = tg.labels_for(["PER"], "bioes")
+    config = tg.TaggerConfig(labels=labels, scheme="bioes", alignment="all", max_len=16)
+    # words "abcd" (3 pieces), "x" (1), "ab" (2): piece labels B I E | O | I E  ->  S-PER, O, E-PER
+    model = ScriptedTagger(config, ["B-PER", "I-PER", "E-PER", "O", "I-PER", "E-PER"])
+    tagged = tg.tag_words(model, Pieces(), [["abcd", "x", "ab"]])
+    assert [name for name, _ in tagged[0]] == ["S-PER", "O", "E-PER"]
+    first = tg.TaggerConfig(labels=labels, scheme="bioes", alignment="first", max_len=16)
+    tagged = tg.tag_words(ScriptedTagger(first, ["B-PER", "I-PER", "E-PER"]), Pieces(), [["abcd", "x", "ab"]])
+    assert [name for name, _ in tagged[0]] == ["B-PER", "I-PER", "E-PER"]
