@@ -232,3 +232,15 @@ def test_all_pieces_alignment_reads_words_back_from_their_pieces():
     first = tg.TaggerConfig(labels=labels, scheme="bioes", alignment="first", max_len=16)
     tagged = tg.tag_words(ScriptedTagger(first, ["B-PER", "I-PER", "E-PER"]), Pieces(), [["abcd", "x", "ab"]])
     assert [name for name, _ in tagged[0]] == ["B-PER", "I-PER", "E-PER"]
+
+
+def test_a_member_with_another_checksum_is_refused(monkeypatch):
+    from lmlab.data import ner
+    from lmlab.errors import DataError
+
+    _need("wnut16")
+    monkeypatch.setitem(ner.MEMBER_SHA256, ("wnut16", "ner.txt"), "0" * 64)
+    with pytest.raises(DataError, match="ner.txt has sha256"):
+        ner.wnut16()
+    with pytest.raises(DataError, match="line 2: expected 'token label'"):
+        ner.read_columns("a O\nb c d\n", "x.txt")
