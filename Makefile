@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-EXTRAS := peers,fast,zh,plot,tb,eval,dev,elmo
+EXTRAS := peers,fast,zh,plot,tb,eval,dev,elmo,ner-data
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 

