@@ -27,13 +27,54 @@ import typer
 from ..errors import UsageError
 from .common import console, fresh_output_dir, status, table
 
+# built-in tasks beyond sequence classification: DATA name -> (module, finetune function, spec class, kind)
+OTHER_TASKS = {
+    "msra-ner": ("tagging", "finetune_tagging", "TaggingSpec", "tagging"),
+    "wnut16": ("tagging", "finetune_tagging", "TaggingSpec", "tagging"),
+    "wiki-qa": ("qa", "finetune_qa", "QASpec", "extractive QA"),
+    "bible-paraphrase": ("pairs", "finetune_pairs", "PairSpec", "sentence pairs"),
+    "g2p": ("seq2seq", "finetune_seq2seq", "Seq2SeqFinetuneSpec", "sequence-to-sequence"),
+    "kjv-web": ("seq2seq", "finetune_seq2seq", "Seq2SeqFinetuneSpec", "sequence-to-sequence"),
+    "wiki-desc": ("seq2seq", "finetune_seq2seq", "Seq2SeqFinetuneSpec", "sequence-to-sequence"),
+}
+
+
+def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, steps: int, batch_size: int,
+                max_len: int, lr: float, max_train: int, seed: int, threads: int, crf: bool) -> None:
+    """Tagging, QA, sentence pairs and seq2seq tasks through their own ``finetune_*`` (lmlab.tasks)."""
+    import dataclasses
+    import importlib
+
+    from ..io import atomic_write_text
+    from ..pretrained import read_model_config
+
+    module_name, function, spec_name, kind = OTHER_TASKS[task]
+    module = importlib.import_module(f"lmlab.tasks.{module_name}")
+    spec_class = getattr(module, spec_name)
+    fields = {f.name for f in dataclasses.fields(spec_class)}
+    given = {"steps": steps, "batch_size": batch_size, "lr": lr, "max_train": max_train, "seed": seed,
+             "threads": threads or (1 if module_name == "seq2seq" else 0),
+             "max_len": max_len, "crf": crf}
+    spec = spec_class(**{k: v for k, v in given.items() if k in fields})
+    spec.validate()
+    read_model_config(model_dir)
+    out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{task}", force)
+    with status(f"fine-tuning {model_dir} on {task} ({kind}, {steps} steps)"):
+        scores = getattr(module, function)(model_dir, task, spec, out_dir)
+    rows = [[k, v] for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    console.print(table(f"{task}: {model_dir}", ["metric", "value"], rows))
+    if not (out_dir / "scores.json").is_file():
+        atomic_write_text(out_dir / "scores.json", json.dumps(scores, indent=2, default=str) + "\n")
+    console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}")
+
 
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
     def finetune(
         args: Annotated[list[str], typer.Argument(help="MODEL_DIR DATA (only DATA with --from-scratch or --vectors); "
-                                                       "DATA: rotten-tomatoes | wiki-topics | peoples-daily-ner | a "
-                                                       ".csv/.tsv/.jsonl file")],
+                                                       "DATA: rotten-tomatoes | wiki-topics | peoples-daily-ner | "
+                                                       "msra-ner | wnut16 | wiki-qa | bible-paraphrase | g2p | "
+                                                       "kjv-web | wiki-desc | a .csv/.tsv/.jsonl file")],
         from_scratch: Path = typer.Option(None, "--from-scratch", help="TOML file of an encoder to train from random "
                                                                        "weights (configs/classifier_scratch.toml)"),
         vectors: Path = typer.Option(None, "--vectors", help="word2vec / fastText / GloVe vector file as fixed features"),
@@ -68,6 +109,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", help="output folder (default runs/finetune-DATA)"),
         force: bool = typer.Option(False, "--force", help="write into a non-empty --out"),
         resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its latest checkpoint"),
+        crf: bool = typer.Option(False, "--crf", help="tagging tasks: a linear-chain CRF over the tag scores"),
     ) -> None:
         """Fine-tune an encoder (or train one from scratch) on a task or a labelled file; report test scores."""
         from ..io import atomic_write_text
@@ -89,6 +131,12 @@ def register(app: typer.Typer) -> None:
                             lm_coef=lm_coef, freeze=freeze, layer=layer, head=head, head_hidden=head_hidden,
                             eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every, seed=seed,
                             threads=threads)
+        if task in OTHER_TASKS:
+            if model_dir is None:
+                raise UsageError(f"{task} needs a pretrained MODEL_DIR (lmlab finetune MODEL_DIR {task})")
+            _other_task(model_dir, task, out, force, steps=steps, batch_size=batch_size, max_len=max_len, lr=lr,
+                        max_train=max_train, seed=seed, threads=threads, crf=crf)
+            return
         spec.validate()
         if model_dir is not None:
             from ..pretrained import read_model_config

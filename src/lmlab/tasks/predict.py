@@ -32,8 +32,10 @@ PIPELINES: dict[str, str] = {
     "text-classification": "lmlab.tasks.predict:TextClassificationPipeline",
     "fill-mask": "lmlab.tasks.predict:FillMaskPipeline",
     "text-generation": "lmlab.tasks.predict:TextGenerationPipeline",
-    # tasks whose pipelines live beside their heads add their rows here, with the same interface:
-    # "token-classification" (tasks/tagging.py), "question-answering" (tasks/qa.py)
+    # tasks whose pipelines live beside their heads, with the same interface
+    "token-classification": "lmlab.tasks.tagging:TokenClassificationPipeline",
+    "question-answering": "lmlab.tasks.qa:QuestionAnsweringPipeline",
+    "text-pair-classification": "lmlab.tasks.pairs:TextPairClassificationPipeline",
 }
 
 # registry capability -> the pipeline a folder of such a family runs by default (first match wins)
