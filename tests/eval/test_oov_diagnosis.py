@@ -16,6 +16,7 @@ def test_a_lowercased_test_stream_against_a_cased_model_names_case():
     tokens = "the capital of france is paris . it has many museums .".split()
     message = diagnose_oov(RAW_VOCAB, tokens)
     assert message is not None and "with another case" in message and "keeps case" in message
+    assert "(e.g. 'Europe.')" in message
     assert "punctuation" in message  # 'Paris.' and 'Europe.' in the vocabulary: untokenized training text
     assert "--lowercase / --tokenize" in message and "\n" not in message
 

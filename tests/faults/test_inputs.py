@@ -323,3 +323,20 @@ def test_lmlab_warnings_are_one_line_and_repeats_are_counted(cli, tmp_path):
     assert lines[0].startswith("lmlab: warning: modified Kneser-Ney: order 1")
     assert lines[1] == "lmlab: warning: (4 more like the warnings above, for other orders or items)"
     assert len(lines) == 2 and "SmoothingWarning" not in run.stderr and "pipeline.py" not in run.stderr
+
+
+def test_eval_warns_on_a_normalisation_mismatch_and_build_can_normalise(cli, tmp_path):
+    raw = tmp_path / "raw.txt"
+    raw.write_text("The Capital of France is Paris.\nIt has many Museums.\nThe Capital of Spain is Madrid.\n")
+    norm = tmp_path / "norm.txt"
+    norm.write_text("the capital of france is paris .\nit has many museums .\n")
+    model = tmp_path / "raw.arpa"
+    assert cli("ngram", "build", str(raw), "-o", str(model), "--order", "2").returncode == 0
+    run = cli("ngram", "eval", str(model), str(norm))
+    assert run.returncode == 0
+    warning = [line for line in run.stderr.splitlines() if line.startswith("lmlab: warning:")]
+    assert len(warning) == 1 and "another case" in warning[0] and "untokenized" in warning[0]
+    fixed = tmp_path / "norm.arpa"
+    assert cli("ngram", "build", str(raw), "-o", str(fixed), "--order", "2", "--lowercase", "--tokenize").returncode == 0
+    run = cli("ngram", "eval", str(fixed), str(norm))
+    assert run.returncode == 0 and "lmlab: warning" not in run.stderr

@@ -66,21 +66,38 @@ def _corpus_sentences(spec: str, default_split: str) -> list[list[str]]:
     return word_sentences(sources.load(name).split()[split])
 
 
-def read_text(spec: str, default_split: str) -> list[list[str]]:
+def _normalised(raw: bytes, where: str, lowercase: bool, tokenize: bool) -> list[list[str]]:
+    """A file's lines as the built-in corpora are read: lower-cased (--lowercase) and/or
+    sentence-split and word-tokenized (--tokenize), instead of split on whitespace as written."""
+    from ..data.corpus import Document, decode_utf8, word_sentences
+
+    lines = decode_utf8(raw, where).splitlines()
+    if tokenize:
+        return word_sentences([Document(f"{where}:{i}", line, {}) for i, line in enumerate(lines, 1) if line.strip()],
+                              lowercase=lowercase)
+    return [(line.lower() if lowercase else line).split() for line in lines if line.split()]
+
+
+def read_text(spec: str, default_split: str, lowercase: bool = False, tokenize: bool = False) -> list[list[str]]:
     """Sentences from a tokenized text file, stdin ('-'), or a built-in corpus NAME[:SPLIT]."""
     raw = _read_bytes(spec)
     if raw is not None:
         from ..ngram import Text
 
+        if lowercase or tokenize:
+            return _normalised(raw, _where(spec), lowercase, tokenize)
         return Text(raw, _where(spec)).sentences()
     return _corpus_sentences(spec, default_split)
 
 
-def _training_text(spec: str):
-    """What ``ngram build`` counts: a file's (or stdin's) bytes as they are, or a built-in corpus's sentences."""
+def _training_text(spec: str, lowercase: bool = False, tokenize: bool = False):
+    """What ``ngram build`` counts: a file's (or stdin's) bytes as they are (or normalised, with
+    --lowercase / --tokenize), or a built-in corpus's sentences."""
     from ..ngram import Text
 
     raw = _read_bytes(spec)
+    if raw is not None and (lowercase or tokenize):
+        return _normalised(raw, _where(spec), lowercase, tokenize)
     return Text(raw, _where(spec)) if raw is not None else _corpus_sentences(spec, "train")
 
 
@@ -159,6 +176,8 @@ def build_cmd(
     fmt: str = typer.Option("arpa", "--format", help="'arpa' (text) or 'binary' (memory-mapped .lmbin, see `ngram binarize`)."),
     prob_bits: int = typer.Option(64, "--prob-bits", help="[binary] 64 exact, 32 float32, 2..16 quantised (KenLM -q)."),
     backoff_bits: int = typer.Option(64, "--backoff-bits", help="[binary] 64 exact, 32 float32, 2..16 quantised (KenLM -b)."),
+    lowercase: bool = typer.Option(False, "--lowercase", help="A file: lower-case it (built-in corpora already are)."),
+    tokenize: bool = typer.Option(False, "--tokenize", help="A file: sentence-split and word-tokenize it as the built-in corpora are."),
 ) -> None:
     """Estimate an n-gram model and write it as ARPA or binary (progress on each stage, like lmplz)."""
     from ..ngram import write_arpa
@@ -190,7 +209,7 @@ def build_cmd(
                             memory=memory, temp=None if temp is None else str(temp), workers=workers)
     log = _LmplzLog(smoothing)
     heldout = None if valid is None else (lambda: read_text(valid, "valid"))
-    model = build(lambda: _training_text(text), config, log, heldout=heldout)
+    model = build(lambda: _training_text(text, lowercase, tokenize), config, log, heldout=heldout)
     log.writing("binary" if fmt == "binary" else "ARPA")
     t = time.perf_counter()
     if fmt == "binary":
@@ -247,6 +266,8 @@ def eval_cmd(
     model_path: Path = typer.Argument(..., metavar="MODEL",
                                       help="ARPA file (KenLM, SRILM or lmlab), binary model (.lmbin), or an adapted model's .json."),
     text: str = typer.Argument(..., help="Test text: tokenized file, '-', or NAME[:SPLIT] (default split test)."),
+    lowercase: bool = typer.Option(False, "--lowercase", help="A file: lower-case it (built-in corpora already are)."),
+    tokenize: bool = typer.Option(False, "--tokenize", help="A file: sentence-split and word-tokenize it as the built-in corpora are."),
 ) -> None:
     """Perplexity including and excluding OOVs, OOV count, bits per word (KenLM query -v summary)."""
     from .ngram_adapt import is_adapted_model, print_eval_adapted
@@ -255,7 +276,9 @@ def eval_cmd(
         print_eval_adapted(model_path, text)
         return
     model = _load(model_path)
-    ev = model.evaluate(read_text(text, "test"))
+    sentences = read_text(text, "test", lowercase, tokenize)
+    ev = model.evaluate(sentences)
+    warn_oov(model.vocab.index, sentences)
     console.print(f"Perplexity including OOVs:\t{ev.perplexity}")
     console.print(f"Perplexity excluding OOVs:\t{ev.perplexity_no_oov}")
     console.print(f"OOVs:\t{ev.oovs}")
@@ -263,6 +286,15 @@ def eval_cmd(
     console.print(f"Bits per word:\t{ev.bits_per_word}")
     console.print(f"[dim]{model.describe()}. Counted: {ev.sentences} sentences; every word and one </s> per "
                   f"sentence is predicted, <s> is context only; OOVs are scored as <unk>.[/dim]")
+
+
+def warn_oov(vocabulary, sentences) -> None:
+    """A one-line warning when the OOV rate says model and text were normalised differently."""
+    from ..eval.oov import diagnose_oov
+
+    message = diagnose_oov(vocabulary, (w for s in sentences for w in s))
+    if message:
+        typer.echo(f"lmlab: warning: {message}", err=True)
 
 
 @app.command("score")

@@ -34,14 +34,15 @@ def diagnose_oov(vocabulary: Collection[str], tokens: Iterable[str]) -> str | No
         return None
     words = [w for w in vocabulary if w not in ("<s>", "</s>", "<unk>")]
     upper = sum(1 for w in words if w[:1].isupper())
-    glued = sum(1 for w in words if len(w) > 1 and w[-1] in PUNCT and w[:-1].isalpha())
+    glued_words = [w for w in words if len(w) > 1 and w[-1] in PUNCT and w[:-1].isalpha()]
+    glued = len(glued_words)
     causes = []
     if case_hits / oov >= 0.2:
         kept = "keeps case" if upper else "is lower-cased"
         causes.append(f"{case_hits / oov:.0%} of the unknown tokens are in the vocabulary with another case "
                       f"(the model {kept})")
     if punct_hits / oov >= 0.1 or (words and glued / len(words) >= 0.02):
-        causes.append(f"{glued:,} vocabulary words carry punctuation (e.g. 'Europe.'), so the model was built "
+        causes.append(f"{glued:,} vocabulary words carry punctuation (e.g. {min(glued_words or [''])!r}), so the model was built "
                       "from untokenized text" if glued else
                       f"{punct_hits / oov:.0%} of the unknown tokens carry punctuation the model's text split off")
     message = f"{oov / total:.1%} of the test tokens are out of the model's vocabulary"
