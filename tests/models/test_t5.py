@@ -237,7 +237,7 @@ def test_generate_refuses_a_family_that_cannot(tmp_path):
     model = registry.get("bert").model_class()(registry.get("bert").config_from({"vocab_size": 60}))
     model.save_pretrained(tmp_path / "bert")
     out = CliRunner().invoke(_generate_app(), ["generate", str(tmp_path / "bert"), "1 2 3", "--ids"])
-    assert out.exit_code != 0 and "families that can: transformer, gpt, t5" in str(out.exception)
+    assert out.exit_code != 0 and "families that can: transformer, gpt, transfo-xl, t5, bart, mass" in str(out.exception)
 
 
 def test_generate_runs_the_plain_transformer_on_text(tmp_path):

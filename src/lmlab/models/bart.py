@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from .. import pretrained
 from ..errors import ConfigError, UsageError
 from ..nn.attention import KVCache, TransformerLayer, combine_masks, cross_attention, self_attention
+from ..nn.decoding import EncoderDecoderSteps
 from ..nn.feedforward import FeedForward, activation_module
 from ..nn.norms import PostNormResidual
 from ..nn.positional import LearnedPositions
@@ -242,6 +243,17 @@ class BartForConditionalGeneration(pretrained.PretrainedMixin, nn.Module):
 
     def logits(self, states: Tensor) -> Tensor:
         return F.linear(states, self.model.shared.weight) + self.final_logits_bias  # (B, T, C) -> (B, T, V)
+
+    def generation_steps(self, src_ids: Tensor, src_mask: Tensor | None = None) -> EncoderDecoderSteps:
+        """This model's decoder over an encoded source batch, for :func:`lmlab.tasks.generation.translate`
+        (decoding starts from ``decoder_start_token_id``, as HF's BART). Padding comes from the pad id;
+        a ``src_mask`` must say the same."""
+        c = self.config
+        if src_mask is not None and not torch.equal(src_mask.bool(), src_ids != c.pad_token_id):
+            raise UsageError("BART masks its source by pad_token_id; src_mask must equal src_ids != pad")
+        return EncoderDecoderSteps(self.encode(src_ids), self.source_key_mask(src_ids), self.decode, self.logits,
+                                   c.n_decoder_layers, c.max_length, c.decoder_start_token_id, c.eos_token_id,
+                                   c.pad_token_id)
 
     def forward(self, src_ids: Tensor, tgt_ids: Tensor | None = None) -> Tensor:
         if tgt_ids is None:

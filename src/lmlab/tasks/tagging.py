@@ -218,7 +218,15 @@ class TaggerConfig:
     scheme: str = "bio"
     alignment: str = "first"
     crf: bool = False
+    # unused by tagging; kept so folders written by lmlab.tasks.classification's TokenClassifier
+    # (lmlab 0.3's tagger, which saves a ClassifierConfig) still load
     pooling: str = "cls"
+    text_format: str = "cls-sep"
+    freeze: bool = False
+    layer: int = -1
+    head: str = "linear"
+    head_hidden: int = 128
+    lm_coef: float = 0.0
 
     def validate(self) -> None:
         if len(self.labels) < 2:
