@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 from lmlab.data.stream import PairRows, pair_rows
+from lmlab.eval.metrics import edit_distance
 from lmlab.objectives.seq2seq import Seq2SeqObjective, seq2seq_loss_sum, trim_padding
 from lmlab.recipes.seq2seq import BOS, EOS, PAD, SPECIALS, PairVocab, g2p_entries, wiki_desc_pairs
 
@@ -104,17 +105,6 @@ def decode_all(model, sources: torch.Tensor, max_new: int, beams: int, batch: in
                 ids.append(i)
             outputs.append(ids)
     return outputs
-
-
-def edit_distance(a: list, b: list) -> int:
-    """Levenshtein distance (unit insert / delete / substitute)."""
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
 
 
 def write_section(path: Path, heading: str, text: str) -> None:
