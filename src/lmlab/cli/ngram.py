@@ -275,10 +275,21 @@ def eval_cmd(
     if is_adapted_model(model_path):
         print_eval_adapted(model_path, text)
         return
+    from ..eval.oov import HIGH_OOV
+    from ..ngram import Text
+
     model = _load(model_path)
-    sentences = read_text(text, "test", lowercase, tokenize)
-    ev = model.evaluate(sentences)
-    warn_oov(model.vocab.index, sentences)
+    raw = None if lowercase or tokenize else _read_bytes(text)
+    if raw is not None:  # a tokenized file as it is: split and encoded in one pass, no Python list per sentence
+        ev = model.evaluate_text(raw, _where(text))
+        if not ev.sentences:
+            raise DataError(f"{_where(text)}: no sentences (the file is empty)")
+        if ev.oovs > HIGH_OOV * ev.tokens:  # (the diagnosis says nothing below this rate)
+            warn_oov(model.vocab.index, Text(raw, _where(text)).sentences())
+    else:
+        sentences = read_text(text, "test", lowercase, tokenize)
+        ev = model.evaluate(sentences)
+        warn_oov(model.vocab.index, sentences)
     console.print(f"Perplexity including OOVs:\t{ev.perplexity}")
     console.print(f"Perplexity excluding OOVs:\t{ev.perplexity_no_oov}")
     console.print(f"OOVs:\t{ev.oovs}")

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError, UsageError
+from ..errors import DataError, FormatError, UsageError
 from ..io import atomic_open
 from .counts import Vocabulary
 from .model import LOG10_ZERO, NgramModel
@@ -160,6 +160,7 @@ def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int = 64
     for n in range(1, N + 1):
         if n >= 2:
             sections.append((f"keys.{n}", np.ascontiguousarray(model.keys[n - 1], dtype=np.int64)))
+            sections.append((f"children.{n}", _children(model.keys[n - 1], model.V, len(model.keys[n - 2]))))
         pb, bb = (64, 64) if n == 1 else (prob_bits, backoff_bits)
         sections += [(f"prob.{n}{tail}", a) for tail, a in _columns(model.logprob[n - 1], pb, (LOG10_ZERO,))]
         if n < N:
@@ -183,7 +184,8 @@ def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int = 64
             crc = zlib.crc32(raw[lo: lo + _CRC_BLOCK], crc)
         at = entry["offset"] + a.nbytes
     header = {"format": "lmlab n-gram binary", "order": N, "vocab_size": model.V, "sizes": model.sizes(),
-              "prob_bits": prob_bits, "backoff_bits": backoff_bits, "info": _json_safe(model.info),
+              "prob_bits": prob_bits, "backoff_bits": backoff_bits, "suffix_closed": _suffix_closed(model),
+              "info": _json_safe({k: v for k, v in model.info.items() if k != "binary"}),
               "sections": table}
     text = json.dumps(header, sort_keys=True).encode("utf-8")
     start = -(-(_PREFIX.size + len(text)) // _ALIGN) * _ALIGN
@@ -196,6 +198,22 @@ def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int = 64
         for gap, raw in pieces:
             f.write(pad[:gap])
             f.write(raw)
+
+
+def _children(keys: np.ndarray, V: int, n_prefixes: int) -> np.ndarray:
+    """First row of each prefix's block in an order's sorted keys, and the end: (n_prefixes + 1,)."""
+    starts = np.searchsorted(keys, np.arange(n_prefixes + 1, dtype=np.int64) * V)
+    return starts.astype(np.uint32 if len(keys) < 1 << 32 else np.int64)
+
+
+def _suffix_closed(model: NgramModel) -> bool:
+    """Whether every listed n-gram's suffix is listed (then a query may stop at the first miss)."""
+    try:
+        for n in range(2, model.order + 1):
+            model.suffix(n)
+    except DataError:
+        return False
+    return True
 
 
 def _header_crc(version: int, length: int, payload_crc: int, size: int, text: bytes) -> int:
@@ -235,18 +253,176 @@ class _MappedVocabulary(Vocabulary):
         return self.__dict__["_lookup"]
 
 
+def _find(keys, q, lo, hi):
+    """Row of key ``q`` in the sorted ``keys[lo:hi]``, or -1 (bisection)."""
+    hi -= 1
+    while lo <= hi:
+        mid = (lo + hi) >> 1
+        k = keys[mid]
+        if k == q:
+            return mid
+        if k < q:
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return -1
+
+
+def _trie_kernel(ids, pos, V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_codes, bo_codes, closed, compact,
+                 logp, matched, is_oov, sent):
+    """The scorer of :func:`lmlab.ngram.model._score_kernel` over the mapped sorted tables:
+    per position and order one :func:`_find` of ``prev_row * V + w`` (no hash table), among
+    the rows whose prefix is ``prev_row``: ``children[n-2][p]`` .. ``children[n-2][p + 1]``
+    (KenLM's trie keeps the same "first child" pointers), or the whole table when the file
+    has no such section (``children`` then holds empty placeholders).
+
+    ``keys[n-2]``, ``lp[n-2]``, ``bo[n-2]``: order n's keys, log10 probs and back-offs
+    (n = 2..N; the top order's back-off array is a placeholder). With quantised columns
+    ``lp_codes``/``bo_codes`` hold the codes and ``lp``/``bo`` the bin centres; otherwise the
+    codes tuples are empty-array placeholders and ``lp``/``bo`` the values. Same floating-point
+    operations in the same order as the hash kernel: scores are bit-identical."""
+    quant_p = len(lp_codes[0]) > 0
+    quant_b = len(bo_codes[0]) > 0
+    prev = np.full(N, -1, dtype=np.int64)  # rows of the n-grams (n = 1..N) ending at t-1
+    cur = np.full(N, -1, dtype=np.int64)
+    out = 0
+    sentence = -1
+    for t in range(len(ids)):
+        w = ids[t]
+        cur[0] = w if w < V else -1
+        for n in range(2, N + 1):
+            r = -1
+            p = prev[n - 2]
+            if pos[t] >= n - 1 and p >= 0 and (cur[n - 2] >= 0 or not closed):
+                table = keys[n - 2]
+                first = children[n - 2]
+                if len(first):
+                    r = _find_compiled(table, p * V + w, np.int64(first[p]), np.int64(first[p + 1]))
+                else:
+                    r = _find_compiled(table, p * V + w, 0, len(table))
+            cur[n - 1] = r
+        m = 1 if cur[0] >= 0 else 0
+        best = cur[0]
+        for n in range(2, N + 1):
+            if cur[n - 1] >= 0:
+                m = n
+                best = cur[n - 1]
+        if m <= 1:
+            value = uni_lp[max(best, 0)]
+        elif quant_p:
+            value = lp[m - 2][lp_codes[m - 2][best]]
+        else:
+            value = np.float64(lp[m - 2][best])
+        if t >= 1:
+            for k in range(1, N):
+                ctx = prev[k - 1]
+                if m <= k and ctx >= 0:
+                    if k == 1:
+                        value += uni_bo[ctx]
+                    elif quant_b:
+                        value += bo[k - 2][bo_codes[k - 2][ctx]]
+                    else:
+                        value += np.float64(bo[k - 2][ctx])
+                else:
+                    value += 0.0
+        if compact:
+            if pos[t] > 0:
+                logp[out] = value
+                matched[out] = m
+                is_oov[out] = w == 0  # UNK_ID: OOVs were mapped to it
+                sent[out] = sentence
+                out += 1
+            else:
+                sentence += 1
+        elif pos[t] > 0:
+            logp[t] = value
+            matched[t] = m
+        else:
+            logp[t] = 0.0
+            matched[t] = 0
+        for n in range(N):
+            prev[n] = cur[n]
+
+
+_TRIE: list = []  # [jitted _trie_kernel or None], filled on first use
+_find_compiled = _find  # the jitted _find once _trie_scorer() has run (the kernel calls it)
+
+
+def _trie_scorer():
+    """The numba-compiled trie scorer, or None without numba."""
+    if not _TRIE:
+        try:
+            from numba import njit
+        except ImportError:
+            _TRIE.append(None)
+            return None
+        global _find_compiled
+        _find_compiled = njit(cache=True, nogil=True)(_find)
+        _TRIE.append(njit(cache=True, nogil=True)(_trie_kernel))
+    return _TRIE[0]
+
+
+def _readonly(a) -> np.ndarray:
+    """A read-only ndarray view (numba types the arrays of a tuple alike only when all are)."""
+    view = np.asarray(a).view()
+    view.flags.writeable = False
+    return view
+
+
+def _same_dtype(arrays) -> tuple:
+    """The arrays read-only, as int64 if their types differ (a numba tuple indexed at run time is of one type)."""
+    if len({np.asarray(a).dtype for a in arrays}) > 1:
+        arrays = [np.asarray(a, dtype=np.int64) for a in arrays]
+    return tuple(_readonly(a) for a in arrays)
+
+
+def _split_column(col, dtype):
+    """(values or centres, codes or an empty placeholder) of one mapped column, read-only."""
+    if isinstance(col, Quantized):
+        return _readonly(np.asarray(col.centers, dtype=np.float64)), _readonly(col.codes)
+    return _readonly(col), _readonly(np.zeros(0, dtype=dtype))
+
+
 class BinaryNgramModel(NgramModel):
     """An :class:`NgramModel` whose tables are views of a memory-mapped file.
 
-    Scoring looks keys up with ``np.searchsorted`` on the mapped tables (no hash index is
-    built, so nothing at load time is proportional to the model's size).
+    Scoring walks the stream once in a numba kernel (:func:`_trie_kernel`) that searches the
+    mapped sorted tables directly, or without numba looks keys up with ``np.searchsorted``
+    over the whole stream per order; no hash index is built, so nothing at load time is
+    proportional to the model's size.
     """
 
     def index(self):
         return None
 
     def use_compiled(self) -> bool:
-        return False
+        return self.order >= 2 and _trie_scorer() is not None
+
+    def _score_compiled(self, ids: np.ndarray, pos: np.ndarray, compact: bool):
+        N = self.order
+        size = int(np.count_nonzero(pos > 0)) if compact else len(ids)
+        logp = np.empty(size, dtype=np.float64)
+        matched = np.empty(size, dtype=np.int64)
+        is_oov = np.empty(size if compact else 0, dtype=np.bool_)
+        sent = np.empty(size if compact else 0, dtype=np.int64)
+        if "trie" not in self._cache:
+            lps = [_split_column(self.logprob[n - 1], np.uint8) for n in range(2, N + 1)]
+            bos = [_split_column(self.backoff[n - 1], np.uint8) for n in range(2, N)]
+            if not bos:  # (a bigram model has no back-offs above order 1: a placeholder of the top's type)
+                bos = [(_readonly(np.zeros(1)), _readonly(np.zeros(0, dtype=np.uint8)))]
+            bos.append((_readonly(np.zeros(1, dtype=bos[0][0].dtype)), _readonly(np.zeros(0, dtype=bos[0][1].dtype))))  # (top order)
+            self._cache["trie"] = (
+                tuple(_readonly(self.keys[n - 1]) for n in range(2, N + 1)),
+                _same_dtype([self._cache.get(("children", n), np.zeros(0, dtype=np.uint32)) for n in range(2, N + 1)]),
+                np.asarray(self.logprob[0], dtype=np.float64), np.asarray(self.backoff[0], dtype=np.float64),
+                tuple(v for v, _ in lps), tuple(v for v, _ in bos),
+                tuple(c for _, c in lps), tuple(c for _, c in bos),
+                bool(self.info.get("binary", {}).get("suffix_closed", False)))
+        keys, children, uni_lp, uni_bo, lp, bo, lp_codes, bo_codes, closed = self._cache["trie"]
+        _trie_scorer()(np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(pos, dtype=np.int64),
+                       self.V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_codes, bo_codes, closed, compact,
+                       logp, matched, is_oov, sent)
+        return logp, matched, is_oov, sent
 
 
 def _refuse(path, what: str) -> FormatError:
@@ -312,15 +488,21 @@ def read_binary(path: str | os.PathLike, verify: bool | str = "auto") -> BinaryN
     keys = [np.arange(V, dtype=np.int64)]
     logprob = [column("prob.1", V)]
     backoff = []
+    children = {}
     for n in range(2, order + 1):
         keys.append(section(f"keys.{n}", sizes[n - 1]))
+        if f"children.{n}" in table:  # (files written before these sections are searched table-wide)
+            children[("children", n)] = section(f"children.{n}", sizes[n - 2] + 1)
         logprob.append(column(f"prob.{n}", sizes[n - 1]))
     for n in range(1, order):
         backoff.append(column(f"backoff.{n}", sizes[n - 1]))
     backoff.append(np.zeros(sizes[-1]))  # the top order has no back-off weights (calloc'ed: no memory until read)
     info = dict(header.get("info") or {})
-    info["binary"] = {"path": path, "prob_bits": header.get("prob_bits"), "backoff_bits": header.get("backoff_bits")}
-    return BinaryNgramModel(vocab, keys, logprob, backoff, info)
+    info["binary"] = {"path": path, "prob_bits": header.get("prob_bits"), "backoff_bits": header.get("backoff_bits"),
+                      "suffix_closed": bool(header.get("suffix_closed", False))}
+    model = BinaryNgramModel(vocab, keys, logprob, backoff, info)
+    model._cache.update(children)
+    return model
 
 
 def load_model(path: str | os.PathLike, verify: bool | str = "auto") -> NgramModel:

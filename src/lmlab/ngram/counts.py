@@ -106,6 +106,24 @@ def encode(sentences, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray, int]:
     return ids, pos, n_oov
 
 
+def encode_text(data: bytes | str, vocab: Vocabulary, where: str = "text") -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Tokenized text (one sentence per line) -> (ids, pos, n_oov, n_sentences), as :func:`encode` of
+    ``[line.split() for line in lines if line.strip()]`` gives, split in one pass (:func:`split_text`)."""
+    tokens, lengths = split_text(data, where)
+    if tokens and isinstance(tokens[0], bytes):
+        lookup = vocab.__dict__.get("_bytes_lookup")
+        if lookup is None:
+            lookup = vocab.__dict__["_bytes_lookup"] = _IdLookup(zip((w.encode("utf-8") for w in vocab.words),
+                                                                       range(len(vocab))))
+    else:
+        lookup = vocab.lookup
+    words = np.fromiter(map(lookup.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+    n_oov = int(np.count_nonzero(words < 0))
+    words[words < 0] = UNK_ID
+    ids, pos = _stream(words, lengths)
+    return ids, pos, n_oov, len(lengths)
+
+
 class KeyIndex:
     """Open-addressing hash over one sorted key table: key -> row, vectorised (no Python loop per key).
 

@@ -41,6 +41,7 @@ from .counts import (
     KeyIndex,
     Vocabulary,
     encode,
+    encode_text,
     match_positions,
     ngram_suffix,
     ngram_words,
@@ -312,6 +313,11 @@ class NgramModel:
         ``compiled``: as in :meth:`score_ids`.
         """
         ids, pos, _ = encode(sentences, self.vocab)
+        return self.score_stream(ids, pos, compiled)
+
+    def score_stream(self, ids: np.ndarray, pos: np.ndarray,
+                     compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`score_sentences` of an encoded stream (``ids``, ``pos`` as :func:`encode` gives)."""
         if compiled is None:
             compiled = self.use_compiled()
         if compiled and _compiled_scorer() is not None and self.order >= 2:
@@ -330,13 +336,25 @@ class NgramModel:
 
     def evaluate(self, sentences) -> Evaluation:
         """Perplexity incl./excl. OOVs, OOV count, token count (KenLM ``query`` semantics)."""
-        logp, is_oov, _, _ = self.score_sentences(sentences)
+        ids, pos, _ = encode(sentences, self.vocab)
+        return self.evaluate_stream(ids, pos, len(sentences))
+
+    def evaluate_text(self, data: bytes | str, where: str = "text") -> Evaluation:
+        """:meth:`evaluate` of tokenized text (one sentence per line, blank lines skipped), read in one pass."""
+        ids, pos, _, n_sentences = encode_text(data, self.vocab, where)
+        return self.evaluate_stream(ids, pos, n_sentences)
+
+    def evaluate_stream(self, ids: np.ndarray, pos: np.ndarray, n_sentences: int) -> Evaluation:
+        """:meth:`evaluate` of an encoded stream of ``n_sentences`` sentences."""
+        logp, is_oov, _, _ = self.score_stream(ids, pos)
+        total = float(math.fsum(logp.tolist()))
+        oovs = int(is_oov.sum())
         return Evaluation(
-            log10_prob=float(math.fsum(logp.tolist())),
+            log10_prob=total,
             tokens=len(logp),
-            oovs=int(is_oov.sum()),
-            sentences=len(sentences),
-            log10_prob_no_oov=float(math.fsum(logp[~is_oov].tolist())),
+            oovs=oovs,
+            sentences=n_sentences,
+            log10_prob_no_oov=float(math.fsum(logp[~is_oov].tolist())) if oovs else total,
         )
 
     def perplexity(self, sentences) -> float:
