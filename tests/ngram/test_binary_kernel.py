@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from _ngramkit import KENLM
 
+from lmlab.errors import DataError
 from lmlab.ngram import read_arpa, read_binary, write_binary
 from lmlab.ngram.binary import _PREFIX, _children, _header_crc
 from lmlab.ngram.counts import encode, encode_text
@@ -81,7 +82,11 @@ def test_bigram_binary_model(tmp_path, test_sentences, train_sentences):
     assert binary.evaluate(test_sentences) == model.evaluate(test_sentences)
 
 
-def test_encode_text_is_encode_of_the_lines(test_sentences):
+@pytest.mark.parametrize("piece", [4 << 20, 1000])
+def test_encode_text_is_encode_of_the_lines(test_sentences, piece, monkeypatch):
+    import lmlab.ngram.counts as counts
+
+    monkeypatch.setattr(counts, "_ENCODE_PIECE", piece)  # 1000: the text is read in many pieces
     model = read_arpa(KENLM / "mkn3.arpa.gz")
     text = "\n".join(" ".join(s) for s in test_sentences[:50])
     for data in (text.encode(), "  " + text.replace(" ", " \t ") + "\n\n", text.replace(" ", "\u00a0 ", 3)):
@@ -91,3 +96,5 @@ def test_encode_text_is_encode_of_the_lines(test_sentences):
         ref_ids, ref_pos, ref_oov = encode(sentences, model.vocab)
         assert np.array_equal(ids, ref_ids) and np.array_equal(pos, ref_pos) and (oov, n) == (ref_oov, len(sentences))
     assert model.evaluate_text(text) == model.evaluate(test_sentences[:50])
+    with pytest.raises(DataError, match=r"^t.txt: not valid UTF-8 at byte 1500$"):
+        encode_text(b"a" * 1400 + b"\n" + b"b" * 99 + b"\xff\n", model.vocab, "t.txt")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -142,6 +143,12 @@ def log10_or_zero(p: np.ndarray) -> np.ndarray:
         out = np.full(p.shape, LOG10_ZERO)
         out[pos] = np.log10(p[pos])
     return np.maximum(out, LOG10_ZERO)
+
+
+def _exact_sum(values: np.ndarray) -> float:
+    """math.fsum of the array (correctly rounded), fed in pieces so no list of all values is made."""
+    pieces = (values[i: i + (1 << 16)].tolist() for i in range(0, len(values), 1 << 16))
+    return float(math.fsum(chain.from_iterable(pieces)))
 
 
 @dataclass
@@ -347,14 +354,14 @@ class NgramModel:
     def evaluate_stream(self, ids: np.ndarray, pos: np.ndarray, n_sentences: int) -> Evaluation:
         """:meth:`evaluate` of an encoded stream of ``n_sentences`` sentences."""
         logp, is_oov, _, _ = self.score_stream(ids, pos)
-        total = float(math.fsum(logp.tolist()))
+        total = _exact_sum(logp)
         oovs = int(is_oov.sum())
         return Evaluation(
             log10_prob=total,
             tokens=len(logp),
             oovs=oovs,
             sentences=n_sentences,
-            log10_prob_no_oov=float(math.fsum(logp[~is_oov].tolist())) if oovs else total,
+            log10_prob_no_oov=_exact_sum(logp[~is_oov]) if oovs else total,
         )
 
     def perplexity(self, sentences) -> float:

@@ -1,0 +1,117 @@
+"""Binary load + query: ``lmlab ngram eval MODEL.lmbin TEXT`` vs KenLM ``query -v summary`` on its probing file.
+
+    LMLAB_BENCH_CACHE=<dir> .venv/bin/python benchmarks/ngram_query.py [--million 3] [--rounds 5]
+        [--order 5] [--out benchmarks/results/ngram_query.md]
+
+The model: an MKN n-gram (default 5) estimated by lmplz from the first ``--million`` M words of
+benchmarks/ngram_scale.py's corpus, written once into the cache folder, then made binary by
+both tools (``lmlab ngram binarize`` -> .lmbin, ``build_binary probing``). The query text is
+the same prefix (every token is scored; both report the same perplexity, checked). Then
+``--rounds`` rounds, each one fresh ``lmlab`` process then one fresh ``query`` process (ABAB,
+one at a time, under GNU time): the median wall, CPU and peak RSS of each. lmlab's figure
+includes the CLI's start-up (Python, typer); an in-process breakdown (load, reading and
+encoding the text, scoring) is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from ngram_scale import PY, corpus, measured, prefix  # noqa: E402
+
+
+def breakdown(model: Path, text: Path) -> str:
+    """lmlab in this process: seconds to map the model, read + encode the text, score it."""
+    from lmlab.ngram import load_model
+    from lmlab.ngram.counts import encode_text
+
+    t = time.perf_counter()
+    m = load_model(model)
+    m.score_stream(*encode_text(b"a b\n", m.vocab)[:2])  # (numba kernel loaded from its cache)
+    loaded = time.perf_counter() - t
+    t = time.perf_counter()
+    ids, pos, _, n = encode_text(text.read_bytes(), m.vocab)
+    encoded = time.perf_counter() - t
+    t = time.perf_counter()
+    ev = m.evaluate_stream(ids, pos, n)
+    scored = time.perf_counter() - t
+    return (f"in-process: load + kernel {loaded:.2f} s, read + encode {encoded:.2f} s, score {scored:.2f} s "
+            f"({len(ids) / scored / 1e6:.2f} M positions/s); perplexity {ev.perplexity:.6f}")
+
+
+def main() -> None:
+    from ngram_bench import CACHE, build_lmplz
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--million", type=float, default=3.0)
+    ap.add_argument("--order", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    lmplz, note = build_lmplz()
+    if lmplz is None:
+        sys.exit(note)
+    bindir = lmplz.parent
+    cache = Path(CACHE)
+    train, _, what = corpus(cache)
+    work = cache / f"query_{args.million}_{args.order}"
+    work.mkdir(exist_ok=True)
+    text, words = prefix(train, args.million, work)
+    arpa, lmbin, probing = work / "m.arpa", work / "m.lmbin", work / "m.probing"
+    if not arpa.exists():
+        subprocess.run([str(lmplz), "-o", str(args.order), "-S", "2G", "-T", str(work) + "/", "--text", str(text),
+                        "--arpa", str(arpa)], check=True, capture_output=True)
+    if not lmbin.exists():
+        subprocess.run([PY, "-m", "lmlab", "ngram", "binarize", str(arpa), str(lmbin)], check=True, capture_output=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    if not probing.exists():
+        subprocess.run([str(bindir / "build_binary"), "probing", str(arpa), str(probing)], check=True, capture_output=True)
+    ours, theirs = [], []
+    for _ in range(args.rounds):
+        ours.append(measured([PY, "-m", "lmlab", "ngram", "eval", str(lmbin), str(text)]))
+        theirs.append(measured([str(bindir / "query"), "-v", "summary", str(probing)], stdin=str(text)))
+    import re
+
+    ppl_ours = float(re.search(r"Perplexity including OOVs:\s+(\S+)", ours[-1]["out"]).group(1))
+    ppl_theirs = float(re.search(r"Perplexity including OOVs:\s+(\S+)", theirs[-1]["out"]).group(1))
+
+    def med(runs, key):
+        return statistics.median(r[key] for r in runs)
+
+    load = os.getloadavg()
+    lines = [
+        f"# Binary load + query: lmlab vs KenLM ({args.order}-gram of {words / 1e6:.2f}M words)", "",
+        f"Command: `LMLAB_BENCH_CACHE=<dir> .venv/bin/python benchmarks/ngram_query.py --million {args.million} "
+        f"--order {args.order} --rounds {args.rounds}`", "",
+        f"Corpus: {what} (prefix; the query text is the same prefix). {args.rounds} rounds, lmlab and KenLM "
+        f"alternating, one fresh process each, medians. Load average at the end: "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (2 cores).", "",
+        "| what | wall | CPU | peak RSS | file |", "|---|---:|---:|---:|---:|",
+        f"| `lmlab ngram eval m.lmbin` | {med(ours, 'wall'):.2f} s | {med(ours, 'cpu'):.2f} s | "
+        f"{med(ours, 'rss'):.0f} MB | {lmbin.stat().st_size / 1e6:.0f} MB |",
+        f"| KenLM `query -v summary m.probing` | {med(theirs, 'wall'):.2f} s | {med(theirs, 'cpu'):.2f} s | "
+        f"{med(theirs, 'rss'):.0f} MB | {probing.stat().st_size / 1e6:.0f} MB |",
+        f"| ratio lmlab / KenLM | {med(ours, 'wall') / med(theirs, 'wall'):.2f}x | "
+        f"{med(ours, 'cpu') / med(theirs, 'cpu'):.2f}x | {med(ours, 'rss') / med(theirs, 'rss'):.2f}x | |", "",
+        f"Perplexity: lmlab {ppl_ours:.6f}, KenLM {ppl_theirs:.6f} "
+        f"(rel. diff {abs(ppl_ours - ppl_theirs) / ppl_theirs:.1e}).", "",
+        breakdown(lmbin, text),
+    ]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report)
+
+
+if __name__ == "__main__":
+    main()
