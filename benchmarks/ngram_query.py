@@ -35,18 +35,25 @@ def breakdown(model: Path, text: Path) -> str:
     from lmlab.ngram import load_model
     from lmlab.ngram.counts import encode_text
 
-    t = time.perf_counter()
+    clock = []
+
+    def tick():
+        clock.append((time.perf_counter(), time.process_time()))
+        if len(clock) == 1:
+            return ""
+        (w0, c0), (w1, c1) = clock[-2], clock[-1]
+        return f"{w1 - w0:.2f} s wall / {c1 - c0:.2f} s CPU"
+
+    tick()
     m = load_model(model)
     m.score_stream(*encode_text(b"a b\n", m.vocab)[:2])  # (numba kernel loaded from its cache)
-    loaded = time.perf_counter() - t
-    t = time.perf_counter()
+    loaded = tick()
     ids, pos, _, n = encode_text(text.read_bytes(), m.vocab)
-    encoded = time.perf_counter() - t
-    t = time.perf_counter()
+    encoded = tick()
     ev = m.evaluate_stream(ids, pos, n)
-    scored = time.perf_counter() - t
-    return (f"in-process: load + kernel {loaded:.2f} s, read + encode {encoded:.2f} s, score {scored:.2f} s "
-            f"({len(ids) / scored / 1e6:.2f} M positions/s); perplexity {ev.perplexity:.6f}")
+    scored = tick()
+    return (f"in-process: load + kernel {loaded}, read + encode {encoded}, score {scored} "
+            f"({len(ids) / 1e6:.2f} M positions); perplexity {ev.perplexity:.6f}")
 
 
 def main() -> None:
