@@ -52,7 +52,7 @@ import numpy as np
 from ..errors import DataError, FormatError, UsageError
 from ..io import atomic_open
 from .counts import Vocabulary
-from .model import LOG10_ZERO, NgramModel
+from .model import LOG10_ZERO, NgramModel, _emit, _emit_jitted
 
 MAGIC = b"\x93LMBIN\r\n"
 VERSION = 1
@@ -325,27 +325,14 @@ def _trie_kernel(ids, pos, V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_code
                         value += np.float64(bo[k - 2][ctx])
                 else:
                     value += 0.0
-        if compact:
-            if pos[t] > 0:
-                logp[out] = value
-                matched[out] = m
-                is_oov[out] = w == 0  # UNK_ID: OOVs were mapped to it
-                sent[out] = sentence
-                out += 1
-            else:
-                sentence += 1
-        elif pos[t] > 0:
-            logp[t] = value
-            matched[t] = m
-        else:
-            logp[t] = 0.0
-            matched[t] = 0
+        out, sentence = _emit_compiled(compact, t, pos[t], w, value, m, out, sentence, logp, matched, is_oov, sent)
         for n in range(N):
             prev[n] = cur[n]
 
 
 _TRIE: list = []  # [jitted _trie_kernel or None], filled on first use
 _find_compiled = _find  # the jitted _find once _trie_scorer() has run (the kernel calls it)
+_emit_compiled = _emit  # (likewise the jitted model._emit)
 
 
 def _trie_scorer():
@@ -356,8 +343,9 @@ def _trie_scorer():
         except ImportError:
             _TRIE.append(None)
             return None
-        global _find_compiled
+        global _find_compiled, _emit_compiled
         _find_compiled = njit(cache=True, nogil=True)(_find)
+        _emit_compiled = _emit_jitted()
         _TRIE.append(njit(cache=True, nogil=True)(_trie_kernel))
     return _TRIE[0]
 

@@ -52,6 +52,40 @@ LOG10_ZERO = -99.0  # what ARPA files write for log10(0)
 _COMPILED_ABOVE = 1_000_000  # n-grams: above this, score with the numba kernel when numba is installed
 
 
+def _emit(compact, t, p, w, value, m, out, sentence, logp, matched, is_oov, sent):
+    """Store one stream position's score (both compiled scorers): per position, or with ``compact``
+    per predicted token (``p > 0``) with its OOV flag and sentence index. Returns (out, sentence)."""
+    if compact:
+        if p > 0:
+            logp[out] = value
+            matched[out] = m
+            is_oov[out] = w == 0  # UNK_ID: OOVs were mapped to it
+            sent[out] = sentence
+            out += 1
+        else:
+            sentence += 1
+    elif p > 0:
+        logp[t] = value
+        matched[t] = m
+    else:
+        logp[t] = 0.0
+        matched[t] = 0
+    return out, sentence
+
+
+_emit_compiled = _emit  # the jitted _emit once a compiled scorer is made (the kernels call it)
+_EMIT: list = []
+
+
+def _emit_jitted():
+    """The numba-compiled :func:`_emit` (numba must be installed)."""
+    if not _EMIT:
+        from numba import njit
+
+        _EMIT.append(njit(cache=True, nogil=True, inline="always")(_emit))
+    return _EMIT[0]
+
+
 # The compiled scorer: one pass over the stream doing exactly what score_ids' numpy code does,
 # with the same hash tables (KeyIndex) and the same floating-point operations in the same order
 # (so the scores are bit-identical). Plain Python here; _compiled_scorer() jits it on first use.
@@ -99,21 +133,7 @@ def _score_kernel(ids, pos, V, N, table, slot_off, masks, shifts, lpbo, closed, 
                     lp += lpbo[offset[k - 1] + ctx, 1]
                 else:
                     lp += 0.0
-        if compact:
-            if pos[t] > 0:
-                logp[out] = lp
-                matched[out] = m
-                is_oov[out] = w == 0  # UNK_ID: OOVs were mapped to it
-                sent[out] = sentence
-                out += 1
-            else:
-                sentence += 1
-        elif pos[t] > 0:
-            logp[t] = lp
-            matched[t] = m
-        else:
-            logp[t] = 0.0
-            matched[t] = 0
+        out, sentence = _emit_compiled(compact, t, pos[t], w, lp, m, out, sentence, logp, matched, is_oov, sent)
         for n in range(N):
             prev[n] = cur[n]
 
@@ -129,6 +149,8 @@ def _compiled_scorer():
         except ImportError:
             _SCORER.append(None)
             return None
+        global _emit_compiled
+        _emit_compiled = _emit_jitted()
         _SCORER.append(njit(cache=True, nogil=True)(_score_kernel))
     return _SCORER[0]
 
