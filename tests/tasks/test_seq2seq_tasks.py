@@ -92,14 +92,16 @@ def test_finetune_on_a_pairs_file_learns_and_scores(tmp_path):
     assert (tmp_path / "ft" / "model" / "tokenizer.json").is_file()
     saved = json.loads((tmp_path / "ft" / "scores.json").read_text())
     assert saved["bleu"] == pytest.approx(scores["bleu"])
-    again, tokenizer = seq2seq.load_model(tmp_path / "ft" / "model")
-    assert again.config.vocab_size == tokenizer.vocab_size
+    again, codec = seq2seq.load_model(tmp_path / "ft" / "model")
+    assert again.config.vocab_size == codec.tokenizer.vocab_size
+    # the saved folder decodes the same outputs again (lmlab eval seq2seq's path)
+    assert seq2seq.evaluate_seq2seq(tmp_path / "ft" / "model")["bleu"] == scores["bleu"]
 
 
-def test_finetune_refuses_a_model_that_is_not_bart(tmp_path):
+def test_finetune_refuses_a_model_that_is_not_an_encoder_decoder(tmp_path):
     from lmlab import registry
 
     row = registry.get("gpt")
     row.model_class()(row.config_from()).save_pretrained(tmp_path / "gpt")
-    with pytest.raises(UsageError, match="needs a BART / MASS model"):
+    with pytest.raises(UsageError, match="needs an encoder-decoder"):
         seq2seq.load_model(tmp_path / "gpt")

@@ -10,6 +10,9 @@ MODEL_DIR: a saved folder of any family with the ``encode`` capability (bert, ro
 albert, electra, gpt, ... — ``lmlab.registry``), with its tokenizer. DATA: ``rotten-tomatoes``,
 ``wiki-topics``, ``peoples-daily-ner`` or a CSV / TSV / JSONL file (``--text-field``,
 ``--label-field``, ``--text-pair-field``, ``--split-field``, else a seeded 80/10/10 split).
+With an encoder-decoder MODEL_DIR (t5, bart, mass, transformer), ``g2p``, ``kjv-web``, ``wiki-desc``
+and a pairs file (``.jsonl`` of ``{"source", "target"}`` or a ``.tsv`` of source<TAB>target) fine-tune
+it as sequence-to-sequence (:mod:`lmlab.tasks.seq2seq`).
 Prints validation and test accuracy, macro-F1 and the majority-class baseline, writes
 ``scores.json`` and the fine-tuned folder ``OUT/model`` (``lmlab.load``, ``lmlab predict``,
 ``lmlab eval classify``). ``--resume`` continues an interrupted run exactly. The library side is
@@ -48,7 +51,7 @@ def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, st
     from ..io import atomic_write_text
     from ..pretrained import read_model_config
 
-    module_name, function, spec_name, kind = OTHER_TASKS[task]
+    module_name, function, spec_name, kind = OTHER_TASKS.get(task, OTHER_TASKS["g2p"])  # else a pairs file
     module = importlib.import_module(f"lmlab.tasks.{module_name}")
     spec_class = getattr(module, spec_name)
     fields = {f.name for f in dataclasses.fields(spec_class)}
@@ -58,7 +61,7 @@ def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, st
     spec = spec_class(**{k: v for k, v in given.items() if k in fields})
     spec.validate()
     read_model_config(model_dir)
-    out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{task}", force)
+    out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{Path(task).stem}", force)
     with status(f"fine-tuning {model_dir} on {task} ({kind}, {steps} steps)"):
         scores = getattr(module, function)(model_dir, task, spec, out_dir)
     rows = [[k, v] for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -131,6 +134,13 @@ def register(app: typer.Typer) -> None:
                             lm_coef=lm_coef, freeze=freeze, layer=layer, head=head, head_hidden=head_hidden,
                             eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every, seed=seed,
                             threads=threads)
+        if model_dir is not None and task not in OTHER_TASKS:
+            from ..tasks.seq2seq import is_pairs_for_encoder_decoder
+
+            if is_pairs_for_encoder_decoder(model_dir, task, text_field):  # a source -> target file
+                _other_task(model_dir, task, out, force, steps=steps, batch_size=batch_size, max_len=max_len, lr=lr,
+                            max_train=max_train, seed=seed, threads=threads, crf=crf)
+                return
         if task in OTHER_TASKS:
             if model_dir is None:
                 raise UsageError(f"{task} needs a pretrained MODEL_DIR (lmlab finetune MODEL_DIR {task})")

@@ -8,6 +8,7 @@ then ``pipe("a text")`` or ``pipe([...texts], batch_size=64)`` returns plain dic
 | ``text-classification`` | ``lmlab finetune``'s (family ``classifier``) | ``{"label", "score"}``; ``top_k=k``: a list of k, best first (``top_k=None``: every label) |
 | ``fill-mask`` | every family with the ``fill-mask`` capability (BERT, RoBERTa, SpanBERT, ALBERT) | a list of ``top_k`` ``{"score", "token", "token_str", "sequence"}``, one mask token per input |
 | ``text-generation`` | every family with the ``generate`` capability (GPT) | ``{"generated_text"}``: the prompt and its continuation |
+| ``text2text-generation`` | every encoder-decoder (``translate``: T5, BART, MASS, Transformer) | ``{"generated_text"}``: the output for the input |
 
 As in HF, a single string in gives that input's result out (a dict, or a list for fill-mask and
 ``top_k`` > 1); a list in gives a list out, in the inputs' order. Texts are batched after sorting
@@ -36,11 +37,12 @@ PIPELINES: dict[str, str] = {
     "token-classification": "lmlab.tasks.tagging:TokenClassificationPipeline",
     "question-answering": "lmlab.tasks.qa:QuestionAnsweringPipeline",
     "text-pair-classification": "lmlab.tasks.pairs:TextPairClassificationPipeline",
+    "text2text-generation": "lmlab.tasks.seq2seq:Text2TextGenerationPipeline",
 }
 
 # registry capability -> the pipeline a folder of such a family runs by default (first match wins)
 DEFAULT_TASKS = (("classify", "text-classification"), ("tag", "token-classification"),
-                 ("fill-mask", "fill-mask"), ("generate", "text-generation"))
+                 ("fill-mask", "fill-mask"), ("generate", "text-generation"), ("translate", "text2text-generation"))
 
 
 def _resolve(spec: str):
@@ -92,6 +94,10 @@ def pipeline(task: str | None, model, tokenizer=None, progress: bool = False):
         if needs:  # a one-line refusal before the weights are read
             registry.get(folder_family(folder)).require(needs, f"pipeline {task!r}")
         model = load(folder)
+        if task == "text2text-generation" and tokenizer is None:  # a tokenizer or the translation vocabularies
+            from .seq2seq import Seq2SeqCodec
+
+            tokenizer = Seq2SeqCodec.for_folder(folder, model)
         tokenizer = tokenizer or load_tokenizer(folder)
     elif task is None or tokenizer is None:
         raise UsageError("pipeline(task, model, tokenizer): a loaded model needs its task and tokenizer")
