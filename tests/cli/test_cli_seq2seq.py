@@ -124,7 +124,7 @@ def test_bart_on_a_tsv_pairs_file(cli, tmp_path, sentences):
 
 def test_translation_recipe_transformer_on_g2p_then_predict(cli, tmp_path):
     """A Transformer folder of the g2p translation recipe (letter and phoneme vocabularies, no tokenizer)."""
-    from lmlab.recipes.seq2seq import PAD, BOS, EOS, PairVocab, g2p_entries
+    from lmlab.recipes.seq2seq import BOS, EOS, PAD, PairVocab, g2p_entries
 
     train, _, _ = g2p_entries()
     vocab = PairVocab.for_g2p(train[:5000])
