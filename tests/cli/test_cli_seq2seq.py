@@ -171,3 +171,40 @@ def test_a_classification_file_still_goes_to_classification(tmp_path):
     assert not is_pairs_for_encoder_decoder(folder, str(tmp_path / "cls.tsv"))
     assert not is_pairs_for_encoder_decoder(folder, str(tmp_path / "cls.jsonl"))
     assert is_pairs_for_encoder_decoder(folder, str(tmp_path / "pairs.jsonl"))
+
+
+def test_t5_text_to_text_classification_on_rotten_tomatoes(cli, tmp_path):
+    """``lmlab finetune T5_DIR rotten-tomatoes`` is text-to-text for a T5 folder: the model learns to write
+    "rotten" / "fresh"; the pipeline's label and score come from the two label words' sequence probabilities."""
+    from lmlab.data import sources
+    from lmlab.tasks.seq2seq import label_log_probs, load_model
+
+    texts = [d.text for d in sources.load("rotten-tomatoes").split().train[:400]] + ["rotten", "fresh"]
+    folder = _t5_folder(tmp_path / "t5", texts)
+    out = tmp_path / "ft"
+    run = cli("finetune", str(folder), "rotten-tomatoes", "--steps", "30", "--batch-size", "16", "--lr", "3e-3",
+              "--max-train", "480", "--threads", "1", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "text-to-text" in run.stdout
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["labels"] == ["rotten", "fresh"] and scores["n_test"] > 1000
+    assert 0.0 <= scores["accuracy"] <= 1.0 and scores["majority_baseline"] >= 0.5
+    pipe = lmlab.pipeline("text-classification", out / "model")
+    text = "a gorgeous, witty, seductive movie."
+    best = pipe(text)
+    ranked = pipe(text, top_k=None)
+    assert best["label"] in ("rotten", "fresh") and ranked[0] == best
+    assert sum(r["score"] for r in ranked) == pytest.approx(1.0)
+    # hand check: the score is P(label words </s> | text) normalised over the two labels
+    model, codec = load_model(out / "model")
+    logp = label_log_probs(model, codec, [text], ["rotten", "fresh"], 64)[0]
+    assert best["score"] == pytest.approx(float(torch.softmax(logp, 0).max()), abs=1e-6)
+    with torch.no_grad():  # and log P of one label word is the teacher-forced sum over its tokens and </s>
+        ids = codec.target_ids(["fresh"], 64)[0] + [model.config.eos_token_id]
+        src = torch.tensor(codec.source_ids([text], 64))
+        dec = torch.tensor([[model.config.decoder_start_token_id, *ids[:-1]]])
+        lp = torch.log_softmax(model(src, dec), -1)[0]
+        assert float(sum(lp[t, i] for t, i in enumerate(ids))) == pytest.approx(float(logp[1]), abs=1e-4)
+    run = cli("predict", str(out), text)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1])["label"] == best["label"]

@@ -71,6 +71,24 @@ def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, st
     console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}")
 
 
+def _text_to_text(model_dir: Path, task: str, out: Path | None, force: bool, *, steps: int, batch_size: int,
+                  lr: float, max_train: int, seed: int, threads: int, text_field: str, label_field: str) -> None:
+    """Classification as generating the label word (:func:`lmlab.tasks.seq2seq.finetune_text_to_text`)."""
+    from ..tasks.seq2seq import Seq2SeqFinetuneSpec, finetune_text_to_text
+
+    spec = Seq2SeqFinetuneSpec(steps=steps, batch_size=batch_size, lr=lr, max_train=max_train, max_eval=0,
+                               seed=seed, threads=threads or 1)
+    spec.validate()
+    out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{Path(task).stem}", force)
+    with status(f"fine-tuning {model_dir} on {task} (text-to-text: the label word is generated, {steps} steps)"):
+        scores = finetune_text_to_text(model_dir, task, spec, out_dir, text_field=text_field, label_field=label_field)
+    rows = [["test accuracy", scores["accuracy"]], ["test macro-F1", scores["macro_f1"]],
+            ["majority-class accuracy", scores["majority_baseline"]], ["train examples", scores["n_train"]],
+            ["test examples", scores["n_test"]], ["final train loss", scores["train_loss"]]]
+    console.print(table(f"{task}: {model_dir} (text-to-text)", ["metric", "value"], rows))
+    console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
     def finetune(
@@ -113,6 +131,9 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="write into a non-empty --out"),
         resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its latest checkpoint"),
         crf: bool = typer.Option(False, "--crf", help="tagging tasks: a linear-chain CRF over the tag scores"),
+        text_to_text: bool = typer.Option(None, "--text-to-text/--no-text-to-text",
+                                          help="an encoder-decoder learns to write the label word (T5's "
+                                               "text-to-text classification; default: on for T5 folders)"),
     ) -> None:
         """Fine-tune an encoder (or train one from scratch) on a task or a labelled file; report test scores."""
         from ..io import atomic_write_text
@@ -135,11 +156,17 @@ def register(app: typer.Typer) -> None:
                             eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every, seed=seed,
                             threads=threads)
         if model_dir is not None and task not in OTHER_TASKS:
-            from ..tasks.seq2seq import is_pairs_for_encoder_decoder
+            from ..tasks.seq2seq import is_pairs_for_encoder_decoder, wants_text_to_text
 
             if is_pairs_for_encoder_decoder(model_dir, task, text_field):  # a source -> target file
                 _other_task(model_dir, task, out, force, steps=steps, batch_size=batch_size, max_len=max_len, lr=lr,
                             max_train=max_train, seed=seed, threads=threads, crf=crf)
+                return
+
+            if wants_text_to_text(model_dir, text_to_text):
+                _text_to_text(model_dir, task, out, force, steps=steps, batch_size=batch_size, lr=lr,
+                              max_train=max_train, seed=seed, threads=threads, text_field=text_field,
+                              label_field=label_field)
                 return
         if task in OTHER_TASKS:
             if model_dir is None:

@@ -64,7 +64,10 @@ def default_task(folder: str | Path) -> str:
     """The pipeline task a saved folder runs when none is named, from its family's capabilities."""
     from .. import registry
     from .classification import folder_family
+    from .seq2seq import is_text_to_text_classifier
 
+    if is_text_to_text_classifier(folder):  # an encoder-decoder that writes label words
+        return "text-classification"
     family = folder_family(folder)
     capabilities = registry.get(family).capabilities
     for capability, task in DEFAULT_TASKS:
@@ -90,6 +93,12 @@ def pipeline(task: str | None, model, tokenizer=None, progress: bool = False):
         folder = model_folder(model)
         task = task or default_task(folder)
         _check_task(task)
+        from .seq2seq import TextToTextClassificationPipeline, is_text_to_text_classifier
+
+        if task == "text-classification" and is_text_to_text_classifier(folder):
+            pipe = TextToTextClassificationPipeline.for_folder(folder)
+            pipe.progress = progress
+            return pipe
         needs = {name: capability for capability, name in DEFAULT_TASKS}.get(task)
         if needs:  # a one-line refusal before the weights are read
             registry.get(folder_family(folder)).require(needs, f"pipeline {task!r}")

@@ -393,6 +393,33 @@ def evaluate_seq2seq(model_dir: str | Path, data: str | None = None, split: str 
         torch.set_num_threads(threads_before)
 
 
+def _fit(model, codec: Seq2SeqCodec, train: Pairs, spec: Seq2SeqFinetuneSpec, train_dir: Path) -> float:
+    """Teacher-forced training on ``train`` through the one Trainer; the final training loss."""
+    from ..data.stream import PairRows, pair_rows
+    from ..objectives.seq2seq import Seq2SeqObjective
+    from ..train.trainer import TrainConfig, Trainer
+
+    c = model.config
+    src_len, tgt_len = spec.max_source_len, spec.max_target_len - 1
+    encoded = list(zip(codec.source_ids([s for s, _ in train], spec.max_source_len),
+                       codec.target_ids([t for _, t in train], spec.max_target_len)))
+    # decoder input = [decoder_start, *target], decoder output = [*target, </s>]: pair_rows' "bos" is the start
+    rows = pair_rows(encoded, src_len, tgt_len, c.pad_token_id, decoder_start(model), c.eos_token_id)
+    source = PairRows(rows, src_len, min(spec.batch_size, rows.shape[0]), seed=spec.seed, bucket=20,
+                      pad_id=c.pad_token_id)
+    objective = Seq2SeqObjective(src_len, tgt_len, c.pad_token_id, spec.label_smoothing)
+    config = TrainConfig.quiet(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
+                               warmup_steps=min(spec.warmup_steps, spec.steps - 1), weight_decay=spec.weight_decay,
+                               clip_norm=1.0, threads=spec.threads, device="cpu", precision="fp32")
+    return Trainer(model, objective, source, config, train_dir).fit().loss
+
+
+def decoder_start(model) -> int:
+    """The id the family's decoder starts from (BART: ``</s>``, T5: ``<pad>``, the Transformer: ``<s>``)."""
+    c = model.config
+    return c.decoder_start_token_id if hasattr(c, "decoder_start_token_id") else c.bos_token_id
+
+
 def finetune_seq2seq(model_dir: str | Path, data: str, spec: Seq2SeqFinetuneSpec | None = None,
                      out_dir: str | Path = "runs/seq2seq-finetune") -> dict:
     """Fine-tune the T5 / BART / MASS / Transformer model in ``model_dir`` on ``data`` (a built-in task or
@@ -401,11 +428,8 @@ def finetune_seq2seq(model_dir: str | Path, data: str, spec: Seq2SeqFinetuneSpec
     Returns ``{"task", "bleu", "chrf", "rouge1", "rouge2", "rougeL", ("per", "wer" for g2p), "n_train",
     "n_eval", "eval_split", "train_loss", "examples"}``; the model goes to ``out_dir/model``.
     """
-    from ..data.stream import PairRows, pair_rows
     from ..io import atomic_write_text
-    from ..objectives.seq2seq import Seq2SeqObjective
     from ..pretrained import read_model_config
-    from ..train.trainer import TrainConfig, Trainer
 
     spec = spec or Seq2SeqFinetuneSpec()
     spec.validate()
@@ -422,25 +446,13 @@ def finetune_seq2seq(model_dir: str | Path, data: str, spec: Seq2SeqFinetuneSpec
     evaluation = splits[spec.eval_split][: spec.max_eval]
     if not train or not evaluation:
         raise DataError(f"{data}: {len(train)} training and {len(evaluation)} {spec.eval_split} pairs; need both")
-    src_len, tgt_len = spec.max_source_len, spec.max_target_len - 1
-    encoded = list(zip(codec.source_ids([s for s, _ in train], spec.max_source_len),
-                       codec.target_ids([t for _, t in train], spec.max_target_len)))
-    # decoder input = [decoder_start, *target], decoder output = [*target, </s>]: pair_rows' "bos" is the start
-    start = c.decoder_start_token_id if hasattr(c, "decoder_start_token_id") else c.bos_token_id
-    rows = pair_rows(encoded, src_len, tgt_len, c.pad_token_id, start, c.eos_token_id)
-    source = PairRows(rows, src_len, min(spec.batch_size, rows.shape[0]), seed=spec.seed, bucket=20,
-                      pad_id=c.pad_token_id)
-    objective = Seq2SeqObjective(src_len, tgt_len, c.pad_token_id, spec.label_smoothing)
-    config = TrainConfig.quiet(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
-                               warmup_steps=min(spec.warmup_steps, spec.steps - 1), weight_decay=spec.weight_decay,
-                               clip_norm=1.0, threads=spec.threads, device="cpu", precision="fp32")
     threads_before = torch.get_num_threads()
     try:
-        result = Trainer(model, objective, source, config, out_dir / "train").fit()
+        train_loss = _fit(model, codec, train, spec, out_dir / "train")
         scores = evaluate_pairs(model, codec, task, evaluation, spec)
     finally:
         torch.set_num_threads(threads_before)
-    scores = {**scores, "n_train": len(train), "eval_split": spec.eval_split, "train_loss": result.loss}
+    scores = {**scores, "n_train": len(train), "eval_split": spec.eval_split, "train_loss": train_loss}
     metadata = {"finetuned": {"task": task, "data": str(data), "spec": asdict(spec)}}
     if "data" in read_model_config(model_dir):  # the translation recipe's task, which its vocabularies follow
         metadata["data"] = read_model_config(model_dir)["data"]
@@ -472,4 +484,156 @@ class Text2TextGenerationPipeline:
         outputs = decode_sources(self.model, self.codec, texts, limit, max_new_tokens, num_beams,
                                  batch_size=batch_size) if texts else []
         results = [{"generated_text": text} for text in outputs]
+        return results[0] if single else results
+
+
+# --------------------------------------------------------------------------- text-to-text classification
+
+
+def text_to_text_source(text: str, pair: str | None) -> str:
+    """The input text of an example (a sentence pair as T5 writes its GLUE inputs: ``"sentence1: .. sentence2: .."``)."""
+    return text if pair is None else f"sentence1: {text} sentence2: {pair}"
+
+
+def label_log_probs(model, codec: Seq2SeqCodec, texts: list[str], labels: list[str], max_source: int,
+                    batch_size: int = 32) -> torch.Tensor:
+    """(N, L) log P(label word sequence, then ``</s>`` | text) under the encoder-decoder, teacher-forced:
+    Σ_t log p(y_t | y_<t, x) over each label's tokens and its ``</s>`` (T5's text-to-text scoring)."""
+    c = model.config
+    targets = codec.target_ids(labels, c.max_length)
+    width = max(map(len, targets)) + 1
+    tgt_in = torch.full((len(labels), width), c.pad_token_id, dtype=torch.long)
+    tgt_out = torch.full((len(labels), width), c.pad_token_id, dtype=torch.long)
+    for j, ids in enumerate(targets):
+        tgt_in[j, : len(ids) + 1] = torch.tensor([decoder_start(model), *ids])
+        tgt_out[j, : len(ids) + 1] = torch.tensor([*ids, c.eos_token_id])
+    L, out = len(labels), []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for first in range(0, len(texts), batch_size):
+                src = _padded(codec.source_ids(texts[first:first + batch_size], max_source), c.pad_token_id)
+                B = src.shape[0]
+                src = src.repeat_interleave(L, dim=0)                                   # (B·L, S)
+                logp = torch.log_softmax(model(src, tgt_in.repeat(B, 1)).float(), dim=-1)  # (B·L, T, V)
+                gold = tgt_out.repeat(B, 1)                                              # (B·L, T)
+                picked = logp.gather(-1, gold.clamp(min=0)[..., None])[..., 0]          # (B·L, T)
+                picked = picked.masked_fill(gold == c.pad_token_id, 0.0)
+                out.append(picked.sum(dim=1).view(B, L))                                 # (B, L)
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def finetune_text_to_text(model_dir: str | Path, task: str, spec: Seq2SeqFinetuneSpec | None = None,
+                          out_dir: str | Path = "runs/text-to-text", text_field: str = "text",
+                          label_field: str = "label") -> dict:
+    """T5's text-to-text classification (Raffel et al. 2020, §2.4): the encoder-decoder in ``model_dir`` learns
+    to write the label word of each text of ``task`` (``rotten-tomatoes``, ``wiki-topics`` or a labelled
+    file, as :func:`lmlab.tasks.classification.task_data` reads them); an example is classified as the label
+    whose word sequence is most probable. Returns accuracy, macro-F1, the majority baseline, ``n_train``,
+    ``n_test``, ``train_loss``; the model goes to ``out_dir/model`` with its labels (``text_to_text``)."""
+    from ..eval.metrics import accuracy, macro_f1
+    from ..io import atomic_write_text
+    from .classification import FinetuneSpec, task_data
+
+    spec = spec or Seq2SeqFinetuneSpec()
+    spec.validate()
+    out_dir = Path(out_dir)
+    model, codec = load_model(model_dir)
+    data = task_data(FinetuneSpec(task=task, text_field=text_field, label_field=label_field, seed=spec.seed))
+    train = [(text_to_text_source(e.text, e.pair), e.label) for e in data.train]
+    train = train[: spec.max_train] if spec.max_train else train
+    test = data.test[: spec.max_eval] if spec.max_eval else data.test
+    threads_before = torch.get_num_threads()
+    try:
+        train_loss = _fit(model, codec, train, spec, out_dir / "train")
+        scores = label_log_probs(model, codec, [text_to_text_source(e.text, e.pair) for e in test], data.labels,
+                                 spec.max_source_len)
+    finally:
+        torch.set_num_threads(threads_before)
+    gold = [data.labels.index(e.label) for e in test]
+    predicted = scores.argmax(dim=1).tolist()
+    counts = [sum(1 for y in gold if y == k) for k in range(len(data.labels))]
+    result = {"task": task, "accuracy": accuracy(gold, predicted), "macro_f1": macro_f1(gold, predicted),
+              "majority_baseline": max(counts) / len(gold), "n_train": len(train), "n_test": len(test),
+              "train_loss": train_loss, "labels": data.labels}
+    metadata = {"text_to_text": {"labels": data.labels, "max_source_len": spec.max_source_len, "data": data.source},
+                "finetuned": {"task": task, "data": task, "spec": asdict(spec)}}
+    model.save_pretrained(out_dir / "model", extra_files=codec.files(), metadata=metadata)
+    atomic_write_text(out_dir / "scores.json", json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return result
+
+
+def wants_text_to_text(model_dir: str | Path, asked: bool | None) -> bool:
+    """Whether ``lmlab finetune MODEL_DIR <classification data>`` runs text-to-text: as ``asked``
+    (``--text-to-text`` / ``--no-text-to-text``), else for T5 folders; refused for a model that is no
+    encoder-decoder."""
+    from .classification import folder_family
+
+    if asked is False:
+        return False
+    try:
+        family = folder_family(model_dir)
+    except LmlabError:
+        if asked:
+            raise
+        return False  # the classification path gives the one-line error
+    if asked and family not in ENCODER_DECODERS:
+        raise UsageError(f"--text-to-text needs an encoder-decoder ({', '.join(ENCODER_DECODERS)}), "
+                         f"got a {family!r} model")
+    return bool(asked) or family == "t5"
+
+
+def is_text_to_text_classifier(folder: str | Path) -> bool:
+    """True for a folder written by :func:`finetune_text_to_text` (its config.json has ``text_to_text``)."""
+    from ..pretrained import read_model_config
+
+    try:
+        return "text_to_text" in read_model_config(folder)
+    except LmlabError:
+        return False
+
+
+class TextToTextClassificationPipeline:
+    """``lmlab.pipeline("text-classification", folder)`` on a text-to-text classifier: ``{"label", "score"}``
+    with score = P(label words | text) normalised over the labels (``top_k``: the k best, best first)."""
+
+    progress: bool = False
+
+    def __init__(self, model, codec: Seq2SeqCodec, labels: list[str], max_source_len: int) -> None:
+        self.model, self.codec, self.labels, self.max_source_len = model.eval(), codec, labels, max_source_len
+
+    @classmethod
+    def for_folder(cls, folder: str | Path) -> TextToTextClassificationPipeline:
+        from ..pretrained import read_model_config
+
+        model, codec = load_model(folder)
+        meta = read_model_config(folder)["text_to_text"]
+        return cls(model, codec, list(meta["labels"]), int(meta["max_source_len"]))
+
+    def __call__(self, inputs, batch_size: int = 32, top_k: int | None = 1):
+        single = isinstance(inputs, str | dict)
+        items = [inputs] if single else list(inputs)
+        texts = []
+        for i, item in enumerate(items):
+            if isinstance(item, str):
+                texts.append(item)
+            elif isinstance(item, dict):
+                texts.append(text_to_text_source(str(item.get("text", "")), item.get("text_pair")))
+            else:
+                raise UsageError(f"input {i}: expected a string, got {type(item).__name__}")
+        if top_k is not None and top_k < 1:
+            raise UsageError(f"top_k must be >= 1 (or None: every label), got {top_k}")
+        if not texts:
+            return []
+        probs = torch.softmax(label_log_probs(self.model, self.codec, texts, self.labels, self.max_source_len,
+                                              batch_size), dim=1)                         # (N, L)
+        k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
+        results = []
+        for p in probs:
+            scores, classes = p.topk(k)
+            ranked = [{"label": self.labels[int(j)], "score": float(s)} for s, j in zip(scores, classes)]
+            results.append(ranked[0] if top_k == 1 else ranked)
         return results[0] if single else results
