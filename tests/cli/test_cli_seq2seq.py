@@ -48,18 +48,6 @@ def _t5_folder(path, texts):
     return model.save_pretrained(path, extra_files=tok.files())
 
 
-def _bart_folder(path, texts):
-    from lmlab.data.tokenizers import train_tokenizer
-    from lmlab.models.bart import BartConfig, BartForConditionalGeneration
-
-    tok = train_tokenizer("bytebpe", texts, vocab_size=300)
-    torch.manual_seed(0)
-    model = BartForConditionalGeneration(BartConfig(vocab_size=tok.vocab_size, d_model=32, n_heads=2,
-                                                    n_encoder_layers=1, n_decoder_layers=1, d_ff=64, max_length=64,
-                                                    dropout=0.0, mask_token_id=4))
-    return model.save_pretrained(path, extra_files=tok.files())
-
-
 def _transformer(src_vocab, tgt_vocab, pad, bos, eos, share):
     from lmlab.models.transformer import Transformer, TransformerConfig
 
@@ -108,10 +96,10 @@ def test_t5_on_a_jsonl_pairs_file_finetune_predict_eval(cli, tmp_path, sentences
     assert pipe(sentences[0], max_new_tokens=30)["generated_text"] == line["generated_text"]
 
 
-def test_bart_on_a_tsv_pairs_file(cli, tmp_path, sentences):
+def test_bart_on_a_tsv_pairs_file(cli, tmp_path, sentences, tiny_bart_folder):
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("".join(f"{s}\t{s.lower()}\n" for s in sentences), encoding="utf-8")
-    folder = _bart_folder(tmp_path / "bart", sentences + [s.lower() for s in sentences])
+    folder = tiny_bart_folder(tmp_path / "bart", sentences + [s.lower() for s in sentences])
     out = tmp_path / "ft"
     run = cli("finetune", str(folder), str(pairs), "--steps", "4", "--batch-size", "8", "--threads", "1",
               "--out", str(out))
@@ -161,10 +149,10 @@ def test_transformer_with_a_tokenizer_on_wiki_desc(cli, tmp_path, sentences):
     assert type(lmlab.load(out / "model")).__name__ == "Transformer"
 
 
-def test_a_classification_file_still_goes_to_classification(tmp_path):
+def test_a_classification_file_still_goes_to_classification(tmp_path, tiny_bart_folder):
     from lmlab.tasks.seq2seq import is_pairs_for_encoder_decoder
 
-    folder = _bart_folder(tmp_path / "bart", ["a b c", "d e f"] * 20)
+    folder = tiny_bart_folder(tmp_path / "bart", ["a b c", "d e f"] * 20)
     (tmp_path / "cls.tsv").write_text("text\tlabel\ngood film\tpos\n", encoding="utf-8")
     (tmp_path / "cls.jsonl").write_text(json.dumps({"text": "good", "label": "pos"}) + "\n", encoding="utf-8")
     (tmp_path / "pairs.jsonl").write_text(json.dumps({"source": "a", "target": "b"}) + "\n", encoding="utf-8")

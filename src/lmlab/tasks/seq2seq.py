@@ -630,10 +630,7 @@ class TextToTextClassificationPipeline:
             return []
         probs = torch.softmax(label_log_probs(self.model, self.codec, texts, self.labels, self.max_source_len,
                                               batch_size), dim=1)                         # (N, L)
-        k = len(self.labels) if top_k is None else min(top_k, len(self.labels))
-        results = []
-        for p in probs:
-            scores, classes = p.topk(k)
-            ranked = [{"label": self.labels[int(j)], "score": float(s)} for s, j in zip(scores, classes)]
-            results.append(ranked[0] if top_k == 1 else ranked)
+        from .predict import ranked_labels
+
+        results = ranked_labels(probs, self.labels, top_k)
         return results[0] if single else results
