@@ -76,9 +76,8 @@ def write(args, records: list[dict]) -> None:
         if not rows:
             continue
         extra = ["PER", "WER"] if task == "g2p" else []
-        lines += [f"## {task}", "", "| pretraining | seeds | pretrain loss | BLEU | chrF | ROUGE-L | "
-                  + " | ".join(extra) + (" |" if extra else "|"),
-                  "|---|---|---|---|---|---|" + "---|" * len(extra)]
+        header = ["pretraining", "seeds", "pretrain loss", "BLEU", "chrF", "ROUGE-L", *extra]
+        lines += [f"## {task}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for name in (*OBJECTIVES, "none"):
             mine = [r for r in rows if r["pretraining"] == name]
             if not mine:
