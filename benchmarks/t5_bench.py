@@ -1,7 +1,8 @@
-"""lmlab's T5 side by side with Hugging Face's T5ForConditionalGeneration: same weights, same shapes.
+"""lmlab's T5 (or BART, ``--family bart``) side by side with Hugging Face's: same weights, same shapes.
 
 One random T5 (HF builds it; lmlab reads the same weights through :mod:`lmlab.interop.hf_t5`, and
-the two agree to 1e-5 in logits, see tests/interop/test_hf_t5.py), then, on ``--threads`` torch threads:
+the two agree to 1e-5 in logits, see tests/interop/test_hf_t5.py) -- or a random BART through
+:mod:`lmlab.interop.hf_bart` (tests/interop/test_hf_bart.py) -- then, on ``--threads`` torch threads:
 
 - a training step (forward + backward + AdamW) on span-corrupted rows: source 64 tokens
   (``--inputs-length``), targets 14, batch 16; target tokens per second, median of ``--repeats``
@@ -13,6 +14,11 @@ the two agree to 1e-5 in logits, see tests/interop/test_hf_t5.py), then, on ``--
 Usage::
 
     python benchmarks/t5_bench.py --threads 2 --write benchmarks/results/t5.md
+    python benchmarks/t5_bench.py --family bart --threads 2 --write benchmarks/results/bart_speed.md
+
+BART trains on the same rows (inputs 64, targets 14; its decoder input is the target shifted right
+behind ``decoder_start_token_id``, as HF's ``labels=`` does) and generates with forced BOS/EOS and
+n-gram blocking off on both sides.
 
 The ratios are lmlab / HF (> 1: lmlab is faster). Measured on a shared CPU machine, so the absolute
 numbers move with the load; the two sides alternate within each repeat so they see the same load.
@@ -31,6 +37,8 @@ import torch
 
 
 def build(args):
+    if args.family == "bart":
+        return build_bart(args)
     import transformers
 
     from lmlab.interop.hf_t5 import load_t5
@@ -45,6 +53,38 @@ def build(args):
         hf.save_pretrained(tmp)
         ours = load_t5(tmp)
     return ours, hf
+
+
+def build_bart(args):
+    import transformers
+
+    from lmlab.interop.hf_bart import load_hf
+
+    torch.manual_seed(0)
+    config = transformers.BartConfig(vocab_size=args.vocab, d_model=args.d_model, encoder_layers=args.layers,
+                                     decoder_layers=args.layers, encoder_attention_heads=args.heads,
+                                     decoder_attention_heads=args.heads, encoder_ffn_dim=4 * args.d_model,
+                                     decoder_ffn_dim=4 * args.d_model, max_position_embeddings=256, dropout=0.0,
+                                     attention_dropout=0.0, activation_dropout=0.0, pad_token_id=1, bos_token_id=0,
+                                     eos_token_id=2, decoder_start_token_id=2, forced_bos_token_id=None,
+                                     forced_eos_token_id=None)
+    hf = transformers.BartForConditionalGeneration(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        hf.save_pretrained(tmp)
+        ours = load_hf(tmp)
+    return ours, hf
+
+
+def bart_step(model, optimizer, inputs, targets):
+    import torch.nn.functional as F
+
+    from lmlab.models.bart import shift_tokens_right
+
+    c = model.config
+    logits = model(inputs, shift_tokens_right(targets, c.pad_token_id, c.decoder_start_token_id))
+    F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)).backward()  # (B*T, V) vs (B*T,)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def batches(args, n: int):
@@ -96,6 +136,7 @@ def generate_rate(fn, batch: int, new_tokens: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--family", choices=("t5", "bart"), default="t5")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--heads", type=int, default=4)
@@ -114,9 +155,12 @@ def main() -> None:
 
     ours, hf = build(args)
     data = batches(args, args.steps + 2)
+    step = bart_step if args.family == "bart" else ours_step
+    extra = ({"forced_bos_token_id": None, "forced_eos_token_id": None, "no_repeat_ngram_size": 0,
+              "pad_token_id": 1, "eos_token_id": 2} if args.family == "bart" else {})
     rates = {"train": ([], []), "generate b1": ([], []), "generate b8": ([], [])}
     for repeat in range(args.repeats):
-        rates["train"][0].append(train_rate(ours, ours_step, data, args.steps))
+        rates["train"][0].append(train_rate(ours, step, data, args.steps))
         rates["train"][1].append(train_rate(hf, hf_step, data, args.steps))
         print(f"repeat {repeat}: train {rates['train'][0][-1]:,.0f} vs {rates['train'][1][-1]:,.0f} tok/s", flush=True)
         ours.eval()
@@ -129,9 +173,9 @@ def main() -> None:
                                                batch, args.new_tokens))
             rates[key][1].append(generate_rate(
                 lambda src=src: hf.generate(input_ids=src, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-                                    do_sample=False, num_beams=1), batch, args.new_tokens))
+                                    do_sample=False, num_beams=1, **extra), batch, args.new_tokens))
     lines = [
-        "## T5 vs Hugging Face transformers (benchmarks/t5_bench.py)",
+        f"## {args.family.upper()} vs Hugging Face transformers (benchmarks/t5_bench.py)",
         "",
         f"Command: `python benchmarks/t5_bench.py {' '.join(sys.argv[1:])}` (d_model {args.d_model}, "
         f"{args.layers}+{args.layers} layers, {args.heads} heads, |V| {args.vocab}; training batch "

@@ -44,3 +44,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _tiny_bart_folder(path, texts):
+    """A tiny random BART (1+1 layers x d=32) saved to ``path`` with a byte-level BPE tokenizer of ``texts``."""
+    import torch
+
+    from lmlab.data.tokenizers import train_tokenizer
+    from lmlab.models.bart import BartConfig, BartForConditionalGeneration
+
+    tokenizer = train_tokenizer("bytebpe", texts, vocab_size=300)
+    torch.manual_seed(0)
+    model = BartForConditionalGeneration(BartConfig(vocab_size=tokenizer.vocab_size, d_model=32, n_heads=2,
+                                                    n_encoder_layers=1, n_decoder_layers=1, d_ff=64, max_length=64,
+                                                    dropout=0.0, mask_token_id=4))
+    return model.save_pretrained(path, extra_files=tokenizer.files())
+
+
+@pytest.fixture
+def tiny_bart_folder():
+    """``tiny_bart_folder(path, texts)`` -> the folder of a tiny random BART (seq2seq task and CLI tests)."""
+    return _tiny_bart_folder

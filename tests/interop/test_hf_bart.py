@@ -94,6 +94,32 @@ def test_kv_cached_greedy_decoding_matches_hf_generate(tmp_path):
     assert produced.tolist() == expected.tolist()
 
 
+@pytest.mark.parametrize("beams, alpha", [(3, 1.0), (4, 0.6)])
+def test_beam_search_through_the_shared_steps_matches_hf_generate(tmp_path, beams, alpha):
+    """BART decodes through the one encoder-decoder path (``generation_steps`` = nn.decoding.EncoderDecoderSteps)."""
+    from lmlab.nn.decoding import EncoderDecoderSteps
+    from lmlab.tasks.generation import GenerationConfig, beam_search
+
+    hf_model = _hf_model(transformers.BartForConditionalGeneration)
+    hf_model.save_pretrained(tmp_path / "hf")
+    ours = load_hf(tmp_path / "hf").eval()
+    src, _ = _ids()
+    with torch.no_grad():
+        expected = hf_model.generate(input_ids=src, attention_mask=(src != 1).long(), max_new_tokens=10,
+                                     num_beams=beams, length_penalty=alpha, early_stopping=False, do_sample=False,
+                                     min_length=0, forced_bos_token_id=None, forced_eos_token_id=None,
+                                     no_repeat_ngram_size=0, eos_token_id=2, pad_token_id=1)
+        steps = ours.generation_steps(src)
+        assert isinstance(steps, EncoderDecoderSteps)
+        produced = beam_search(steps, steps.start_ids(), config=GenerationConfig(
+            max_new_tokens=10, num_beams=beams, length_penalty=alpha, stop_token_ids=[2], pad_token_id=1))
+
+    def up_to_eos(rows):
+        return [row[: row.index(2, 1) + 1] if 2 in row[1:] else [t for t in row if t != 1] for row in rows.tolist()]
+
+    assert up_to_eos(produced) == up_to_eos(expected)
+
+
 def test_sequence_classification_both_ways(tmp_path):
     hf_model = _hf_model(transformers.BartForSequenceClassification, num_labels=3)
     hf_model.save_pretrained(tmp_path / "hf")

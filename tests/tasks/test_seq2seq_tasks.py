@@ -58,19 +58,7 @@ def test_kjv_web_pairs_split_by_book():
     assert len(splits["test"]) == 3036
 
 
-def _tiny_bart_folder(tmp_path, texts):
-    from lmlab.data.tokenizers import train_tokenizer
-    from lmlab.models.bart import BartConfig, BartForConditionalGeneration
-
-    tokenizer = train_tokenizer("bytebpe", texts, vocab_size=300)
-    torch.manual_seed(0)
-    model = BartForConditionalGeneration(BartConfig(vocab_size=tokenizer.vocab_size, d_model=32, n_heads=2,
-                                                    n_encoder_layers=1, n_decoder_layers=1, d_ff=64, max_length=64,
-                                                    dropout=0.0, mask_token_id=4))
-    return model.save_pretrained(tmp_path / "pretrained", extra_files=tokenizer.files())
-
-
-def test_finetune_on_a_pairs_file_learns_and_scores(tmp_path):
+def test_finetune_on_a_pairs_file_learns_and_scores(tmp_path, tiny_bart_folder):
     """Real sentences (wiki-vital lead sentences, cut to 6 words) -> the same sentence: a tiny model trained
     from random weights starts to copy in 300 steps; the scores, the saved model and scores.json come out."""
     from lmlab.data import sources
@@ -81,7 +69,7 @@ def test_finetune_on_a_pairs_file_learns_and_scores(tmp_path):
     sentences = [" ".join(split_sentences(d.text)[0].split()[:6]) for d in docs if d.text]
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps({"source": s, "target": s}) + "\n"
                                                   for s in sentences), encoding="utf-8")
-    folder = _tiny_bart_folder(tmp_path, sentences + [s.lower() for s in sentences])
+    folder = tiny_bart_folder(tmp_path / "pretrained", sentences + [s.lower() for s in sentences])
     spec = seq2seq.Seq2SeqFinetuneSpec(steps=300, batch_size=16, lr=3e-3, max_source_len=24, max_target_len=24,
                                        max_eval=30, warmup_steps=10)
     scores = seq2seq.finetune_seq2seq(folder, str(tmp_path / "pairs.jsonl"), spec, tmp_path / "ft")
@@ -92,14 +80,16 @@ def test_finetune_on_a_pairs_file_learns_and_scores(tmp_path):
     assert (tmp_path / "ft" / "model" / "tokenizer.json").is_file()
     saved = json.loads((tmp_path / "ft" / "scores.json").read_text())
     assert saved["bleu"] == pytest.approx(scores["bleu"])
-    again, tokenizer = seq2seq.load_model(tmp_path / "ft" / "model")
-    assert again.config.vocab_size == tokenizer.vocab_size
+    again, codec = seq2seq.load_model(tmp_path / "ft" / "model")
+    assert again.config.vocab_size == codec.tokenizer.vocab_size
+    # the saved folder decodes the same outputs again (lmlab eval seq2seq's path)
+    assert seq2seq.evaluate_seq2seq(tmp_path / "ft" / "model")["bleu"] == scores["bleu"]
 
 
-def test_finetune_refuses_a_model_that_is_not_bart(tmp_path):
+def test_finetune_refuses_a_model_that_is_not_an_encoder_decoder(tmp_path):
     from lmlab import registry
 
     row = registry.get("gpt")
     row.model_class()(row.config_from()).save_pretrained(tmp_path / "gpt")
-    with pytest.raises(UsageError, match="needs a BART / MASS model"):
+    with pytest.raises(UsageError, match="needs an encoder-decoder"):
         seq2seq.load_model(tmp_path / "gpt")

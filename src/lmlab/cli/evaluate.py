@@ -3,6 +3,7 @@
     lmlab eval ppl runs/lstm/model test           # the test split of the corpus it was trained on
     lmlab eval ppl runs/nnlm/model notes.txt      # any text file (sentence-split, tokenized, lowercased)
     lmlab eval ppl model.arpa test --corpus wiki-vital
+    lmlab eval seq2seq runs/ft-g2p/model          # a fine-tuned encoder-decoder, decoded as lmlab finetune did
 
 Word-level models report exact per-word perplexity: every word and ``</s>`` predicted,
 ``<s>`` context only, out-of-vocabulary words scored as ``<unk>``.
@@ -123,3 +124,34 @@ def classify(
     if split == "test" and "accuracy" in recorded:
         rows.append(["accuracy printed by lmlab finetune", recorded["accuracy"]])
     console.print(table(f"{folder} on its {split} split", ["metric", "value"], rows))
+
+
+@app.command("seq2seq")
+def seq2seq(
+    model_dir: Path = typer.Argument(..., help="A fine-tuned encoder-decoder folder (lmlab finetune's OUT/model, or OUT)."),
+    data: str = typer.Argument("", help="g2p | kjv-web | wiki-desc | a .jsonl/.tsv pairs file (default: the one it "
+                                        "was fine-tuned on)"),
+    split: str = typer.Option("", help="valid | test (default: the fine-tuning's)"),
+    max_eval: int = typer.Option(-1, help="pairs decoded and scored (-1: the fine-tuning's)"),
+    num_beams: int = typer.Option(0, help="beam width (0: the fine-tuning's)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
+) -> None:
+    """BLEU, chrF, ROUGE (and PER / WER for g2p) of a fine-tuned encoder-decoder, decoded as lmlab finetune did."""
+    from ..tasks.predict import model_folder
+    from ..tasks.seq2seq import evaluate_seq2seq
+
+    if split and split not in ("valid", "test"):
+        raise UsageError(f"--split must be valid or test, got {split!r}")
+    if num_beams < 0:
+        raise UsageError(f"--num-beams must be >= 0, got {num_beams}")
+    folder = model_folder(model_dir)
+    with status(f"decoding with {folder}"):
+        scores = evaluate_seq2seq(folder, data or None, split or None, None if max_eval < 0 else max_eval,
+                                  num_beams or None)
+    numbers = {k: v for k, v in scores.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    if as_json:
+        print(json.dumps({"model": str(folder), "task": scores["task"], "eval_split": scores["eval_split"],
+                          **numbers}))
+        return
+    console.print(table(f"{folder} on {scores['task']} ({scores['eval_split']})", ["metric", "value"],
+                        [[k, v] for k, v in numbers.items()]))

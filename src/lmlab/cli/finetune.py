@@ -10,6 +10,9 @@ MODEL_DIR: a saved folder of any family with the ``encode`` capability (bert, ro
 albert, electra, gpt, ... — ``lmlab.registry``), with its tokenizer. DATA: ``rotten-tomatoes``,
 ``wiki-topics``, ``peoples-daily-ner`` or a CSV / TSV / JSONL file (``--text-field``,
 ``--label-field``, ``--text-pair-field``, ``--split-field``, else a seeded 80/10/10 split).
+With an encoder-decoder MODEL_DIR (t5, bart, mass, transformer), ``g2p``, ``kjv-web``, ``wiki-desc``
+and a pairs file (``.jsonl`` of ``{"source", "target"}`` or a ``.tsv`` of source<TAB>target) fine-tune
+it as sequence-to-sequence (:mod:`lmlab.tasks.seq2seq`).
 Prints validation and test accuracy, macro-F1 and the majority-class baseline, writes
 ``scores.json`` and the fine-tuned folder ``OUT/model`` (``lmlab.load``, ``lmlab predict``,
 ``lmlab eval classify``). ``--resume`` continues an interrupted run exactly. The library side is
@@ -48,7 +51,7 @@ def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, st
     from ..io import atomic_write_text
     from ..pretrained import read_model_config
 
-    module_name, function, spec_name, kind = OTHER_TASKS[task]
+    module_name, function, spec_name, kind = OTHER_TASKS.get(task, OTHER_TASKS["g2p"])  # else a pairs file
     module = importlib.import_module(f"lmlab.tasks.{module_name}")
     spec_class = getattr(module, spec_name)
     fields = {f.name for f in dataclasses.fields(spec_class)}
@@ -58,13 +61,31 @@ def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, st
     spec = spec_class(**{k: v for k, v in given.items() if k in fields})
     spec.validate()
     read_model_config(model_dir)
-    out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{task}", force)
+    out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{Path(task).stem}", force)
     with status(f"fine-tuning {model_dir} on {task} ({kind}, {steps} steps)"):
         scores = getattr(module, function)(model_dir, task, spec, out_dir)
     rows = [[k, v] for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     console.print(table(f"{task}: {model_dir}", ["metric", "value"], rows))
     if not (out_dir / "scores.json").is_file():
         atomic_write_text(out_dir / "scores.json", json.dumps(scores, indent=2, default=str) + "\n")
+    console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}")
+
+
+def _text_to_text(model_dir: Path, task: str, out: Path | None, force: bool, *, steps: int, batch_size: int,
+                  lr: float, max_train: int, seed: int, threads: int, text_field: str, label_field: str) -> None:
+    """Classification as generating the label word (:func:`lmlab.tasks.seq2seq.finetune_text_to_text`)."""
+    from ..tasks.seq2seq import Seq2SeqFinetuneSpec, finetune_text_to_text
+
+    spec = Seq2SeqFinetuneSpec(steps=steps, batch_size=batch_size, lr=lr, max_train=max_train, max_eval=0,
+                               seed=seed, threads=threads or 1)
+    spec.validate()
+    out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{Path(task).stem}", force)
+    with status(f"fine-tuning {model_dir} on {task} (text-to-text: the label word is generated, {steps} steps)"):
+        scores = finetune_text_to_text(model_dir, task, spec, out_dir, text_field=text_field, label_field=label_field)
+    rows = [["test accuracy", scores["accuracy"]], ["test macro-F1", scores["macro_f1"]],
+            ["majority-class accuracy", scores["majority_baseline"]], ["train examples", scores["n_train"]],
+            ["test examples", scores["n_test"]], ["final train loss", scores["train_loss"]]]
+    console.print(table(f"{task}: {model_dir} (text-to-text)", ["metric", "value"], rows))
     console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}")
 
 
@@ -110,6 +131,9 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="write into a non-empty --out"),
         resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its latest checkpoint"),
         crf: bool = typer.Option(False, "--crf", help="tagging tasks: a linear-chain CRF over the tag scores"),
+        text_to_text: bool = typer.Option(None, "--text-to-text/--no-text-to-text",
+                                          help="an encoder-decoder learns to write the label word (T5's "
+                                               "text-to-text classification; default: on for T5 folders)"),
     ) -> None:
         """Fine-tune an encoder (or train one from scratch) on a task or a labelled file; report test scores."""
         from ..io import atomic_write_text
@@ -131,6 +155,19 @@ def register(app: typer.Typer) -> None:
                             lm_coef=lm_coef, freeze=freeze, layer=layer, head=head, head_hidden=head_hidden,
                             eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every, seed=seed,
                             threads=threads)
+        if model_dir is not None and task not in OTHER_TASKS:
+            from ..tasks.seq2seq import is_pairs_for_encoder_decoder, wants_text_to_text
+
+            if is_pairs_for_encoder_decoder(model_dir, task, text_field):  # a source -> target file
+                _other_task(model_dir, task, out, force, steps=steps, batch_size=batch_size, max_len=max_len, lr=lr,
+                            max_train=max_train, seed=seed, threads=threads, crf=crf)
+                return
+
+            if wants_text_to_text(model_dir, text_to_text):
+                _text_to_text(model_dir, task, out, force, steps=steps, batch_size=batch_size, lr=lr,
+                              max_train=max_train, seed=seed, threads=threads, text_field=text_field,
+                              label_field=label_field)
+                return
         if task in OTHER_TASKS:
             if model_dir is None:
                 raise UsageError(f"{task} needs a pretrained MODEL_DIR (lmlab finetune MODEL_DIR {task})")

@@ -5,6 +5,7 @@
     cat reviews.txt | lmlab predict runs/ft -                           # stdin; runs/ft is lmlab finetune's --out
     lmlab predict runs/bert/model "the [MASK] sat on the mat"           # fill-mask (an MLM family's folder)
     lmlab predict runs/gpt/model "The history of" --max-new-tokens 20   # text-generation
+    lmlab predict runs/ft-g2p/model "language"                          # text2text-generation (an encoder-decoder)
 
 The task defaults to the folder's (a fine-tuned classifier: ``text-classification``; an MLM:
 ``fill-mask``; a causal LM: ``text-generation``), or is named with ``--task``. Each input gives one
@@ -98,7 +99,7 @@ def register(app: typer.Typer) -> None:
             options["top_k"] = top_k or 1
         elif task == "fill-mask":
             options["top_k"] = top_k or 5
-        elif task == "text-generation":
+        elif task in ("text-generation", "text2text-generation"):
             options["max_new_tokens"] = max_new_tokens
         results = pipe(texts, batch_size=batch_size, **options)
         lines = []

@@ -17,7 +17,8 @@ MASS's (predict one masked fragment); this file is only the network.
 The interface is the plain :class:`lmlab.models.transformer.Transformer`'s, so decoding, the
 objectives and the tasks treat both alike: ``encode(src_ids) -> z``, ``source_key_mask(src_ids)``,
 ``decode(tgt_ids, z, z_mask, cache=None, positions=None)``, ``logits(states)``, ``forward(src, tgt)``.
-:class:`BartSteps` serves the decoder one position at a time with a KV cache to
+:meth:`~BartForConditionalGeneration.generation_steps` (the shared :class:`lmlab.nn.decoding.EncoderDecoderSteps`,
+also ``BartSteps(model, src)``) serves the decoder one position at a time with a KV cache to
 :func:`lmlab.tasks.generation.generate` / ``beam_search``, starting from ``decoder_start_token_id``.
 ``decode`` also takes explicit decoder position ids, which MASS needs (its decoder sees only the
 fragment, at the fragment's original positions).
@@ -304,41 +305,8 @@ class BartForSequenceClassification(pretrained.PretrainedMixin, nn.Module):
         return self.classification_head(last)
 
 
-class BartSteps:
-    """The decoder of a BART model with one encoded source batch, as a generation ``Decoder``.
-
-    Generation starts from ``start_ids()`` (``decoder_start_token_id``); the cache carries the
-    self-attention and cross-attention keys/values and the source mask (``extras``, so beam search
-    reorders it with the rest).
-    """
-
-    def __init__(self, model: BartForConditionalGeneration, src_ids: Tensor) -> None:
-        self.model = model
-        self.memory = model.encode(src_ids)                   # (B, S, C)
-        self.memory_mask = model.source_key_mask(src_ids)     # (B, 1, 1, S)
-        self.max_positions = model.config.max_length
-        self.training = False
-
-    def start_ids(self) -> Tensor:
-        return torch.full((self.memory.shape[0], 1), self.model.config.decoder_start_token_id, dtype=torch.long,
-                          device=self.memory.device)
-
-    def _expanded(self, rows: int) -> tuple[Tensor, Tensor]:
-        factor = rows // self.memory.shape[0]  # beam search asks for B * K rows
-        return (self.memory.repeat_interleave(factor, dim=0),
-                self.memory_mask.repeat_interleave(factor, dim=0))
-
-    def new_cache(self, batch_size: int, max_length: int) -> KVCache:
-        n = self.model.config.n_decoder_layers
-        cache = KVCache(n, max_length, num_cross_layers=n)
-        cache.extras["memory"], cache.extras["memory_mask"] = self._expanded(batch_size)
-        return cache
-
-    def next_token_logits(self, input_ids: Tensor, attention_mask: Tensor | None,
-                          cache: KVCache | None) -> Tensor:
-        if cache is None:
-            memory, memory_mask = self._expanded(input_ids.shape[0])
-        else:
-            memory, memory_mask = cache.extras["memory"], cache.extras["memory_mask"]
-        states = self.model.decode(input_ids, memory, memory_mask, cache=cache)
-        return self.model.logits(states[:, -1])
+def BartSteps(model: BartForConditionalGeneration, src_ids: Tensor) -> EncoderDecoderSteps:  # noqa: N802
+    """The decoder of a BART model with one encoded source batch, as a generation ``Decoder``: the
+    shared :class:`lmlab.nn.decoding.EncoderDecoderSteps` (``model.generation_steps(src_ids)``); generation
+    starts from its ``start_ids()`` (``decoder_start_token_id``)."""
+    return model.generation_steps(src_ids)

@@ -1,7 +1,7 @@
 """An encoder-decoder's decoder over one encoded source batch, served a step at a time for generation.
 
 :class:`EncoderDecoderSteps` is what ``model.generation_steps(src)`` of every encoder-decoder family
-returns (the Transformer, T5): it holds the encoder's output z (B, S, C) and its key mask, and gives
+returns (the Transformer, T5, BART and MASS): it holds the encoder's output z (B, S, C) and its key mask, and gives
 :mod:`lmlab.tasks.generation` the three things a decoder provides there (``new_cache``,
 ``next_token_logits``, ``max_positions``) plus the decoder's start, end and pad ids. The cache
 (:class:`lmlab.nn.attention.KVCache`) carries the decoder's self-attention keys/values, the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
 from .attention import KVCache
@@ -30,6 +31,11 @@ class EncoderDecoderSteps:
         self.decoder_start_token_id = decoder_start_token_id
         self.eos_token_id, self.pad_token_id = eos_token_id, pad_token_id
         self.training = False
+
+    def start_ids(self) -> Tensor:
+        """(B, 1) decoder inputs of the first step: ``decoder_start_token_id`` in every row."""
+        return torch.full((self.memory.shape[0], 1), self.decoder_start_token_id, dtype=torch.long,
+                          device=self.memory.device)
 
     def _expanded(self, rows: int) -> tuple[Tensor, Tensor]:
         factor = rows // self.memory.shape[0]  # beam search asks for B * K rows

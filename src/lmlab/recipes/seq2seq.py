@@ -527,7 +527,8 @@ class TextCodec:
     - a folder of the translation recipe (``source_vocab.txt`` / ``target_vocab.txt``): g2p sources are
       the word's letters, wiki-desc sources lowercased words; outputs are target tokens joined by spaces;
     - a folder with tokenizer files (span corruption, or a Hugging Face T5 folder with a
-      ``tokenizer.json``): the text is tokenized and EOS appended, as T5's inputs end; ids above
+      ``tokenizer.json``): the text is tokenized and EOS appended, as T5's inputs end (a BART folder's
+      also open with ``<s>``, as :class:`lmlab.tasks.seq2seq.Seq2SeqCodec` frames them); ids above
       the tokenizer's vocabulary are sentinels and print as ``<extra_id_k>`` (k = V - 1 - id).
     """
 
@@ -572,10 +573,14 @@ class TextCodec:
             pieces.append(tokenizer.decode(run, skip_specials=True))
             return " ".join(p.strip() for p in pieces if p.strip())
 
+        from ..tasks.seq2seq import Seq2SeqCodec
+
+        prefix = Seq2SeqCodec(model, tokenizer=tokenizer).source_prefix  # BART's sources open with <s>
+
         def encode(text: str) -> list[int]:
             if tokenizer.token_to_id("<extra_id_0>") is not None:  # a tokenizer that has the sentinels itself
-                return [*tokenizer.encode(text), config.eos_token_id]
-            return [*_with_sentinels(text, tokenizer, config.vocab_size), config.eos_token_id]
+                return [*prefix, *tokenizer.encode(text), config.eos_token_id]
+            return [*prefix, *_with_sentinels(text, tokenizer, config.vocab_size), config.eos_token_id]
 
         return cls(encode, decode)
 

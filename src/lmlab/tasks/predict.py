@@ -8,6 +8,7 @@ then ``pipe("a text")`` or ``pipe([...texts], batch_size=64)`` returns plain dic
 | ``text-classification`` | ``lmlab finetune``'s (family ``classifier``) | ``{"label", "score"}``; ``top_k=k``: a list of k, best first (``top_k=None``: every label) |
 | ``fill-mask`` | every family with the ``fill-mask`` capability (BERT, RoBERTa, SpanBERT, ALBERT) | a list of ``top_k`` ``{"score", "token", "token_str", "sequence"}``, one mask token per input |
 | ``text-generation`` | every family with the ``generate`` capability (GPT) | ``{"generated_text"}``: the prompt and its continuation |
+| ``text2text-generation`` | every encoder-decoder (``translate``: T5, BART, MASS, Transformer) | ``{"generated_text"}``: the output for the input |
 
 As in HF, a single string in gives that input's result out (a dict, or a list for fill-mask and
 ``top_k`` > 1); a list in gives a list out, in the inputs' order. Texts are batched after sorting
@@ -36,11 +37,12 @@ PIPELINES: dict[str, str] = {
     "token-classification": "lmlab.tasks.tagging:TokenClassificationPipeline",
     "question-answering": "lmlab.tasks.qa:QuestionAnsweringPipeline",
     "text-pair-classification": "lmlab.tasks.pairs:TextPairClassificationPipeline",
+    "text2text-generation": "lmlab.tasks.seq2seq:Text2TextGenerationPipeline",
 }
 
 # registry capability -> the pipeline a folder of such a family runs by default (first match wins)
 DEFAULT_TASKS = (("classify", "text-classification"), ("tag", "token-classification"),
-                 ("fill-mask", "fill-mask"), ("generate", "text-generation"))
+                 ("fill-mask", "fill-mask"), ("generate", "text-generation"), ("translate", "text2text-generation"))
 
 
 def _resolve(spec: str):
@@ -62,7 +64,10 @@ def default_task(folder: str | Path) -> str:
     """The pipeline task a saved folder runs when none is named, from its family's capabilities."""
     from .. import registry
     from .classification import folder_family
+    from .seq2seq import is_text_to_text_classifier
 
+    if is_text_to_text_classifier(folder):  # an encoder-decoder that writes label words
+        return "text-classification"
     family = folder_family(folder)
     capabilities = registry.get(family).capabilities
     for capability, task in DEFAULT_TASKS:
@@ -88,10 +93,20 @@ def pipeline(task: str | None, model, tokenizer=None, progress: bool = False):
         folder = model_folder(model)
         task = task or default_task(folder)
         _check_task(task)
+        from .seq2seq import TextToTextClassificationPipeline, is_text_to_text_classifier
+
+        if task == "text-classification" and is_text_to_text_classifier(folder):
+            pipe = TextToTextClassificationPipeline.for_folder(folder)
+            pipe.progress = progress
+            return pipe
         needs = {name: capability for capability, name in DEFAULT_TASKS}.get(task)
         if needs:  # a one-line refusal before the weights are read
             registry.get(folder_family(folder)).require(needs, f"pipeline {task!r}")
         model = load(folder)
+        if task == "text2text-generation" and tokenizer is None:  # a tokenizer or the translation vocabularies
+            from .seq2seq import Seq2SeqCodec
+
+            tokenizer = Seq2SeqCodec.for_folder(folder, model)
         tokenizer = tokenizer or load_tokenizer(folder)
     elif task is None or tokenizer is None:
         raise UsageError("pipeline(task, model, tokenizer): a loaded model needs its task and tokenizer")
@@ -102,6 +117,17 @@ def pipeline(task: str | None, model, tokenizer=None, progress: bool = False):
 
 
 # --------------------------------------------------------------------------- shared machinery
+
+
+def ranked_labels(probs, labels: list[str], top_k: int | None) -> list:
+    """Per input, ``{"label", "score"}`` of the best label (``top_k`` = 1) or a list of the ``top_k`` best."""
+    k = len(labels) if top_k is None else min(top_k, len(labels))
+    out = []
+    for p in probs:
+        scores, classes = p.topk(k)
+        ranked = [{"label": labels[int(c)], "score": float(s)} for s, c in zip(scores, classes)]
+        out.append(ranked[0] if top_k == 1 else ranked)
+    return out
 
 
 class _Pipeline:
@@ -182,13 +208,7 @@ class TextClassificationPipeline(_Pipeline):
                 p = torch.softmax(self.model(input_ids, mask).float(), dim=-1)       # (B, C)
                 for row, i in enumerate(batch):
                     probs[i] = p[row]
-        k = len(config.labels) if top_k is None else min(top_k, len(config.labels))
-        out = []
-        for p in probs:
-            scores, classes = p.topk(k)
-            ranked = [{"label": config.labels[int(c)], "score": float(s)} for s, c in zip(scores, classes)]
-            out.append(ranked[0] if top_k == 1 else ranked)
-        return out
+        return ranked_labels(probs, config.labels, top_k)
 
 
 class FillMaskPipeline(_Pipeline):

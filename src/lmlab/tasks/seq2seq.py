@@ -1,10 +1,11 @@
-"""Sequence-to-sequence fine-tuning of a pretrained BART (or MASS) model, and its scores.
+"""Sequence-to-sequence fine-tuning of a pretrained encoder-decoder (T5, BART, MASS, Transformer), and its scores.
 
 :func:`finetune_seq2seq` ``(model_dir, data, spec, out_dir) -> scores`` is the whole flow
 (``lmlab finetune MODEL DATA`` calls it for encoder-decoders):
 
-1. the model and its tokenizer from ``model_dir`` (an lmlab BART folder written by ``lmlab train
-   configs/bart.toml`` / ``mass.toml``, or a Hugging Face BART folder with its ``tokenizer.json``);
+1. the model and its text codec (:class:`Seq2SeqCodec`) from ``model_dir``: an lmlab folder written by
+   ``lmlab train configs/{t5,bart,mass,transformer}.toml`` (or by this function), or a Hugging Face T5 /
+   BART folder with its ``tokenizer.json``;
    ``spec.from_scratch`` re-initialises the weights at the same size (the "no pretraining" baseline);
 2. source -> target pairs of ``data``, split into train / valid / test:
 
@@ -17,15 +18,19 @@
    | a ``.tsv`` file | ``source<TAB>target`` per line | 80/10/10 by a hash of the source |
 
 3. teacher-forced training with label-smoothed cross-entropy (ε = 0.1, BART's fine-tuning setting)
-   through the one Trainer: source ``<s> x </s>``, decoder input ``</s> <s> y``, target ``<s> y </s>``
-   (Hugging Face / fairseq's layout, decoder_start = ``</s>``);
+   through the one Trainer, each family's pairs framed as it was pretrained (:class:`Seq2SeqCodec`;
+   BART: source ``<s> x </s>``, decoder input ``</s> <s> y``, target ``<s> y </s>``; T5: ``x </s>``,
+   ``<pad> y``, ``y </s>``);
 4. decoding of the test (or valid) sources with :func:`lmlab.tasks.generation.generate` (greedy) or
-   ``beam_search`` through :class:`lmlab.models.bart.BartSteps` (KV-cached), from ``decoder_start``;
+   ``beam_search`` through the model's ``generation_steps`` (:class:`lmlab.nn.decoding.EncoderDecoderSteps`,
+   KV-cached), from its decoder start;
 5. scores (:mod:`lmlab.eval.metrics`): BLEU, chrF, ROUGE-1/2/L for every task, PER and WER as well for
    ``g2p`` (phonemes compared as space-separated symbols).
 
-The fine-tuned model is saved to ``out_dir/model`` (with its tokenizer) and the scores to
-``out_dir/scores.json``, with a few example outputs.
+The fine-tuned model is saved to ``out_dir/model`` (with its tokenizer or vocabularies, and the spec in
+its config.json) and the scores to ``out_dir/scores.json``, with a few example outputs.
+:func:`evaluate_seq2seq` (``lmlab eval seq2seq``) scores a saved folder again with the same settings;
+:class:`Text2TextGenerationPipeline` (``lmlab predict``) decodes texts with it.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, DataError, UsageError
+from ..errors import ConfigError, DataError, LmlabError, UsageError
 
 BUILT_IN = ("g2p", "kjv-web", "wiki-desc")
 
@@ -171,58 +176,170 @@ def task_pairs(data: str) -> tuple[str, dict[str, Pairs]]:
     raise DataError(f"unknown seq2seq task {data!r}: use {', '.join(BUILT_IN)} or a .jsonl / .tsv pairs file")
 
 
-# --------------------------------------------------------------------------- model, rows, decoding
+# --------------------------------------------------------------------------- model, text, rows, decoding
+
+ENCODER_DECODERS = ("t5", "bart", "mass", "transformer")
+SOURCE_VOCAB, TARGET_VOCAB = "source_vocab.txt", "target_vocab.txt"  # the translation recipe's folders
+
+
+class Seq2SeqCodec:
+    """Text <-> ids of one encoder-decoder folder, framed the way its family was trained.
+
+    - BART / MASS: source ``<s> x </s>``, target ``<s> y`` (decoder input ``</s> <s> y``, as HF / fairseq);
+    - T5: source ``x </s>``, target ``y`` (decoder input ``<pad> y``, T5's ``decoder_start``);
+    - the Transformer with tokenizer files (span-corruption pretraining): source ``x </s>``, target ``y``
+      (decoder input ``<s> y``); with the translation recipe's ``source_vocab.txt`` / ``target_vocab.txt``:
+      source ``x`` (letters for a g2p folder, lowercased words otherwise), target tokens split on spaces
+      (g2p) or lowercased words.
+
+    ``</s>`` after the target comes from :func:`lmlab.data.stream.pair_rows`. ``decode`` cuts at ``</s>``
+    and drops pad, specials and ids the tokenizer does not know (T5's sentinels).
+    """
+
+    def __init__(self, model, tokenizer=None, vocabularies: tuple[list[str], list[str]] | None = None,
+                 task: str = "", folder: Path | None = None) -> None:
+        from ..models.bart import BartForConditionalGeneration
+
+        if (tokenizer is None) == (vocabularies is None):
+            raise UsageError("Seq2SeqCodec needs a tokenizer or a pair of vocabularies")
+        c = model.config
+        self.tokenizer, self.vocabularies, self.task, self.folder = tokenizer, vocabularies, task, folder
+        self.pad, self.eos = c.pad_token_id, c.eos_token_id
+        bart = isinstance(model, BartForConditionalGeneration)
+        bos = getattr(c, "bos_token_id", None)
+        self.source_prefix = [bos] if bart else []
+        self.source_suffix = [] if vocabularies is not None else [c.eos_token_id]
+        self.target_prefix = [bos] if bart else []
+        self.skip = {self.pad, self.eos, *([bos] if bos is not None else [])}
+        if vocabularies is not None:
+            source, target = vocabularies
+            self.source_id = {t: i for i, t in enumerate(source)}
+            self.target_id = {t: i for i, t in enumerate(target)}
+            self.unk = self.source_id.get("<unk>", 0), self.target_id.get("<unk>", 0)
+
+    @classmethod
+    def for_folder(cls, folder: str | Path, model) -> Seq2SeqCodec:
+        from ..data.tokenizers import load_tokenizer
+        from ..pretrained import read_model_config, read_vocabulary_file
+
+        folder = Path(folder)
+        if (folder / SOURCE_VOCAB).is_file() and (folder / TARGET_VOCAB).is_file():
+            task = read_model_config(folder).get("data", {}).get("task", "g2p")
+            vocabularies = (read_vocabulary_file(folder / SOURCE_VOCAB), read_vocabulary_file(folder / TARGET_VOCAB))
+            return cls(model, vocabularies=vocabularies, task=task, folder=folder)
+        if not ((folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file()):
+            raise UsageError(f"{folder}: no tokenizer files and no source/target vocabularies next to the model")
+        return cls(model, tokenizer=load_tokenizer(folder), folder=folder)
+
+    def _tokens(self, text: str, side: str) -> list[str]:
+        from ..data.tokenizers.word import word_tokenize
+
+        if self.task == "g2p":
+            return list(text.strip().lower()) if side == "source" else text.split()
+        return word_tokenize(text, lowercase=True)
+
+    def source_ids(self, texts: list[str], max_len: int) -> list[list[int]]:
+        """Framed source ids of each text, at most ``max_len`` (the framing included)."""
+        room = max_len - len(self.source_prefix) - len(self.source_suffix)
+        if self.tokenizer is not None:
+            encoded = self.tokenizer.encode_batch(texts)
+        else:
+            encoded = [[self.source_id.get(t, self.unk[0]) for t in self._tokens(x, "source")] for x in texts]
+        return [[*self.source_prefix, *ids[:room], *self.source_suffix] for ids in encoded]
+
+    def target_ids(self, texts: list[str], max_len: int) -> list[list[int]]:
+        """Target ids of each text (before ``</s>``), at most ``max_len - 1`` so that ``</s>`` fits."""
+        room = max_len - 1 - len(self.target_prefix)
+        if self.tokenizer is not None:
+            encoded = self.tokenizer.encode_batch(texts)
+        else:
+            encoded = [[self.target_id.get(t, self.unk[1]) for t in self._tokens(y, "target")] for y in texts]
+        return [[*self.target_prefix, *ids[:room]] for ids in encoded]
+
+    def decode(self, ids: list[int]) -> str:
+        ids = ids[: ids.index(self.eos)] if self.eos in ids else ids
+        if self.tokenizer is not None:
+            known = self.tokenizer.vocab_size
+            return self.tokenizer.decode([i for i in ids if i not in self.skip and i < known],
+                                         skip_specials=True).strip()
+        target = self.vocabularies[1]
+        return " ".join(target[i] for i in ids if i not in self.skip and i < len(target) and not
+                        (target[i].startswith("<") and target[i].endswith(">")))
+
+    def files(self) -> dict[str, bytes]:
+        """The files that travel with a fine-tuned copy of the model."""
+        if self.tokenizer is not None:
+            return self.tokenizer.files()
+        return {name: (self.folder / name).read_bytes() for name in (SOURCE_VOCAB, TARGET_VOCAB)}
+
+
+def is_pairs_for_encoder_decoder(model_dir: str | Path, data: str, text_field: str = "text") -> bool:
+    """True when ``model_dir`` is an encoder-decoder and ``data`` a source -> target pairs file: a ``.jsonl``
+    whose first row has ``source`` and ``target``, or a ``.tsv`` whose first line is not a header naming
+    ``text_field`` (a classification file)."""
+    from .classification import folder_family
+
+    path = Path(data)
+    if path.suffix not in (".jsonl", ".tsv") or not path.is_file():
+        return False
+    try:
+        if folder_family(model_dir) not in ENCODER_DECODERS:
+            return False
+    except LmlabError:
+        return False
+    with path.open(encoding="utf-8", errors="replace") as f:
+        first = next((line for line in f if line.strip()), "")
+    if path.suffix == ".tsv":
+        return text_field not in first.rstrip("\n").split("\t")
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(row, dict) and "source" in row and "target" in row
 
 
 def load_model(model_dir: str | Path):
-    """(BART model, tokenizer) of a saved lmlab or Hugging Face BART folder."""
+    """(model, :class:`Seq2SeqCodec`) of a saved T5, BART, MASS or Transformer folder (lmlab or Hugging Face)."""
     from .. import pretrained
-    from ..data.tokenizers import load_tokenizer
-    from ..models.bart import BartForConditionalGeneration
+    from .classification import folder_family
 
+    family = folder_family(model_dir)
+    if family not in ENCODER_DECODERS:
+        raise UsageError(f"{model_dir}: seq2seq fine-tuning needs an encoder-decoder "
+                         f"({', '.join(ENCODER_DECODERS)}), got a {family!r} model")
     model = pretrained.load(model_dir)
-    if not isinstance(model, BartForConditionalGeneration):
-        raise UsageError(f"{model_dir}: seq2seq fine-tuning needs a BART / MASS model, got {type(model).__name__}")
-    if not (Path(model_dir) / "tokenizer.json").is_file():
-        raise UsageError(f"{model_dir}: no tokenizer.json next to the model")
-    return model, load_tokenizer(model_dir)
+    return model, Seq2SeqCodec.for_folder(model_dir, model)
 
 
-def encode_pairs(pairs: Pairs, tokenizer, config, max_source: int, max_target: int) -> list[tuple[list, list]]:
-    """(source ids ``<s> x </s>``, target ids ``<s> y`` (``</s>`` is added by the rows)), cut to the lengths."""
-    bos, eos = config.bos_token_id, config.eos_token_id
-    sources = tokenizer.encode_batch([s for s, _ in pairs])
-    targets = tokenizer.encode_batch([t for _, t in pairs])
-    return [([bos, *s[: max_source - 2], eos], [bos, *t[: max_target - 2]]) for s, t in zip(sources, targets)]
+def _padded(rows: list[list[int]], pad: int) -> torch.Tensor:
+    src = torch.full((len(rows), max(map(len, rows))), pad, dtype=torch.long)
+    for i, ids in enumerate(rows):
+        src[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return src
 
 
-def decode_sources(model, tokenizer, sources: list[str], max_source: int, max_new_tokens: int,
+def decode_sources(model, codec: Seq2SeqCodec, sources: list[str], max_source: int, max_new_tokens: int,
                    num_beams: int = 1, length_penalty: float = 1.0, batch_size: int = 32) -> list[str]:
-    """Outputs of ``model`` for each source text: greedy or beam search from ``decoder_start``."""
-    from ..models.bart import BartSteps
+    """Outputs of ``model`` for each source text: greedy or beam search from the family's decoder start,
+    through its ``generation_steps`` (:class:`lmlab.nn.decoding.EncoderDecoderSteps`, KV-cached)."""
     from .generation import GenerationConfig, beam_search, generate
 
     c = model.config
     was_training = model.training
     model.eval()
     outputs: list[str] = []
+    max_new_tokens = min(max_new_tokens, c.max_length - 1)
     try:
         for first in range(0, len(sources), batch_size):
-            encoded = tokenizer.encode_batch(sources[first:first + batch_size])
-            rows = [[c.bos_token_id, *ids[: max_source - 2], c.eos_token_id] for ids in encoded]
-            src = torch.full((len(rows), max(map(len, rows))), c.pad_token_id, dtype=torch.long)
-            for i, ids in enumerate(rows):
-                src[i, : len(ids)] = torch.tensor(ids)
+            src = _padded(codec.source_ids(sources[first:first + batch_size], max_source), c.pad_token_id)
             with torch.no_grad():
-                steps = BartSteps(model, src)
+                steps = model.generation_steps(src)
                 config = GenerationConfig(max_new_tokens=max_new_tokens, num_beams=num_beams,
                                           length_penalty=length_penalty, stop_token_ids=[c.eos_token_id],
                                           pad_token_id=c.pad_token_id)
                 run = beam_search if num_beams > 1 else generate
                 produced = run(steps, steps.start_ids(), config=config)[:, 1:]
-            for row in produced.tolist():
-                ids = row[: row.index(c.eos_token_id)] if c.eos_token_id in row else row
-                outputs.append(tokenizer.decode([i for i in ids if i != c.pad_token_id], skip_specials=True).strip())
+            outputs.extend(codec.decode(row) for row in produced.tolist())
     finally:
         model.train(was_training)
     return outputs
@@ -238,27 +355,90 @@ def score_outputs(task: str, hypotheses: list[str], references: list[str]) -> di
     return scores
 
 
+def evaluate_pairs(model, codec: Seq2SeqCodec, task: str, pairs: Pairs, spec: Seq2SeqFinetuneSpec) -> dict:
+    """Decode the sources of ``pairs`` and score them against their targets (``spec``'s lengths and beams)."""
+    hypotheses = decode_sources(model, codec, [s for s, _ in pairs], spec.max_source_len, spec.max_target_len,
+                                spec.num_beams, spec.length_penalty)
+    return {"task": task, **score_outputs(task, hypotheses, [t for _, t in pairs]), "n_eval": len(pairs),
+            "examples": [{"source": s, "reference": r, "output": h} for (s, r), h in list(zip(pairs, hypotheses))[:5]]}
+
+
+def evaluate_seq2seq(model_dir: str | Path, data: str | None = None, split: str | None = None,
+                     max_eval: int | None = None, num_beams: int | None = None) -> dict:
+    """Scores of a saved encoder-decoder on ``data`` (default: the task it was fine-tuned on), with the
+    fine-tuning's decoding settings unless given: ``lmlab eval seq2seq`` reproduces ``lmlab finetune``'s."""
+    from ..pretrained import read_model_config
+
+    with_defaults = read_model_config(model_dir).get("finetuned", {})
+    saved = with_defaults.get("spec", {})
+    known = {f for f in Seq2SeqFinetuneSpec.__dataclass_fields__}
+    spec = Seq2SeqFinetuneSpec(**{k: v for k, v in saved.items() if k in known})
+    spec.eval_split = split or spec.eval_split
+    spec.max_eval = spec.max_eval if max_eval is None else max_eval
+    spec.num_beams = num_beams or spec.num_beams
+    spec.validate()
+    data = data or with_defaults.get("data")
+    if not data:
+        raise UsageError(f"{model_dir}: not a fine-tuned seq2seq folder; name the DATA to evaluate on")
+    model, codec = load_model(model_dir)
+    task, splits = task_pairs(data)
+    pairs = splits[spec.eval_split][: spec.max_eval]
+    if not pairs:
+        raise DataError(f"{data}: no {spec.eval_split} pairs")
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(spec.threads)
+    try:
+        return {**evaluate_pairs(model, codec, task, pairs, spec), "eval_split": spec.eval_split}
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _fit(model, codec: Seq2SeqCodec, train: Pairs, spec: Seq2SeqFinetuneSpec, train_dir: Path) -> float:
+    """Teacher-forced training on ``train`` through the one Trainer; the final training loss."""
+    from ..data.stream import PairRows, pair_rows
+    from ..objectives.seq2seq import Seq2SeqObjective
+    from ..train.trainer import TrainConfig, Trainer
+
+    c = model.config
+    src_len, tgt_len = spec.max_source_len, spec.max_target_len - 1
+    encoded = list(zip(codec.source_ids([s for s, _ in train], spec.max_source_len),
+                       codec.target_ids([t for _, t in train], spec.max_target_len)))
+    # decoder input = [decoder_start, *target], decoder output = [*target, </s>]: pair_rows' "bos" is the start
+    rows = pair_rows(encoded, src_len, tgt_len, c.pad_token_id, decoder_start(model), c.eos_token_id)
+    source = PairRows(rows, src_len, min(spec.batch_size, rows.shape[0]), seed=spec.seed, bucket=20,
+                      pad_id=c.pad_token_id)
+    objective = Seq2SeqObjective(src_len, tgt_len, c.pad_token_id, spec.label_smoothing)
+    config = TrainConfig.quiet(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
+                               warmup_steps=min(spec.warmup_steps, spec.steps - 1), weight_decay=spec.weight_decay,
+                               clip_norm=1.0, threads=spec.threads, device="cpu", precision="fp32")
+    return Trainer(model, objective, source, config, train_dir).fit().loss
+
+
+def decoder_start(model) -> int:
+    """The id the family's decoder starts from (BART: ``</s>``, T5: ``<pad>``, the Transformer: ``<s>``)."""
+    c = model.config
+    return c.decoder_start_token_id if hasattr(c, "decoder_start_token_id") else c.bos_token_id
+
+
 def finetune_seq2seq(model_dir: str | Path, data: str, spec: Seq2SeqFinetuneSpec | None = None,
                      out_dir: str | Path = "runs/seq2seq-finetune") -> dict:
-    """Fine-tune the BART model in ``model_dir`` on ``data`` (a built-in task or a pairs file); the scores.
+    """Fine-tune the T5 / BART / MASS / Transformer model in ``model_dir`` on ``data`` (a built-in task or
+    a pairs file); the scores.
 
     Returns ``{"task", "bleu", "chrf", "rouge1", "rouge2", "rougeL", ("per", "wer" for g2p), "n_train",
     "n_eval", "eval_split", "train_loss", "examples"}``; the model goes to ``out_dir/model``.
     """
-    from ..data.stream import PairRows, pair_rows
     from ..io import atomic_write_text
-    from ..models.bart import BartForConditionalGeneration
-    from ..objectives.seq2seq import Seq2SeqObjective
-    from ..train.trainer import TrainConfig, Trainer
+    from ..pretrained import read_model_config
 
     spec = spec or Seq2SeqFinetuneSpec()
     spec.validate()
     out_dir = Path(out_dir)
-    model, tokenizer = load_model(model_dir)
+    model, codec = load_model(model_dir)
     c = model.config
     if spec.from_scratch:
         torch.manual_seed(spec.seed)
-        model = BartForConditionalGeneration(c)
+        model = type(model)(c)
     if max(spec.max_source_len, spec.max_target_len) > c.max_length:
         raise ConfigError(f"max_source_len / max_target_len exceed the model's max_length={c.max_length}")
     task, splits = task_pairs(data)
@@ -266,29 +446,191 @@ def finetune_seq2seq(model_dir: str | Path, data: str, spec: Seq2SeqFinetuneSpec
     evaluation = splits[spec.eval_split][: spec.max_eval]
     if not train or not evaluation:
         raise DataError(f"{data}: {len(train)} training and {len(evaluation)} {spec.eval_split} pairs; need both")
-    src_len, tgt_len = spec.max_source_len, spec.max_target_len - 1
-    # decoder input </s> <s> y, target <s> y </s>: pair_rows puts its "bos" (here decoder_start) in front
-    rows = pair_rows(encode_pairs(train, tokenizer, c, spec.max_source_len, spec.max_target_len), src_len, tgt_len,
-                     c.pad_token_id, c.decoder_start_token_id, c.eos_token_id)
-    source = PairRows(rows, src_len, min(spec.batch_size, rows.shape[0]), seed=spec.seed, bucket=20,
-                      pad_id=c.pad_token_id)
-    objective = Seq2SeqObjective(src_len, tgt_len, c.pad_token_id, spec.label_smoothing)
-    config = TrainConfig.quiet(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
-                               warmup_steps=min(spec.warmup_steps, spec.steps - 1), weight_decay=spec.weight_decay,
-                               clip_norm=1.0, threads=spec.threads, device="cpu", precision="fp32")
     threads_before = torch.get_num_threads()
     try:
-        result = Trainer(model, objective, source, config, out_dir / "train").fit()
-        hypotheses = decode_sources(model, tokenizer, [s for s, _ in evaluation], spec.max_source_len,
-                                    spec.max_target_len, spec.num_beams, spec.length_penalty)
+        train_loss = _fit(model, codec, train, spec, out_dir / "train")
+        scores = evaluate_pairs(model, codec, task, evaluation, spec)
     finally:
         torch.set_num_threads(threads_before)
-    references = [t for _, t in evaluation]
-    scores = {"task": task, **score_outputs(task, hypotheses, references), "n_train": len(train),
-              "n_eval": len(evaluation), "eval_split": spec.eval_split, "train_loss": result.loss,
-              "examples": [{"source": s, "reference": r, "output": h}
-                           for (s, r), h in list(zip(evaluation, hypotheses))[:5]]}
-    model.save_pretrained(out_dir / "model", extra_files=tokenizer.files(),
-                          metadata={"finetuned": {"task": task, "data": str(data), "spec": asdict(spec)}})
+    scores = {**scores, "n_train": len(train), "eval_split": spec.eval_split, "train_loss": train_loss}
+    metadata = {"finetuned": {"task": task, "data": str(data), "spec": asdict(spec)}}
+    if "data" in read_model_config(model_dir):  # the translation recipe's task, which its vocabularies follow
+        metadata["data"] = read_model_config(model_dir)["data"]
+    model.save_pretrained(out_dir / "model", extra_files=codec.files(), metadata=metadata)
     atomic_write_text(out_dir / "scores.json", json.dumps(scores, indent=2, ensure_ascii=False) + "\n")
     return scores
+
+
+class Text2TextGenerationPipeline:
+    """``lmlab.pipeline("text2text-generation", folder)``: an encoder-decoder's output text for each input,
+    ``{"generated_text": ...}`` as Hugging Face's pipeline of that name (greedy unless ``num_beams`` > 1)."""
+
+    progress: bool = False
+
+    def __init__(self, model, tokenizer) -> None:
+        self.model = model.eval()
+        self.codec = tokenizer if isinstance(tokenizer, Seq2SeqCodec) else Seq2SeqCodec(model, tokenizer=tokenizer)
+
+    def __call__(self, inputs, batch_size: int = 32, max_new_tokens: int = 64, num_beams: int = 1,
+                 max_source_len: int = 0):
+        single = isinstance(inputs, str)
+        texts = [inputs] if single else list(inputs)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise UsageError(f"input {i}: expected a string, got {type(text).__name__}")
+        if batch_size < 1:
+            raise UsageError(f"batch_size must be >= 1, got {batch_size}")
+        limit = max_source_len or self.model.config.max_length
+        outputs = decode_sources(self.model, self.codec, texts, limit, max_new_tokens, num_beams,
+                                 batch_size=batch_size) if texts else []
+        results = [{"generated_text": text} for text in outputs]
+        return results[0] if single else results
+
+
+# --------------------------------------------------------------------------- text-to-text classification
+
+
+def text_to_text_source(text: str, pair: str | None) -> str:
+    """The input text of an example (a sentence pair as T5 writes its GLUE inputs: ``"sentence1: .. sentence2: .."``)."""
+    return text if pair is None else f"sentence1: {text} sentence2: {pair}"
+
+
+def label_log_probs(model, codec: Seq2SeqCodec, texts: list[str], labels: list[str], max_source: int,
+                    batch_size: int = 32) -> torch.Tensor:
+    """(N, L) log P(label word sequence, then ``</s>`` | text) under the encoder-decoder, teacher-forced:
+    Σ_t log p(y_t | y_<t, x) over each label's tokens and its ``</s>`` (T5's text-to-text scoring)."""
+    c = model.config
+    targets = codec.target_ids(labels, c.max_length)
+    width = max(map(len, targets)) + 1
+    tgt_in = torch.full((len(labels), width), c.pad_token_id, dtype=torch.long)
+    tgt_out = torch.full((len(labels), width), c.pad_token_id, dtype=torch.long)
+    for j, ids in enumerate(targets):
+        tgt_in[j, : len(ids) + 1] = torch.tensor([decoder_start(model), *ids])
+        tgt_out[j, : len(ids) + 1] = torch.tensor([*ids, c.eos_token_id])
+    L, out = len(labels), []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for first in range(0, len(texts), batch_size):
+                src = _padded(codec.source_ids(texts[first:first + batch_size], max_source), c.pad_token_id)
+                B = src.shape[0]
+                src = src.repeat_interleave(L, dim=0)                                   # (B·L, S)
+                logp = torch.log_softmax(model(src, tgt_in.repeat(B, 1)).float(), dim=-1)  # (B·L, T, V)
+                gold = tgt_out.repeat(B, 1)                                              # (B·L, T)
+                picked = logp.gather(-1, gold.clamp(min=0)[..., None])[..., 0]          # (B·L, T)
+                picked = picked.masked_fill(gold == c.pad_token_id, 0.0)
+                out.append(picked.sum(dim=1).view(B, L))                                 # (B, L)
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def finetune_text_to_text(model_dir: str | Path, task: str, spec: Seq2SeqFinetuneSpec | None = None,
+                          out_dir: str | Path = "runs/text-to-text", text_field: str = "text",
+                          label_field: str = "label") -> dict:
+    """T5's text-to-text classification (Raffel et al. 2020, §2.4): the encoder-decoder in ``model_dir`` learns
+    to write the label word of each text of ``task`` (``rotten-tomatoes``, ``wiki-topics`` or a labelled
+    file, as :func:`lmlab.tasks.classification.task_data` reads them); an example is classified as the label
+    whose word sequence is most probable. Returns accuracy, macro-F1, the majority baseline, ``n_train``,
+    ``n_test``, ``train_loss``; the model goes to ``out_dir/model`` with its labels (``text_to_text``)."""
+    from ..eval.metrics import accuracy, macro_f1
+    from ..io import atomic_write_text
+    from .classification import FinetuneSpec, task_data
+
+    spec = spec or Seq2SeqFinetuneSpec()
+    spec.validate()
+    out_dir = Path(out_dir)
+    model, codec = load_model(model_dir)
+    data = task_data(FinetuneSpec(task=task, text_field=text_field, label_field=label_field, seed=spec.seed))
+    train = [(text_to_text_source(e.text, e.pair), e.label) for e in data.train]
+    train = train[: spec.max_train] if spec.max_train else train
+    test = data.test[: spec.max_eval] if spec.max_eval else data.test
+    threads_before = torch.get_num_threads()
+    try:
+        train_loss = _fit(model, codec, train, spec, out_dir / "train")
+        scores = label_log_probs(model, codec, [text_to_text_source(e.text, e.pair) for e in test], data.labels,
+                                 spec.max_source_len)
+    finally:
+        torch.set_num_threads(threads_before)
+    gold = [data.labels.index(e.label) for e in test]
+    predicted = scores.argmax(dim=1).tolist()
+    counts = [sum(1 for y in gold if y == k) for k in range(len(data.labels))]
+    result = {"task": task, "accuracy": accuracy(gold, predicted), "macro_f1": macro_f1(gold, predicted),
+              "majority_baseline": max(counts) / len(gold), "n_train": len(train), "n_test": len(test),
+              "train_loss": train_loss, "labels": data.labels}
+    metadata = {"text_to_text": {"labels": data.labels, "max_source_len": spec.max_source_len, "data": data.source},
+                "finetuned": {"task": task, "data": task, "spec": asdict(spec)}}
+    model.save_pretrained(out_dir / "model", extra_files=codec.files(), metadata=metadata)
+    atomic_write_text(out_dir / "scores.json", json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return result
+
+
+def wants_text_to_text(model_dir: str | Path, asked: bool | None) -> bool:
+    """Whether ``lmlab finetune MODEL_DIR <classification data>`` runs text-to-text: as ``asked``
+    (``--text-to-text`` / ``--no-text-to-text``), else for T5 folders; refused for a model that is no
+    encoder-decoder."""
+    from .classification import folder_family
+
+    if asked is False:
+        return False
+    try:
+        family = folder_family(model_dir)
+    except LmlabError:
+        if asked:
+            raise
+        return False  # the classification path gives the one-line error
+    if asked and family not in ENCODER_DECODERS:
+        raise UsageError(f"--text-to-text needs an encoder-decoder ({', '.join(ENCODER_DECODERS)}), "
+                         f"got a {family!r} model")
+    return bool(asked) or family == "t5"
+
+
+def is_text_to_text_classifier(folder: str | Path) -> bool:
+    """True for a folder written by :func:`finetune_text_to_text` (its config.json has ``text_to_text``)."""
+    from ..pretrained import read_model_config
+
+    try:
+        return "text_to_text" in read_model_config(folder)
+    except LmlabError:
+        return False
+
+
+class TextToTextClassificationPipeline:
+    """``lmlab.pipeline("text-classification", folder)`` on a text-to-text classifier: ``{"label", "score"}``
+    with score = P(label words | text) normalised over the labels (``top_k``: the k best, best first)."""
+
+    progress: bool = False
+
+    def __init__(self, model, codec: Seq2SeqCodec, labels: list[str], max_source_len: int) -> None:
+        self.model, self.codec, self.labels, self.max_source_len = model.eval(), codec, labels, max_source_len
+
+    @classmethod
+    def for_folder(cls, folder: str | Path) -> TextToTextClassificationPipeline:
+        from ..pretrained import read_model_config
+
+        model, codec = load_model(folder)
+        meta = read_model_config(folder)["text_to_text"]
+        return cls(model, codec, list(meta["labels"]), int(meta["max_source_len"]))
+
+    def __call__(self, inputs, batch_size: int = 32, top_k: int | None = 1):
+        single = isinstance(inputs, str | dict)
+        items = [inputs] if single else list(inputs)
+        texts = []
+        for i, item in enumerate(items):
+            if isinstance(item, str):
+                texts.append(item)
+            elif isinstance(item, dict):
+                texts.append(text_to_text_source(str(item.get("text", "")), item.get("text_pair")))
+            else:
+                raise UsageError(f"input {i}: expected a string, got {type(item).__name__}")
+        if top_k is not None and top_k < 1:
+            raise UsageError(f"top_k must be >= 1 (or None: every label), got {top_k}")
+        if not texts:
+            return []
+        probs = torch.softmax(label_log_probs(self.model, self.codec, texts, self.labels, self.max_source_len,
+                                              batch_size), dim=1)                         # (N, L)
+        from .predict import ranked_labels
+
+        results = ranked_labels(probs, self.labels, top_k)
+        return results[0] if single else results
