@@ -127,6 +127,7 @@ def _pyplot():
 
         matplotlib.use("Agg")
         matplotlib.rcParams["svg.hashsalt"] = "lmlab"  # stable ids: the same records give the same page
+        matplotlib.rcParams["svg.fonttype"] = "none"   # labels as <text>: smaller, searchable, checkable
         import matplotlib.pyplot as plt
     except ImportError:
         return None
@@ -255,18 +256,22 @@ def plot_smoothing(records: list[Record]) -> str | None:
         return None
     orders = sorted({o for _, o, _ in cells})
     fig, axes = plt.subplots(1, len(orders), figsize=(4.2 * len(orders), 4), squeeze=False, sharey=True)
+    methods = list(dict.fromkeys(m for m, _, _ in cells))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = {}  # method -> its line, for one legend over every panel
     for ax, order in zip(axes[0], orders):
-        for method in dict.fromkeys(m for m, _, _ in cells):
+        for i, method in enumerate(methods):
             points = sorted((w, p) for (m, o, w), p in cells.items() if m == method and o == order and math.isfinite(p))
             if points:
-                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+                (handles[method],) = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
+                                             color=colours[i % len(colours)], label=method)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training words (log)")
         ax.set_title(f"{order}-gram")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test perplexity per word (log)")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][-1].legend([handles[m] for m in methods if m in handles], [m for m in methods if m in handles], fontsize=7)
     fig.suptitle("Smoothing methods by order and training size")
     return _svg(fig)
 
