@@ -27,6 +27,7 @@ from ..report.records import write_records
 from ..report.tables import COUNTING_RULE, grouped, lineage_markdown, metric_names
 from .common import console, err_console, status, table
 
+SMALL_BUDGET, FULL_BUDGET = 170.0, 540.0  # seconds: ~3 and ~10 minutes with the corpus preparation
 HARD_STOP = 0.9  # a family's training is stopped at this fraction of its time share
 SMOOTHING_SECONDS = 30.0  # at most this (and 10% of --budget) is kept for the smoothing-method grid
 SMOOTHING_METHODS = ["add-one", "good-turing", "katz", "jelinek-mercer", "witten-bell", "absolute", "kn", "mkn"]
@@ -37,7 +38,8 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         small: bool = typer.Option(False, "--small", help="Use wiki-vital-small (~2,500 documents)."),
-        budget: float = typer.Option(300.0, "--budget", help="Seconds the whole run may take: each family gets a share, its training is stopped at the share's end, "
+        budget: float = typer.Option(0.0, "--budget", help="Seconds the whole run may take (0: 170 with --small, else "
+                                   "540): each family gets a share, its training is stopped at 90% of the share, "
                                    "families with no time left are skipped."),
         out: Path = typer.Option(Path("runs/demo"), "--out", help="Where report.md (and ppl.png) go."),
         only: str = typer.Option("", "--only", help="Comma-separated demo groups to run: baseline," + ",".join(registry.demo_groups())),
@@ -49,6 +51,8 @@ def register(app: typer.Typer) -> None:
         from ..errors import UsageError
 
         groups = registry.demo_groups()
+        if budget <= 0:
+            budget = SMALL_BUDGET if small else FULL_BUDGET
 
         started = time.monotonic()
         wanted = [w for w in only.split(",") if w] or ["baseline", *groups]
