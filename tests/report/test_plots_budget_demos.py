@@ -143,3 +143,28 @@ def test_elmo_and_transfo_xl_demo_rows_learn_and_use_the_shared_counting(tmp_pat
         assert ppl == pytest.approx(math.sqrt(row.metrics["forward ppl"] * row.metrics["backward ppl"]), rel=1e-6)
     late = _demo_data(tmp_path, 5)
     assert "skipped" in getattr(demos, name)(late)[0].model
+
+
+def test_finetune_runs_get_a_record_and_a_card_that_lmlab_report_keeps_true(tmp_path, cli):
+    yaml = pytest.importorskip("yaml")
+    from lmlab.report.cards import finetune_record
+
+    run = tmp_path / "ft"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "config.json").write_text("{}")
+    scores = {"task": "rotten-tomatoes", "accuracy": 0.75, "macro_f1": 0.74, "majority_baseline": 0.5,
+              "n_train": 800, "n_test": 200, "seconds": 12.5, "train_loss": 0.4, "head": "not a number"}
+    record = finetune_record(run, "rotten-tomatoes", "runs/bert/model", scores,
+                             "lmlab finetune runs/bert/model rotten-tomatoes --out ft")
+    assert record.metrics == {"test accuracy": 0.75, "test macro-F1": 0.74, "majority-class accuracy (baseline)": 0.5}
+    assert read_records([run]) == [record]  # lmlab report reads the run folder
+    card = (run / "model" / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    results = meta["model-index"][0]["results"]
+    assert [r["metrics"][0]["value"] for r in results] == [0.75, 0.74, 0.5]
+    assert results[0]["task"]["type"] == "text-classification" and results[0]["dataset"]["name"] == "rotten-tomatoes"
+    assert "lmlab finetune runs/bert/model rotten-tomatoes --out ft" in card and "800" in card
+    (run / "model" / "README.md").write_text("stale\n")
+    done = cli("report", str(run), "--out", str(tmp_path / "r.html"))
+    assert done.returncode == 0, done.stderr
+    assert (run / "model" / "README.md").read_text() == card  # rewritten from the record
