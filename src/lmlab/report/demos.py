@@ -51,6 +51,22 @@ def _training_seconds(data: DemoData, budget: float, model, score) -> float:
     return min(TRAIN_SHARE * budget, data.seconds_left() - scoring - 0.1 * budget)
 
 
+def _fit_and_score(data: DemoData, budget: float, model, trainer, score, family: str, label: str):
+    """Time ``score`` up front, train for what is left of the share, score the test stream:
+    (steps, training seconds, ``score(data.test_sentences)``), or a skipped row saying why."""
+    from ..recipes.word_lm import train_for
+
+    with torch.no_grad():
+        seconds = _training_seconds(data, budget, model, score)
+    if seconds < 3:
+        return DemoRow(family, f"{label} (skipped)",
+                       notes=f"scoring the test stream alone would take most of its {budget:.0f} s share")
+    steps, took = train_for(trainer, seconds, 10**9)
+    model.eval()
+    with torch.no_grad():
+        return steps, took, score(data.test_sentences)
+
+
 def _quiet(seed: int, lr: float):
     from ..train.trainer import TrainConfig
 
@@ -64,7 +80,7 @@ def elmo_demo(data: DemoData) -> list[DemoRow]:
     from ..models import elmo
     from ..objectives.bilm import BiLMObjective
     from ..recipes.elmo import perplexities
-    from ..recipes.word_lm import train_for, unigram_counts
+    from ..recipes.word_lm import unigram_counts
     from ..train.trainer import Trainer
 
     budget = _budget(data)
@@ -86,15 +102,11 @@ def elmo_demo(data: DemoData) -> list[DemoRow]:
         source = StackedStreams([BPTTStream(fwd, fwd_starts, V, 16, 35), BPTTStream(bwd, bwd_starts, V, 16, 35)])
         trainer = Trainer(model, BiLMObjective(V, bos, eos), source, _quiet(data.seed, 3e-3),
                           Path(data.out_dir) / "elmo")
-        with torch.no_grad():
-            seconds = _training_seconds(data, budget, model, lambda sents: perplexities(model, sents, vocab))
-        if seconds < 3:
-            return [DemoRow("contextual LM", "ELMo biLM (skipped)",
-                            notes=f"scoring the test stream alone would take most of its {budget:.0f} s share")]
-        steps, took = train_for(trainer, seconds, 10**9)
-        model.eval()
-        with torch.no_grad():
-            result = perplexities(model, data.test_sentences, vocab)
+        done = _fit_and_score(data, budget, model, trainer, lambda sents: perplexities(model, sents, vocab),
+                              "contextual LM", "ELMo biLM")
+        if isinstance(done, DemoRow):
+            return [done]
+        steps, took, result = done
     finally:
         torch.set_num_threads(threads)
     n_params = sum(p.numel() for p in model.parameters())
@@ -115,7 +127,6 @@ def transfo_xl_demo(data: DemoData) -> list[DemoRow]:
     from ..eval.perplexity import encode_sentences, word_perplexity
     from ..models import transfo_xl
     from ..objectives.bptt import BPTTObjective
-    from ..recipes.word_lm import train_for
     from ..train.trainer import Trainer
 
     budget = _budget(data)
@@ -134,15 +145,11 @@ def transfo_xl_demo(data: DemoData) -> list[DemoRow]:
     stream, starts = bptt_documents([train_ids], bos)
     trainer = Trainer(model, BPTTObjective(len(vocab), bos), BPTTStream(stream, starts, len(vocab), 16, 32),
                       _quiet(data.seed, 2.5e-3), Path(data.out_dir) / "transfo-xl")
-    with torch.no_grad():
-        seconds = _training_seconds(data, budget, model, lambda sents: model.score_sentences(encode_sentences(sents, vocab)[0]))
-    if seconds < 3:
-        return [DemoRow("transformer", "Transformer-XL (skipped)",
-                        notes=f"scoring the test stream alone would take most of its {budget:.0f} s share")]
-    steps, took = train_for(trainer, seconds, 10**9)
-    model.eval()
-    with torch.no_grad():
-        result = word_perplexity(model, data.test_sentences, vocab)
+    done = _fit_and_score(data, budget, model, trainer, lambda sents: word_perplexity(model, sents, vocab),
+                          "transformer", "Transformer-XL")
+    if isinstance(done, DemoRow):
+        return [done]
+    steps, took, result = done
     n_params = sum(p.numel() for p in model.parameters())
     return [DemoRow("transformer", "Transformer-XL 2x128, mem 32, adaptive softmax (Dai 2019)",
                     {"test ppl": result.perplexity, "bits/byte": result.bits_per_byte}, took,

@@ -153,6 +153,17 @@ def plot_perplexity_by_year(records: list[Record]) -> str | None:
     return _svg(fig)
 
 
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str) -> str:
+    """Log x axis, labels, title, legend and grid; the figure as SVG."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """The points no other point beats on both cost (x) and perplexity (y), by increasing cost."""
     front, best = [], math.inf
@@ -176,14 +187,8 @@ def plot_quality_vs_cost(records: list[Record]) -> str | None:
         ax.annotate(model, (x, y), fontsize=7, xytext=(4, 2), textcoords="offset points")
     front = pareto_front([(x, y) for x, y, _ in points])
     ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="#228833", label="Pareto front")
-    ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("training seconds (log)")
-    ax.set_ylabel("test perplexity per word (log)")
-    ax.set_title("Quality against training cost")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _svg(fig)
+    return _finish(fig, ax, "training seconds (log)", "test perplexity per word (log)", "Quality against training cost")
 
 
 def read_loss_curve(path: str | Path) -> list[tuple[int, float]]:
@@ -290,13 +295,8 @@ def plot_softmax_speedups(records: list[Record]) -> str | None:
             ax.scatter([p[0] for p in mine], [p[1] for p in mine], color=colour, label=network.upper(), zorder=3)
     for x, y, model, _ in points:
         ax.annotate(model, (x, y), fontsize=7, xytext=(4, 2), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("training tokens per second (log; higher is faster)")
-    ax.set_ylabel("test perplexity per word")
-    ax.set_title("Softmax speed-ups: speed against perplexity")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _svg(fig)
+    return _finish(fig, ax, "training tokens per second (log; higher is faster)", "test perplexity per word",
+                   "Softmax speed-ups: speed against perplexity")
 
 
 # --------------------------------------------------------------------------- the page
