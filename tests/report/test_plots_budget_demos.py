@@ -168,3 +168,18 @@ def test_finetune_runs_get_a_record_and_a_card_that_lmlab_report_keeps_true(tmp_
     done = cli("report", str(run), "--out", str(tmp_path / "r.html"))
     assert done.returncode == 0, done.stderr
     assert (run / "model" / "README.md").read_text() == card  # rewritten from the record
+
+
+def test_demo_writes_the_smoothing_grid_records_and_page(cli, tmp_path):
+    out = tmp_path / "demo"
+    done = cli("demo", "--small", "--only", "ngram", "--budget", "60", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "smoothing methods x orders" in done.stderr and "share" in done.stderr
+    records = read_records([out])
+    grid = [r for r in records if r.group == SMOOTHING_GROUP]
+    assert {r.config["method"] for r in grid} >= {"add-one", "kn", "mkn"} and {r.config["order"] for r in grid} == {2, 3}
+    cells = smoothing_cells(grid)
+    smallest = min(w for _, _, w in cells)
+    assert cells[("mkn", 3, smallest)] < cells[("add-one", 3, smallest)]  # Chen & Goodman's ordering holds here too
+    page = (out / "report.html").read_text()
+    assert "id='smoothing-grid'" in page and "MKN 5-gram" in page
