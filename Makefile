@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml Makefile
 	@test -d /usr/share/sword/modules/texts/ztext/engWEB2015eb || { command -v apt-get >/dev/null && \
 		[ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq sword-text-kjv sword-text-web) \
 		>/dev/null 2>&1; } || echo "note: sword-text-kjv/sword-text-web not installed; the Bible tests will skip"
+	@# optional: a headless browser for the report page's rendering test (tests/report/test_browser.py)
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
+		echo "note: chromium not installed; the report page's browser test will skip"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)

@@ -20,18 +20,27 @@ from .. import registry
 from ..io import atomic_write_text
 from ..recipes.lineage import build_data, unigram_baseline
 from ..report import DemoRow
+from ..report.budget import OverBudget, stop_training_at
 from ..report.html import render
 from ..report.plots import lineage_perplexity
 from ..report.records import write_records
 from ..report.tables import COUNTING_RULE, grouped, lineage_markdown, metric_names
 from .common import console, err_console, status, table
 
+SMALL_BUDGET, FULL_BUDGET = 170.0, 540.0  # seconds: ~3 and ~10 minutes with the corpus preparation
+HARD_STOP = 0.9  # a family's training is stopped at this fraction of its time share
+SMOOTHING_SECONDS = 30.0  # at most this (and 10% of --budget) is kept for the smoothing-method grid
+SMOOTHING_METHODS = ["add-one", "good-turing", "katz", "jelinek-mercer", "witten-bell", "absolute", "kn", "mkn"]
+SMOOTHING_FRACTIONS = (0.1, 0.3, 1.0)
+
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         small: bool = typer.Option(False, "--small", help="Use wiki-vital-small (~2,500 documents)."),
-        budget: float = typer.Option(300.0, "--budget", help="Seconds the whole run may take (families are skipped past it)."),
+        budget: float = typer.Option(0.0, "--budget", help="Seconds the whole run may take (0: 170 with --small, else "
+                                   "540): each family gets a share, its training is stopped at 90% of the share, "
+                                   "families with no time left are skipped."),
         out: Path = typer.Option(Path("runs/demo"), "--out", help="Where report.md (and ppl.png) go."),
         only: str = typer.Option("", "--only", help="Comma-separated demo groups to run: baseline," + ",".join(registry.demo_groups())),
         seed: int = typer.Option(0, help="Seed for every family."),
@@ -42,6 +51,8 @@ def register(app: typer.Typer) -> None:
         from ..errors import UsageError
 
         groups = registry.demo_groups()
+        if budget <= 0:
+            budget = SMALL_BUDGET if small else FULL_BUDGET
 
         started = time.monotonic()
         wanted = [w for w in only.split(",") if w] or ["baseline", *groups]
@@ -58,11 +69,16 @@ def register(app: typer.Typer) -> None:
         if "baseline" in wanted:
             rows.append(unigram_baseline(data))
         end = data.deadline
+        # the smoothing-method grid (n-grams, seconds) runs last, in time set aside for it
+        smoothing = "ngram" in wanted
+        reserve = min(SMOOTHING_SECONDS, 0.1 * budget) if smoothing else 0.0
+        end -= reserve
         todo = [name for name in groups if name in wanted]
         if todo:
             err_console.print(f"[dim]budget {budget:.0f} s: each of {len(todo)} families gets an equal share of the "
-                              f"time left when it starts (~{max(end - time.monotonic(), 0) / len(todo):.0f} s now): "
-                              f"{', '.join(todo)}[/dim]")
+                              f"time left when it starts (~{max(end - time.monotonic(), 0) / len(todo):.0f} s now; "
+                              f"its training is stopped at {HARD_STOP:.0%} of its share): {', '.join(todo)}"
+                              f"{f'; {reserve:.0f} s kept for the smoothing-method grid' if smoothing else ''}[/dim]")
         for i, name in enumerate(todo):
             left = end - time.monotonic()
             if left <= 0:
@@ -72,8 +88,14 @@ def register(app: typer.Typer) -> None:
             share = left / (len(todo) - i)
             data.deadline = time.monotonic() + share  # what the family's recipe sees as its own budget
             began = time.monotonic()
-            with status(f"running {name} [{i + 1}/{len(todo)}]: share {share:.0f} s, {left:.0f} s left in all"):
-                family_rows = groups[name].demo_function()(data)
+            # training past HARD_STOP of the share is stopped (between steps); the rest is the scoring's
+            with status(f"running {name} [{i + 1}/{len(todo)}]: share {share:.0f} s, {left:.0f} s left in all"), \
+                    stop_training_at(began + HARD_STOP * share, f"{name} (share {share:.0f} s)"):
+                try:
+                    family_rows = groups[name].demo_function()(data)
+                except OverBudget as stopped:
+                    err_console.print(f"[yellow]{stopped}[/yellow]")
+                    family_rows = [DemoRow(name, f"{name} (stopped)", notes=str(stopped))]
             took = time.monotonic() - began
             if took > share * 1.25 + 5:
                 err_console.print(f"[yellow]{name} took {took:.0f} s of its {share:.0f} s share[/yellow]")
@@ -81,7 +103,11 @@ def register(app: typer.Typer) -> None:
                     family_row.notes = (family_row.notes + "; " if family_row.notes else "") + \
                         f"over its time share ({took:.0f} of {share:.0f} s)"
             rows.extend(family_rows)
-        data.deadline = end
+        data.deadline = end + reserve
+        comparison = []
+        if smoothing and data.seconds_left() >= 3:
+            with status(f"smoothing methods x orders x training sizes ({data.seconds_left():.0f} s left)"):
+                comparison = smoothing_grid(data)
         elapsed = time.monotonic() - started
         for title, members in grouped(rows):
             names = metric_names(members)
@@ -97,7 +123,7 @@ def register(app: typer.Typer) -> None:
         if lineage_perplexity(rows, out / "ppl.png"):
             report += "\n![test perplexity](ppl.png)\n"
         atomic_write_text(out / "report.md", report)
-        records = demo_records(rows, data, corpus_name, seed)
+        records = demo_records(rows, data, corpus_name, seed, comparison)
         for stale in (out / "records").glob("*.json"):
             stale.unlink()  # the records of this run only
         write_records(records, out / "records")
@@ -106,13 +132,37 @@ def register(app: typer.Typer) -> None:
                       f"({elapsed:.1f} s)")
 
 
-def demo_records(rows: list[DemoRow], data, corpus_name: str, seed: int) -> list:
-    """One record per demo row that has metrics, sharing the corpus hash, machine and commit."""
-    from ..report.records import from_demo_row, git_commit, machine, text_sha256
+def smoothing_grid(data) -> list:
+    """Chen & Goodman's comparison on the demo's split: methods x orders 2-3 x three training sizes.
+
+    Stops adding training sizes when the time left would not cover the next (each size costs
+    about three times the one before)."""
+    from ..recipes.ngram import compare_methods
+
+    rows: list = []
+    last = 0.0
+    for fraction in SMOOTHING_FRACTIONS:
+        if rows and data.seconds_left() < 4 * last:
+            break
+        began = time.monotonic()
+        rows += compare_methods(data.train_sentences, data.valid_sentences, data.test_sentences,
+                                methods=SMOOTHING_METHODS, orders=(2, 3), fractions=(fraction,))
+        last = time.monotonic() - began
+    return rows
+
+
+def demo_records(rows: list[DemoRow], data, corpus_name: str, seed: int, comparison: list = ()) -> list:
+    """One record per demo row that has metrics, sharing the corpus hash, machine and commit, then one
+    per cell of the smoothing-method grid."""
+    from ..report.records import from_comparison_rows, from_demo_row, git_commit, machine, text_sha256
 
     sha = text_sha256(data.test_sentences)
     host, commit = machine(), git_commit()
     tokenizer = f"word (lower-cased, closed vocabulary of {len(data.vocab):,} from train)"
-    return [from_demo_row(row, row.family, corpus=corpus_name, corpus_sha256=sha, tokenizer=tokenizer,
-                          counting_rule=COUNTING_RULE, seed=seed, commit=commit, host=host)
-            for row in rows if row.metrics]
+    records = [from_demo_row(row, row.family, corpus=corpus_name, corpus_sha256=sha, tokenizer=tokenizer,
+                             counting_rule=COUNTING_RULE, seed=seed, commit=commit, host=host)
+               for row in rows if row.metrics]
+    grid = from_comparison_rows(comparison, corpus=corpus_name, seed=seed, commit=commit, host=host)
+    for record in grid:
+        record.corpus_sha256 = sha
+    return records + grid

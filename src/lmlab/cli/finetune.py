@@ -22,12 +22,15 @@ Prints validation and test accuracy, macro-F1 and the majority-class baseline, w
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..errors import UsageError
+from ..report.cards import finetune_record
 from .common import console, fresh_output_dir, status, table
 
 # built-in tasks beyond sequence classification: DATA name -> (module, finetune function, spec class, kind)
@@ -68,6 +71,7 @@ def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, st
     console.print(table(f"{task}: {model_dir}", ["metric", "value"], rows))
     if not (out_dir / "scores.json").is_file():
         atomic_write_text(out_dir / "scores.json", json.dumps(scores, indent=2, default=str) + "\n")
+    finetune_record(out_dir, task, str(model_dir), scores, shlex.join(["lmlab", "finetune", *sys.argv[2:]]), kind)
     console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}")
 
 
@@ -219,4 +223,6 @@ def register(app: typer.Typer) -> None:
         rows += [["final train loss", scores["train_loss"]], ["seconds", scores["seconds"]]]
         console.print(table(f"{task}: {source}", ["metric", "value"], rows))
         atomic_write_text(out_dir / "scores.json", json.dumps(scores, indent=2) + "\n")
-        console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}")
+        finetune_record(out_dir, task, str(source), scores, shlex.join(["lmlab", "finetune", *sys.argv[2:]]))
+        console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}  "
+                      f"card: {out_dir / 'model' / 'README.md'}")

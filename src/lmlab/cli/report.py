@@ -3,6 +3,8 @@
 RUNS are record files (``*.json`` written by ``lmlab demo``, ``lmlab finetune``, benchmarks) or
 folders holding them (a demo folder: its ``records/``). ``--compare OLD NEW`` prints what changed
 between two sets of records, metric by metric, and exits 1 when anything did (a regression check).
+A fine-tuning run folder (``lmlab finetune --out RUN``) among RUNS also gets its model card
+(``RUN/model/README.md``) rewritten from its record, so the card says what the record says.
 """
 
 from __future__ import annotations
@@ -42,6 +44,24 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         records = read_records(runs)
         check_output(out, inputs=tuple(runs), force=force)
+        refreshed = refresh_cards(runs)
         base = runs[0] if runs[0].is_dir() else runs[0].parent
         atomic_write_text(out, render(records, title, base=base))
-        console.print(f"{len(records)} records -> {out}")
+        console.print(f"{len(records)} records -> {out}" + (f"; model cards rewritten: {', '.join(map(str, refreshed))}"
+                                                           if refreshed else ""))
+
+
+def refresh_cards(runs: list[Path]) -> list[Path]:
+    """Rewrite ``RUN/model/README.md`` of every fine-tuning run folder in ``runs`` from its record."""
+    from ..report.cards import card_from_record
+    from ..report.records import read_records
+
+    written = []
+    for run in runs:
+        if run.is_dir() and (run / "model" / "config.json").is_file() and any((run / "records").glob("*.json")):
+            for record in read_records([run / "records"]):
+                if record.group == "finetune":
+                    path = card_from_record(run / "model", record)
+                    if path:
+                        written.append(path)
+    return written

@@ -24,6 +24,17 @@ LICENCES = {
 }
 
 
+def licence(corpus: str) -> tuple[str, str]:
+    """(licence id for the front matter, the sentence the card says) of a corpus or built-in task."""
+    if corpus in LICENCES:
+        return LICENCES[corpus]
+    from ..data.sources import SOURCES
+
+    if corpus in SOURCES:
+        return "other", f"the built-in `{corpus}` data (licence: {SOURCES[corpus].licence})"
+    return "other", "the user's own data; its licence is theirs to state"
+
+
 @dataclass
 class CardMetric:
     task_type: str      # e.g. "text-generation", "fill-mask", "text-classification"
@@ -40,11 +51,10 @@ def _y(value) -> str:
 
 
 def front_matter(name: str, family: str, corpus: str, metrics: list[CardMetric]) -> str:
-    licence = LICENCES.get(corpus, ("other", ""))[0]
     lines = ["---", "library_name: lmlab", f"tags: [{_y('lmlab')}, {_y(family)}]"]
     if corpus:
         lines.append(f"datasets: [{_y(corpus)}]")
-    lines += [f"license: {_y(licence)}", "model-index:", f"- name: {_y(name)}", "  results:"]
+    lines += [f"license: {_y(licence(corpus)[0])}", "model-index:", f"- name: {_y(name)}", "  results:"]
     if not metrics:
         lines[-1] = "  results: []"
     for m in metrics:
@@ -61,7 +71,7 @@ def write_card(folder: str | Path, *, name: str, family: str, summary: str, corp
                metrics: list[CardMetric], command: str, notes: str = "") -> Path:
     """Write ``folder/README.md``; returns its path."""
     folder = Path(folder)
-    licence_text = LICENCES.get(corpus, ("other", "the user's own data; its licence is theirs to state"))[1]
+    licence_text = licence(corpus)[1]
     body = [front_matter(name, family, corpus, metrics), f"# {name}", "",
             f"An lmlab **{family}** model: {summary}." if summary else f"An lmlab **{family}** model.", "",
             "## Training data", "", f"`{corpus or 'unknown'}`: {licence_text}.", ""]
@@ -77,3 +87,68 @@ def write_card(folder: str | Path, *, name: str, family: str, summary: str, corp
     body += ["## Use", "", "```python", "import lmlab", f"model = lmlab.load({_y(str(folder))})", "```", ""]
     atomic_write_text(folder / "README.md", "\n".join(body))
     return folder / "README.md"
+
+
+# metrics a fine-tuning run's scores.json holds -> (task type, metric type, the card's name for it)
+FINETUNE_METRICS = {
+    "accuracy": ("accuracy", "test accuracy"),
+    "macro_f1": ("f1", "test macro-F1"),
+    "entity_f1": ("f1", "test entity F1 (spans)"),
+    "f1": ("f1", "test F1"),
+    "exact_match": ("exact_match", "test exact match"),
+    "bleu": ("bleu", "test BLEU"),
+    "chrf": ("chrf", "test chrF"),
+    "majority_baseline": ("accuracy", "majority-class accuracy (baseline)"),
+}
+TASK_TYPES = {"tagging": "token-classification", "extractive QA": "question-answering",
+              "sequence-to-sequence": "text2text-generation", "sentence pairs": "text-classification"}
+
+
+def finetune_record(out_dir: str | Path, task: str, source: str, scores: dict, command: str, kind: str = ""):
+    """The result record of one ``lmlab finetune`` run (``out_dir/records/000-….json``), and its model card.
+
+    ``scores`` is what the run wrote to ``scores.json``; the card goes into ``out_dir/model/README.md``
+    when that folder exists. Returns the record."""
+    from .records import UNITS, Record, git_commit, machine, write_records
+
+    out_dir = Path(out_dir)
+    metrics = {name: float(scores[key]) for key, (_, name) in FINETUNE_METRICS.items()
+               if isinstance(scores.get(key), int | float) and not isinstance(scores.get(key), bool)}
+    from .. import __version__
+
+    record = Record(model=f"{Path(str(source)).parent.name or source} -> {task}", family="fine-tuned",
+                    metrics=metrics, units={k: UNITS.get(k, "fraction") for k in metrics}, generation="fine-tuning",
+                    group="finetune", corpus=task, split="test", seed=scores.get("seed"),
+                    train_seconds=float(scores["seconds"]) if isinstance(scores.get("seconds"), int | float) else None,
+                    machine=machine(), lmlab_version=__version__, git_commit=git_commit(),
+                    config={"task": task, "kind": kind or "sequence classification", "base": str(source),
+                            "command": command,
+                            **{k: scores[k] for k in ("n_train", "n_test", "steps", "best_step", "train_loss")
+                               if isinstance(scores.get(k), int | float)}},
+                    notes=f"{source} fine-tuned on {task}", verified="scored on the task's test split by lmlab finetune")
+    folder = out_dir / "records"
+    for stale in folder.glob("*.json") if folder.is_dir() else ():
+        stale.unlink()
+    write_records([record], folder)
+    card_from_record(out_dir / "model", record)
+    return record
+
+
+def card_from_record(folder: str | Path, record) -> Path | None:
+    """Write ``folder/README.md`` from a fine-tuning record (what ``lmlab report`` refreshes); None without the folder."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        return None
+    kind = str(record.config.get("kind", ""))
+    task_type = TASK_TYPES.get(kind, "text-classification")
+    by_name = {name: metric for metric, name in FINETUNE_METRICS.values()}
+    metrics = [CardMetric(task_type, kind or "sequence classification", by_name.get(name, "other"), name, value,
+                          record.corpus, record.split) for name, value in record.metrics.items()]
+    config = record.config
+    counts = ", ".join(f"{k.replace('_', ' ')} {config[k]:,}" for k in ("n_train", "n_test") if k in config)
+    return write_card(folder, name=record.model, family=record.family,
+                      summary=f"{config.get('base', '?')} fine-tuned on `{record.corpus}`"
+                              + (f" ({counts})" if counts else ""),
+                      corpus=record.corpus, metrics=metrics, command=str(config.get("command", "")),
+                      notes="Kept true by `lmlab report`: the card is rewritten from the run's record "
+                            f"(`records/`); {record.verified}.")

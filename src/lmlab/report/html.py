@@ -9,10 +9,12 @@ What the page shows, top to bottom: a header (corpora and content hashes, machin
 commit); the tables (language models on one per-word perplexity scale, classifiers, word vectors
 and the rest), a metric given as mean ± standard deviation when several records (seeds) share a
 model; the plots (perplexity by year of the paper, quality against training seconds with the
-Pareto front, loss curves of the runs whose records name a ``metrics.jsonl``); one collapsible card
-per model (what it is, how its number was verified, its config). Not here yet: the Chen & Goodman
-method x order x size grid and the softmax speed-up plot (``lmlab ngram compare`` and
-``benchmarks/softmax_bench.py`` draw those on their own).
+Pareto front, loss curves of the runs whose records name a ``metrics.jsonl``, the smoothing methods
+Chen & Goodman style -- method x order x training size, from records of group
+:data:`~lmlab.report.records.SMOOTHING_GROUP` that ``lmlab demo`` writes -- as a grid and a plot, and
+the softmax speed-ups, tokens per second against perplexity, from a ``benchmarks/softmax_bench.py
+--part ppl --json FILE`` result given to ``lmlab report``); one collapsible card per model (what it
+is, how its number was verified, its config).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import math
 import statistics
 from pathlib import Path
 
-from .records import Record
+from .records import SMOOTHING_GROUP, SOFTMAX_GROUP, Record
 from .tables import COUNTING_RULE, fmt
 
 STYLE = """
@@ -46,6 +48,9 @@ TABLES = (
 )
 
 
+PLOT_GROUPS = (SMOOTHING_GROUP, SOFTMAX_GROUP)
+
+
 def _esc(value) -> str:
     return html.escape(str(value), quote=True)
 
@@ -53,6 +58,8 @@ def _esc(value) -> str:
 def grouped(records: list[Record]) -> list[tuple[str, str, list[Record]]]:
     out: dict[str, tuple[str, list[Record]]] = {title: (caption, []) for title, caption, _ in TABLES}
     for record in records:
+        if record.group in PLOT_GROUPS:
+            continue  # shown as their own grid and plot
         title = next(t for t, _, test in TABLES if test(record))
         out[title][1].append(record)
     return [(t, c, rs) for t, (c, rs) in out.items() if rs]
@@ -120,6 +127,7 @@ def _pyplot():
 
         matplotlib.use("Agg")
         matplotlib.rcParams["svg.hashsalt"] = "lmlab"  # stable ids: the same records give the same page
+        matplotlib.rcParams["svg.fonttype"] = "none"   # labels as <text>: smaller, searchable, checkable
         import matplotlib.pyplot as plt
     except ImportError:
         return None
@@ -141,6 +149,17 @@ def plot_perplexity_by_year(records: list[Record]) -> str | None:
     ax.set_xlabel("year of the paper")
     ax.set_ylabel("test perplexity per word (log)")
     ax.set_title("Sixty years of language models on one test stream")
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str) -> str:
+    """Log x axis, labels, title, legend and grid; the figure as SVG."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _svg(fig)
 
@@ -168,14 +187,8 @@ def plot_quality_vs_cost(records: list[Record]) -> str | None:
         ax.annotate(model, (x, y), fontsize=7, xytext=(4, 2), textcoords="offset points")
     front = pareto_front([(x, y) for x, y, _ in points])
     ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="#228833", label="Pareto front")
-    ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("training seconds (log)")
-    ax.set_ylabel("test perplexity per word (log)")
-    ax.set_title("Quality against training cost")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _svg(fig)
+    return _finish(fig, ax, "training seconds (log)", "test perplexity per word (log)", "Quality against training cost")
 
 
 def read_loss_curve(path: str | Path) -> list[tuple[int, float]]:
@@ -216,6 +229,76 @@ def plot_loss_curves(records: list[Record], base: Path) -> str | None:
     return _svg(fig)
 
 
+def smoothing_cells(records: list[Record]) -> dict[tuple[str, int, int], float]:
+    """(method, order, training words) -> test perplexity, from the smoothing-comparison records."""
+    return {(r.config["method"], int(r.config["order"]), int(r.config["train_words"])): r.metrics["comparison ppl"]
+            for r in records if r.group == SMOOTHING_GROUP and "comparison ppl" in r.metrics}
+
+
+def smoothing_table_html(records: list[Record]) -> str:
+    """The Chen & Goodman grid as a table: a row per method, a column per (order, training words)."""
+    cells = smoothing_cells(records)
+    if not cells:
+        return ""
+    methods = list(dict.fromkeys(m for m, _, _ in cells))
+    cols = sorted({(o, w) for _, o, w in cells})
+    head = "".join(f"<th>{o}-gram, {w:,} words</th>" for o, w in cols)
+    body = []
+    for m in methods:
+        tds = "".join(f"<td class='num' data-metric='comparison ppl'>{_esc(fmt(cells.get((m, o, w))))}</td>"
+                      for o, w in cols)
+        body.append(f"<tr data-model='{_esc(m)}'><td>{_esc(m)}</td>{tds}</tr>")
+    return ("<h2>Smoothing methods</h2><p class='meta'>test perplexity per word of each method x order x "
+            "training size (the first part of the train sentences), in the manner of Chen &amp; Goodman (1998)</p>"
+            f"<table class='results' id='smoothing-grid'><tr><th>method</th>{head}</tr>{''.join(body)}</table>")
+
+
+def plot_smoothing(records: list[Record]) -> str | None:
+    """Chen & Goodman style: test perplexity against training words, one panel per order, a line per method."""
+    plt = _pyplot()
+    cells = smoothing_cells(records)
+    if plt is None or not cells:
+        return None
+    orders = sorted({o for _, o, _ in cells})
+    fig, axes = plt.subplots(1, len(orders), figsize=(4.2 * len(orders), 4), squeeze=False, sharey=True)
+    methods = list(dict.fromkeys(m for m, _, _ in cells))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = {}  # method -> its line, for one legend over every panel
+    for ax, order in zip(axes[0], orders):
+        for i, method in enumerate(methods):
+            points = sorted((w, p) for (m, o, w), p in cells.items() if m == method and o == order and math.isfinite(p))
+            if points:
+                (handles[method],) = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
+                                             color=colours[i % len(colours)], label=method)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training words (log)")
+        ax.set_title(f"{order}-gram")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test perplexity per word (log)")
+    axes[0][-1].legend([handles[m] for m in methods if m in handles], [m for m in methods if m in handles], fontsize=7)
+    fig.suptitle("Smoothing methods by order and training size")
+    return _svg(fig)
+
+
+def plot_softmax_speedups(records: list[Record]) -> str | None:
+    """The softmax speed-ups: training tokens per second against test perplexity, per network and output layer."""
+    plt = _pyplot()
+    points = [(r.metrics["tokens/s"], r.metrics["softmax test ppl"], r.model, r.config.get("network", ""))
+              for r in records if r.group == SOFTMAX_GROUP and {"tokens/s", "softmax test ppl"} <= set(r.metrics)]
+    if plt is None or not points:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for network, colour in (("lstm", "#4477aa"), ("nnlm", "#ee6677")):
+        mine = [p for p in points if p[3] == network]
+        if mine:
+            ax.scatter([p[0] for p in mine], [p[1] for p in mine], color=colour, label=network.upper(), zorder=3)
+    for x, y, model, _ in points:
+        ax.annotate(model, (x, y), fontsize=7, xytext=(4, 2), textcoords="offset points")
+    return _finish(fig, ax, "training tokens per second (log; higher is faster)", "test perplexity per word",
+                   "Softmax speed-ups: speed against perplexity")
+
+
 # --------------------------------------------------------------------------- the page
 
 
@@ -253,10 +336,14 @@ def render(records: list[Record], title: str = "lmlab: the lineage report", base
                       f"({_esc(info.get('torch_threads', '?'))} threads)<br>")
     header.append(f"lmlab {_esc(', '.join(versions) or '?')}, commit <code>{_esc(', '.join(commits) or 'unknown')}"
                   f"</code>; {len(records)} records</p>")
+    lineage = [r for r in records if r.group not in PLOT_GROUPS]
     sections = [table_html(t, c, rs) for t, c, rs in grouped(records)]
-    plots = [("perplexity-by-year", plot_perplexity_by_year(records)),
-             ("quality-vs-cost", plot_quality_vs_cost(records)),
-             ("loss-curves", plot_loss_curves(records, Path(base)))]
+    sections.append(smoothing_table_html(records))
+    plots = [("perplexity-by-year", plot_perplexity_by_year(lineage)),
+             ("quality-vs-cost", plot_quality_vs_cost(lineage)),
+             ("loss-curves", plot_loss_curves(lineage, Path(base))),
+             ("smoothing-methods", plot_smoothing(records)),
+             ("softmax-speedups", plot_softmax_speedups(records))]
     plot_html = [f"<div class='plot' id='{name}'>{svg}</div>" for name, svg in plots if svg]
     if _pyplot() is None:
         plot_html.append("<p class='meta'>Plots left out: matplotlib is not installed (the plot extra).</p>")
@@ -266,7 +353,7 @@ def render(records: list[Record], title: str = "lmlab: the lineage report", base
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{_esc(title)}</h1>", *header, *sections, "<h2>Plots</h2>", *plot_html,
-        "<h2>Models</h2>", *[card_html(r) for r in records],
+        "<h2>Models</h2>", *[card_html(r) for r in lineage],
         f"<script type='application/json' id='lmlab-records'>{payload}</script>",
         "</body></html>", ""])
 

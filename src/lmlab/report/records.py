@@ -63,6 +63,8 @@ LINEAGE: tuple[tuple[str, str, int], ...] = (
 UNITS = {
     "test ppl": "perplexity per word", "valid ppl": "perplexity per word", "test ppl excl. OOV": "perplexity per word",
     "bits/word": "bits", "OOVs": "count", "n-grams": "count", "vs MKN 3-gram %": "percent",
+    "forward ppl": "perplexity per word", "backward ppl": "perplexity per word",
+    "comparison ppl": "perplexity per word", "softmax test ppl": "perplexity per word", "tokens/s": "tokens per second",
     "accuracy": "fraction", "macro-F1": "fraction", "entity F1": "fraction", "analogy acc": "fraction",
     "analogy coverage": "fraction", "WS353 ρ": "Spearman", "SimLex ρ": "Spearman",
 }
@@ -194,6 +196,9 @@ def read_records(paths) -> list[Record]:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise FormatError(f"{file}: not a JSON record ({err})") from None
+        if isinstance(data, dict) and "format" not in data and isinstance(data.get("ppl"), dict):
+            records += from_softmax_bench(data, str(file))  # benchmarks/softmax_bench.py --json
+            continue
         records.append(Record.from_dict(data, str(file)))
     return records
 
@@ -227,3 +232,46 @@ def compare(old: list[Record], new: list[Record], tolerance: float = 1e-9) -> li
         if va is None or vb is None or abs(va - vb) > tolerance * max(1.0, abs(va)):
             changes.append((key[0], key[1], va, vb))
     return changes
+
+
+SMOOTHING_GROUP = "smoothing-comparison"   # records of the Chen & Goodman grid (plotted, not in the tables)
+SOFTMAX_GROUP = "softmax-speed"            # records of benchmarks/softmax_bench.py --part ppl
+
+
+def from_comparison_rows(rows, *, corpus: str, seed: int, commit: str, host: dict) -> list[Record]:
+    """Records of :func:`lmlab.recipes.ngram.compare_methods` rows: one per method x order x training size."""
+    from .. import __version__
+
+    return [Record(model=f"{r.method} {r.order}-gram, {r.train_words:,} words", family="statistical",
+                   metrics={"comparison ppl": float(r.perplexity)}, units={"comparison ppl": UNITS["comparison ppl"]},
+                   generation="n-gram", group=SMOOTHING_GROUP, corpus=corpus, seed=seed,
+                   train_seconds=float(r.seconds), machine=host, lmlab_version=__version__, git_commit=commit,
+                   config={"method": r.method, "order": r.order, "train_words": r.train_words, "oovs": r.oovs,
+                           "tokens": r.tokens},
+                   notes="lmlab.recipes.ngram.compare_methods: the first part of the train sentences, "
+                         "its own closed vocabulary (min count 2), per-word test perplexity")
+            for r in rows]
+
+
+def from_softmax_bench(result: dict, where: str) -> list[Record]:
+    """Records of a ``benchmarks/softmax_bench.py --part ppl --json FILE`` result: one per network x output layer."""
+    from .. import __version__
+
+    ppl = result["ppl"]
+    records = []
+    for net in ("lstm", "nnlm"):
+        runs = ppl.get(net, {})
+        if not isinstance(runs, dict):
+            raise FormatError(f"{where}: 'ppl.{net}' must map softmax kinds to results")
+        for kind, run in runs.items():
+            try:
+                metrics = {"softmax test ppl": float(run["test_ppl"]), "tokens/s": float(run["tokens_per_s"])}
+                seconds = float(run["train_s"])
+            except (KeyError, TypeError, ValueError):
+                raise FormatError(f"{where}: 'ppl.{net}.{kind}' needs test_ppl, tokens_per_s and train_s") from None
+            records.append(Record(model=f"{net.upper()} {kind} softmax", family="neural LM", metrics=metrics,
+                                  units={k: UNITS[k] for k in metrics}, generation="neural LM", group=SOFTMAX_GROUP,
+                                  corpus="wiki-vital", train_seconds=seconds, lmlab_version=__version__,
+                                  config={"network": net, "softmax": kind, "steps": run.get("steps")},
+                                  notes=str(ppl.get("command", "benchmarks/softmax_bench.py --part ppl"))))
+    return records
