@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ from lmlab.models.xlnet import XLNetLMHeadModel
 from lmlab.recipes.run import RunFile
 from lmlab.recipes.xlnet import LaneSegments, build
 from lmlab.train.trainer import TrainConfig, Trainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _resume import assert_same_end, rewind_to_step_3  # noqa: E402
 
 
 def test_lane_rows_start_where_the_cached_part_of_the_previous_row_ends():
@@ -63,17 +67,11 @@ def test_the_memory_is_carried_used_and_resumed_exactly(tmp_path):
         with_memory = objective.loss(model, batch, memory).loss_sum
         without = objective.loss(model, batch, None).loss_sum
     assert abs(float(with_memory - without)) > 1e-6, (float(with_memory), float(without))
-    resumed_dir = tmp_path / "resumed"
-    shutil.copytree(tmp_path / "ref", resumed_dir)
-    shutil.rmtree(resumed_dir / "checkpoints" / "step-00000006")
-    (resumed_dir / "checkpoints" / "latest").write_text("step-00000003\n")
-    resumed = _trainer(resumed_dir, 6, job)
+    rewind_to_step_3(tmp_path / "ref", tmp_path / "resumed")
+    resumed = _trainer(tmp_path / "resumed", 6, job)
     resumed.fit(resume=True)
     assert resumed.step == 6
-    for (name, a), (_, b) in zip(reference.model.state_dict().items(), resumed.model.state_dict().items()):
-        assert a.equal(b), name
-    for a, b in zip(reference.carried[0], resumed.carried[0]):
-        assert a.equal(b)
+    assert_same_end(reference, resumed)
 
 
 def test_memory_needs_a_matching_reuse_len():
