@@ -6,8 +6,9 @@ batches (``lmlab.objectives.plm``: K = 6, spans ≤ 5, one factorisation order p
 permutation mask and the one-hot ``target_mapping`` built from it), AdamW, mean cross-entropy over
 the predicted tokens. lmlab runs the query stream only at the P ≈ T/6 predicted positions and
 builds the relative-position table once per batch; HF runs it at all T positions (scattering
-through ``target_mapping``) and expands the table to the batch. Rounds alternate between the two
-so that a change in machine load hits both. Before timing, the first step's losses are compared
+through ``target_mapping``) and expands the table to the batch. The two alternate step by step
+(lmlab, HF, lmlab, HF, ...: ABAB over ``rounds x steps`` pairs) so that a change in machine load hits
+both; the rates are medians of the per-step times and the ratio is the median of the per-pair ratios. Before timing, the first step's losses are compared
 (equal weights, dropout off: they must agree to 1e-5).
 
     .venv/bin/python benchmarks/xlnet_bench.py [--steps 8] [--rounds 3] [--threads 2] [--out benchmarks/results/xlnet.md]
@@ -16,6 +17,7 @@ so that a change in machine load hits both. Before timing, the first step's loss
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -88,11 +90,14 @@ def main() -> None:
     timed(ours, ours_loss, data[:1], optimizers["lmlab"])     # warm-up
     timed(hf, hf_loss, data[:1], optimizers["hf"])
     seconds = {"lmlab": [], "hf": []}
-    for _ in range(args.rounds):
-        seconds["lmlab"].append(timed(ours, ours_loss, data, optimizers["lmlab"]))
-        seconds["hf"].append(timed(hf, hf_loss, data, optimizers["hf"]))
-    tokens = args.steps * B * T
+    for _ in range(args.rounds):                               # ABAB: one lmlab step, one HF step, ...
+        for batch in data:
+            seconds["lmlab"].append(timed(ours, ours_loss, [batch], optimizers["lmlab"]))
+            seconds["hf"].append(timed(hf, hf_loss, [batch], optimizers["hf"]))
+    tokens = B * T
     rate = {k: tokens / statistics.median(v) for k, v in seconds.items()}
+    pair_ratio = statistics.median(b / a for a, b in zip(seconds["lmlab"], seconds["hf"]))
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     predicted = int((data[0].labels != -100).sum()) // B
     lines = [
         "# XLNet: permutation-LM training step, lmlab vs Hugging Face XLNetLMHeadModel",
@@ -102,15 +107,16 @@ def main() -> None:
         "",
         f"Shape: d_model {H}, {L} layers, {A} heads, d_inner {FF}, vocab {V}, seq {T} ({predicted} predicted per "
         f"row, K = 6), batch {B}, fp32, dropout 0.1, AdamW, {args.threads} threads; the same weights and "
-        f"batches; losses before training agree to {gap:.1e}. Median of {args.rounds} alternating rounds of "
-        f"{args.steps} steps. Measured on the shared 2-core CPU machine (other jobs running), so absolute "
-        "rates are noisy; the ratio is what the rounds share.",
+        f"batches; losses before training agree to {gap:.1e}. {args.rounds} x {args.steps} steps of each, "
+        f"alternating step by step (ABAB); medians. Load average at the end {load} (1 / 5 / 15 min): on a "
+        "shared machine absolute rates are noisy; the paired ratio is what the steps share.",
         "",
-        "| model | tokens/s | seconds per round |",
-        "|---|---|---|",
-        *(f"| {k} | {rate[k]:,.0f} | {', '.join(f'{s:.2f}' for s in seconds[k])} |" for k in ("lmlab", "hf")),
+        "| model | tokens/s (median step) | fastest step s | slowest step s |",
+        "|---|---|---|---|",
+        *(f"| {k} | {rate[k]:,.0f} | {min(seconds[k]):.3f} | {max(seconds[k]):.3f} |" for k in ("lmlab", "hf")),
         "",
-        f"lmlab / HF: **{rate['lmlab'] / rate['hf']:.2f}x** tokens/s (target >= 1.2x).",
+        f"lmlab / HF: **{pair_ratio:.2f}x** tokens/s (median of the {len(seconds['hf'])} paired steps; "
+        f"ratio of the median rates {rate['lmlab'] / rate['hf']:.2f}x; target >= 1.2x).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

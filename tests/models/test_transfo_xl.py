@@ -5,7 +5,6 @@ save/load, cached generation, exact resume with carried memory, and learning on 
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from lmlab.objectives.bptt import BPTTObjective
 from lmlab.train.trainer import TrainConfig, Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _resume import assert_same_end, rewind_to_step_3  # noqa: E402
 from _wordlm import add_one_bigram_perplexity, slice_of_text  # noqa: E402
 
 
@@ -299,17 +299,11 @@ def test_resume_mid_run_is_bit_identical_with_the_memory_carried(tmp_path, text)
     reference = _stream_trainer(tmp_path / "ref", text, 6, checkpoint_every=3)
     reference.fit()
     assert reference.carried and reference.carried[0][1].shape[1] == 16  # memory was carried
-    resumed_dir = tmp_path / "resumed"
-    shutil.copytree(tmp_path / "ref", resumed_dir)
-    shutil.rmtree(resumed_dir / "checkpoints" / "step-00000006")
-    (resumed_dir / "checkpoints" / "latest").write_text("step-00000003\n")
-    resumed = _stream_trainer(resumed_dir, text, 6, checkpoint_every=3)
+    rewind_to_step_3(tmp_path / "ref", tmp_path / "resumed")
+    resumed = _stream_trainer(tmp_path / "resumed", text, 6, checkpoint_every=3)
     resumed.fit(resume=True)
     assert resumed.step == 6
-    for (name, a), (_, b) in zip(reference.model.state_dict().items(), resumed.model.state_dict().items()):
-        assert a.equal(b), name
-    for a, b in zip(reference.carried[0], resumed.carried[0]):
-        assert a.equal(b)
+    assert_same_end(reference, resumed)
 
 
 def test_transformer_xl_beats_add_one_bigram_on_real_text(tmp_path, text):

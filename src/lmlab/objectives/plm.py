@@ -211,6 +211,7 @@ class PLMBatch:
     perm_mask: Tensor          # (B, T, T) bool, True = may not attend
     target_positions: Tensor   # (B, P)
     labels: Tensor             # (B, P) the ids there, IGNORE where padded
+    reset: Tensor | None = None  # (B,) bool: the row starts a new pass (PLMMemoryObjective drops the memory)
 
 
 class PLMObjective:
@@ -252,6 +253,42 @@ class PLMObjective:
         total = F.cross_entropy(logits[scored].float(), batch.labels[scored], reduction="sum")
         correct = (logits[scored].argmax(-1) == batch.labels[scored]).sum()
         return LossOutput(total, scored.sum(), metrics={"acc": correct.detach()})
+
+
+class PLMMemoryObjective(PLMObjective):
+    """The permutation LM with XLNet's segment memory carried by the Trainer (``stateful``).
+
+    Rows come from contiguous lanes (:class:`lmlab.recipes.xlnet.LaneSegments`): row ``s + 1`` of a lane
+    starts ``reuse_len`` tokens after row ``s``, so the memory the model caches (the first
+    ``reuse_len`` positions of every layer's input, the last ``mem_len`` of them kept, detached) is
+    exactly the text before the next row, as in XLNet's pretraining (``mems`` with ``reuse_len``).
+    The first row of a pass over the data has ``vocab_size`` added to its first id; the memory is
+    dropped there. The memory keys are visible to every query of both streams (XLNet's ``mems``)."""
+
+    stateful = True
+
+    def __init__(self, config: PLMConfig, sep_id: int, cls_id: int, pad_id: int, vocab_size: int,
+                 starts_word: Tensor | None = None) -> None:
+        super().__init__(config, sep_id, cls_id, pad_id, starts_word)
+        self.vocab_size = vocab_size
+
+    def prepare(self, ids: Tensor, generator: torch.Generator) -> PLMBatch:
+        ids = torch.as_tensor(ids).long()
+        batch = super().prepare(ids % self.vocab_size, generator)
+        batch.reset = ids[:, 0] >= self.vocab_size
+        return batch
+
+    def loss(self, model, batch: PLMBatch, state):
+        from ..protocols import LossOutput
+
+        memory = None if state is None or bool(batch.reset.any()) else list(state)
+        states = model.transformer(batch.input_ids, batch.segment_ids, batch.attention_mask, batch.perm_mask,
+                                   batch.target_positions, memory, use_memory=True)
+        logits = model.lm_logits(states.query)                                    # (B, P, V)
+        scored = batch.labels != IGNORE
+        total = F.cross_entropy(logits[scored].float(), batch.labels[scored], reduction="sum")
+        correct = (logits[scored].argmax(-1) == batch.labels[scored]).sum()
+        return LossOutput(total, scored.sum(), state=tuple(states.memory), metrics={"acc": correct.detach()})
 
 
 def classification_inputs(token_lists: list[list[int]], max_len: int, sep_id: int, cls_id: int,
