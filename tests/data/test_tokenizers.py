@@ -84,10 +84,24 @@ def test_tokenizer_errors(tmp_path):
         SubwordTokenizer.load(tmp_path, "bpe")
 
 
-def test_bpe_and_bytebpe_training_is_deterministic(texts):
-    for kind in ("bpe", "bytebpe"):
-        first, second = (train_tokenizer(kind, texts[0], vocab_size=800).tokenizer.to_str() for _ in range(2))
-        assert first == second, kind
+def test_every_subword_kind_trains_deterministically(texts):
+    # the library's WordPiece and Unigram trainers are not deterministic on their own (module docstring)
+    for kind in ("bpe", "bytebpe", "wordpiece", "unigram"):
+        first, second, third = (train_tokenizer(kind, texts[0], vocab_size=800).tokenizer.to_str() for _ in range(3))
+        assert first == second == third, kind
+
+
+def test_wordpiece_reads_the_bpe_merges_as_initial_and_continuation_pieces(texts):
+    tok = train_tokenizer("wordpiece", texts[0], vocab_size=800)
+    vocab = tok.tokenizer.get_vocab()
+    assert len(vocab) == 800
+    assert [token for token, _ in sorted(vocab.items(), key=lambda kv: kv[1])[:5]] == \
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert not any("\u2581" in token for token in vocab)
+    letters = {ch for text in texts[0] for ch in text if ch.isalpha()}
+    assert all(ch in vocab and "##" + ch in vocab for ch in letters)  # every word can be spelled
+    pieces = tok.tokenize("the unremarkable")
+    assert pieces[0] == "the" and pieces[1] != "[UNK]" and all(p.startswith("##") for p in pieces[2:])
 
 
 def test_bpe_round_trips_words_and_punctuation(texts):

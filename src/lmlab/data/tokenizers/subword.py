@@ -16,12 +16,18 @@ own ``tokenizer.json`` (so the folder also loads in ``transformers``):
 Byte-level BPE round-trips any text exactly; the others round-trip modulo the
 whitespace their pre-tokenizer normalises.
 
-Determinism: ``bpe`` and ``bytebpe`` train to the same ``tokenizer.json`` on the same text
-every time (tested). ``wordpiece`` and ``unigram`` do not (measured: three trainings, three
-different files, also with one thread): the ``tokenizers`` library creates WordPiece's ``##``
-continuation tokens in hash-map order and breaks ties between equally frequent pairs by id
-(huggingface/tokenizers#1794, fix proposed in #2066). Where runs must be reproducible, train
-those once and reuse the saved folder.
+Determinism: every kind trains to the same ``tokenizer.json`` on the same text every time
+(tested). The ``tokenizers`` library's own WordPiece trainer does not (measured: three trainings,
+three different vocabularies, also with one thread): it creates the ``##`` continuation tokens in
+hash-map order and breaks ties between equally frequent pairs by id (huggingface/tokenizers#1794).
+So ``wordpiece`` is learned as a BPE over BERT's pre-tokens, each marked with a leading ``▁``
+(BPE without prefixes is deterministic), and the merges are read back as a WordPiece vocabulary:
+``▁piece`` is a word-initial ``piece``, any other piece a ``##piece`` continuation, every
+character in both forms; the pieces merged last are dropped if that exceeds ``vocab_size``.
+The Unigram trainer returns the same pieces each time but sums its EM scores in hash-map order
+(scores differ in the 15th digit, and ids with them) and gives the characters it adds at the end
+their made-up, evenly spaced scores in hash-map order: the pieces are re-ordered by score rounded
+to 10 decimals, then by the piece, and that tail of characters takes its scores in character order.
 """
 
 from __future__ import annotations
@@ -79,13 +85,6 @@ class SubwordTokenizer:
             tok.decoder = decoders.Metaspace()
             trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                           special_tokens=specials, show_progress=False)
-        elif self.kind == "wordpiece":
-            tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-            tok.normalizer = normalizers.NFC()
-            tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-            tok.decoder = decoders.WordPiece()
-            trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                                special_tokens=specials, show_progress=False)
         elif self.kind == "bytebpe":
             tok = Tokenizer(models.BPE())
             tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -105,8 +104,13 @@ class SubwordTokenizer:
     def train(self, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2,
               specials: list[str] | None = None) -> SubwordTokenizer:
         specials = list(specials or DEFAULT_SPECIALS[self.kind])
+        if self.kind == "wordpiece":
+            self._tok = _train_wordpiece(texts, vocab_size, min_frequency, specials)
+            return self
         tok, trainer = self._build(vocab_size, min_frequency, specials)
         tok.train_from_iterator(texts, trainer=trainer)
+        if self.kind == "unigram":
+            tok = _canonical_unigram(tok)
         self._tok = tok
         return self
 
@@ -224,3 +228,81 @@ def special_ids(tokenizer) -> dict:
 def tokenizer_files(tokenizer) -> dict[str, bytes]:
     """The files ``tokenizer.save`` writes, as bytes (for a model folder): ``tokenizer.files()``."""
     return tokenizer.files()
+
+
+WORD_START = "\u2581"  # "▁", the mark a word-initial piece carries while the BPE is learned
+
+
+def _wordpiece_shell(vocab: dict[str, int], specials: list[str]):
+    """A BERT-style WordPiece ``Tokenizer`` over ``vocab`` (NFC, BERT's pre-tokenizer, ``##``)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.add_special_tokens(specials)
+    return tok
+
+
+def _train_wordpiece(texts: Iterable[str], vocab_size: int, min_frequency: int, specials: list[str]):
+    """WordPiece vocabulary learned deterministically (see the module docstring): a BPE over
+    ``▁``-marked BERT pre-tokens, its pieces read back in merge order as word-initial / ``##`` pieces."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.BertPreTokenizer(),
+        pre_tokenizers.Metaspace(replacement=WORD_START, prepend_scheme="always", split=True)])
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                  special_tokens=specials, show_progress=False)
+    bpe.train_from_iterator(texts, trainer=trainer)
+    learned = sorted(bpe.get_vocab().items(), key=lambda item: item[1])  # ids follow merge order
+    pieces = [piece for piece, _ in learned if piece not in specials]
+    chars = sorted({ch for piece in pieces for ch in piece if ch != WORD_START})
+    vocab: dict[str, int] = {}
+    for token in [*specials, *chars, *("##" + ch for ch in chars)]:
+        vocab.setdefault(token, len(vocab))
+    for piece in pieces:
+        if len(vocab) >= vocab_size:
+            break
+        if piece.startswith(WORD_START):
+            piece = piece[1:]
+            if piece:
+                vocab.setdefault(piece, len(vocab))
+        else:
+            vocab.setdefault("##" + piece, len(vocab))
+    return _wordpiece_shell(vocab, specials)
+
+
+def _canonical_unigram(tok):
+    """The trained Unigram tokenizer with its pieces in a deterministic order (module docstring):
+    special pieces first as trained, the rest by score rounded to 10 decimals, then by piece."""
+    from tokenizers import Tokenizer
+
+    state = json.loads(tok.to_str())
+    model = state["model"]
+    special = {entry["content"] for entry in state.get("added_tokens", []) if entry.get("special")}
+    unk = model["vocab"][model["unk_id"]][0] if model.get("unk_id") is not None else None
+    head = [entry for entry in model["vocab"] if entry[0] in special]
+    rest = sorted((entry for entry in model["vocab"] if entry[0] not in special),
+                  key=lambda entry: (-round(entry[1], 10), entry[0]))
+    # the characters the trainer adds at the end get scores min - 1e-4, min - 2e-4, ... (the last ones
+    # equal) in hash-map order: that tail is handed the same scores in the characters' own order
+    tail = len(rest)
+    while tail > 1 and len(rest[tail - 1][0]) == 1 and len(rest[tail - 2][0]) == 1 \
+            and min(abs(rest[tail - 2][1] - rest[tail - 1][1] - step) for step in (0.0, 1e-4)) < 1e-7:
+        tail -= 1
+    tail -= 1  # the run's first character, whose pair with the one before it ended the loop
+    if len(rest) - tail > 1:
+        scores = [score for _, score in rest[tail:]]
+        rest[tail:] = [[piece, score] for (piece, _), score in zip(sorted(rest[tail:]), scores)]
+    model["vocab"] = [[piece, round(score, 10)] for piece, score in head + rest]
+    if unk is not None:
+        model["unk_id"] = [piece for piece, _ in model["vocab"]].index(unk)
+    order = {piece: index for index, (piece, _) in enumerate(model["vocab"])}
+    for entry in state.get("added_tokens", []):
+        if entry["content"] in order:
+            entry["id"] = order[entry["content"]]
+    return Tokenizer.from_str(json.dumps(state))
