@@ -81,12 +81,15 @@ def load_any(path) -> tuple[elmo.ElmoLM, bool]:
 
     path = Path(path)
     if (path / "options.json").is_file():
-        from ..interop.allennlp import load_allennlp
+        from ..interop.allennlp import has_softmax, load_allennlp
 
         weights = next((path / n for n in ("weights.hdf5", "lm_weights.hdf5") if (path / n).is_file()), None)
         if weights is None:
             raise CheckpointError(f"{path}: options.json but no weights.hdf5 beside it")
-        return load_allennlp(path / "options.json", weights), False
+        vocab = next((path / n for n in ("vocab.txt", "vocabulary.txt") if (path / n).is_file()), None)
+        if vocab is not None and not has_softmax(weights):  # a vocabulary without a softmax: an encoder
+            vocab = None
+        return load_allennlp(path / "options.json", weights, vocab), False
     return elmo.ElmoLM.from_pretrained(path), True
 
 
@@ -147,8 +150,11 @@ def _features(path, texts: list[str], layers: str, lstm_hidden: int, boundaries:
     from ..pretrained import read_word_vocabulary
     from ..tasks.features import elmo_features
 
+    from pathlib import Path
+
     model, lowercase = load_any(path)
-    vocab = read_word_vocabulary(path, model.config.vocab_size) if model.config.vocab_size else None
+    lmlab_folder = not (Path(path) / "options.json").is_file()
+    vocab = read_word_vocabulary(path, model.config.vocab_size) if model.config.vocab_size and lmlab_folder else None
     return elmo_features(model, texts, lowercase, vocab, layers=layers, lstm_hidden=lstm_hidden,
                          boundaries=boundaries, source=str(path))
 
