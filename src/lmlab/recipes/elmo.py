@@ -147,10 +147,10 @@ def is_elmo_folder(path) -> bool:
 
 
 def _features(path, texts: list[str], layers: str, lstm_hidden: int, boundaries: bool):
+    from pathlib import Path
+
     from ..pretrained import read_word_vocabulary
     from ..tasks.features import elmo_features
-
-    from pathlib import Path
 
     model, lowercase = load_any(path)
     lmlab_folder = not (Path(path) / "options.json").is_file()
