@@ -2,7 +2,9 @@
 Python loop over time) against PyTorch's fused CPU ``nn.LSTM(proj_size=...)`` (no clipping, so it
 cannot run bilm-tf's cell; it is the speed bar), forward + backward on the same shapes.
 
-    .venv/bin/python benchmarks/elmo_bench.py --threads 2 --rounds 5
+    .venv/bin/python benchmarks/elmo_bench.py --threads 2 --rounds 7 --shapes 32x20x128x512x128,16x20x64x256x64
+
+lmlab and torch alternate round by round (ABAB), median of the rounds.
 
 Prints a markdown table (ms per forward+backward step, tokens/s, ratio); results go to
 benchmarks/results/elmo.md by hand with the machine's load noted.
@@ -11,6 +13,8 @@ benchmarks/results/elmo.md by hand with the machine's load noted.
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
 
 import torch
@@ -18,14 +22,18 @@ import torch
 from lmlab.models.elmo import ProjectedLSTMCell
 
 
-def _time(fn, rounds: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
+def _abab(fn_a, fn_b, rounds: int) -> tuple[float, float]:
+    """Median seconds of ``fn_a`` and ``fn_b``, run alternately (A B A B ...) after one warm-up each,
+    so that a change in the machine's load hits both alike."""
+    fn_a()
+    fn_b()
+    times_a, times_b = [], []
     for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times_a), statistics.median(times_b)
 
 
 def main() -> None:
@@ -36,7 +44,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"threads={args.threads}, best of {args.rounds}; ms per forward+backward of one layer\n")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"threads={args.threads}, median of {args.rounds} alternating (ABAB) rounds; ms per forward+backward "
+          f"of one layer; load average {load:.1f}\n")
     print("| B x T, input -> cell -> proj | lmlab ProjectedLSTMCell (clip 3) | torch nn.LSTM(proj_size) | ratio (lmlab / torch time) |")
     print("|---|---|---|---|")
     for shape in args.shapes.split(","):
@@ -55,7 +65,7 @@ def main() -> None:
             out, _ = ref(x)
             out.sum().backward()
 
-        a, b = _time(step_ours, args.rounds), _time(step_ref, args.rounds)
+        a, b = _abab(step_ours, step_ref, args.rounds)
         print(f"| {B} x {T}, {I} -> {C} -> {P} | {a * 1e3:.1f} ms ({B * T / a:,.0f} tok/s) | "
               f"{b * 1e3:.1f} ms ({B * T / b:,.0f} tok/s) | {a / b:.2f}x |")
 

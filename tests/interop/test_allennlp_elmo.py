@@ -112,3 +112,63 @@ def test_bad_files_are_one_line_errors(tmp_path):
         fout.create_dataset("char_embed", data=np.zeros((261, 4), np.float32))
     with pytest.raises(CheckpointError, match="no dataset 'CNN/W_cnn_0'"):
         load_allennlp(FIXTURE / "options.json", tmp_path / "w.hdf5")
+
+
+# ----------------------------------------------------------------------------- scoring with a softmax
+
+
+def test_the_fixture_has_no_softmax_so_it_says_what_is_missing(elmo, tmp_path):
+    from lmlab.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"no softmax \(softmax/W, softmax/b\) and no vocabulary file"):
+        elmo.score_sentences([[1, 2]])
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("<S>\n</S>\n<UNK>\nthe\n")
+    with pytest.raises(CheckpointError, match="no softmax"):
+        load_allennlp(FIXTURE / "options.json", FIXTURE / "lm_weights.hdf5", vocab)
+    vocab.write_text("the\ncat\n")
+    with pytest.raises(CheckpointError, match="not a bilm-tf vocabulary"):
+        load_allennlp(FIXTURE / "options.json", FIXTURE / "lm_weights.hdf5", vocab)
+
+
+def test_weights_with_a_softmax_and_a_vocabulary_score_as_by_hand(tmp_path):
+    """bilm-tf's softmax/W, softmax/b (made up here: the fixture has none) + its vocabulary file:
+    forward and backward log-probabilities equal log_softmax(W h + b) of the biLM's top layer."""
+    import shutil
+
+    from lmlab.recipes.elmo import load_any, perplexities
+
+    words = ["<S>", "</S>", "<UNK>", "the", "cat", "sat", "on", "mat"]
+    folder = tmp_path / "bilm"
+    folder.mkdir()
+    shutil.copy(FIXTURE / "options.json", folder / "options.json")
+    shutil.copy(FIXTURE / "lm_weights.hdf5", folder / "weights.hdf5")
+    g = np.random.default_rng(0)
+    W, b = g.normal(size=(len(words), 16)).astype(np.float32), g.normal(size=len(words)).astype(np.float32)
+    with h5py.File(folder / "weights.hdf5", "a") as fout:
+        fout.create_dataset("softmax/W", data=W)
+        fout.create_dataset("softmax/b", data=b)
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    model, lowercase = load_any(folder)
+    assert not lowercase and model.config.vocab_size == len(words)
+    assert torch.equal(model.spelling[2], model.chars.words(["<UNK>"])[0])  # bilm-tf's spelling of <UNK>
+    sentence = ["the", "cat", "sat", "on", "the", "mat"]
+    ids = [words.index(w) for w in sentence]
+    fwd, bwd = model.score_both([ids + [1]])  # w_1 .. w_n </s>, as encode_sentences writes them
+    with torch.no_grad():
+        layers, _, _ = model.bilm(model.chars.batch([sentence])[0])
+    top = layers[-1][0]  # (n + 2, 2P): <S> w_1 .. w_n </S>
+    logp = lambda h: torch.log_softmax(h @ torch.from_numpy(W).T + torch.from_numpy(b), -1)
+    full = [0, *ids, 1]
+    want_f = torch.stack([logp(top[p, :16])[full[p + 1]] for p in range(len(ids) + 1)])
+    want_b = torch.stack([logp(top[p, 16:])[full[p - 1]] for p in range(2, len(ids) + 2)] +
+                         [logp(top[1, 16:])[0]])
+    torch.testing.assert_close(fwd[0], want_f, rtol=0, atol=1e-5)
+    torch.testing.assert_close(bwd[0], want_b, rtol=0, atol=1e-5)
+    vocab = ["<s>", "</s>", "<unk>", *words[3:]]
+    ppl = perplexities(model, [sentence, ["the", "dog", "sat"]], vocab)
+    assert ppl["forward"].perplexity > 1 and ppl["forward"].oov == 1  # "dog" scored as <UNK>
+    options, weights = save_allennlp(model, tmp_path / "out")  # the softmax goes back out
+    again = load_allennlp(options, weights, folder / "vocab.txt")
+    for (k, x), (_, y) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(x, y), k

@@ -5,6 +5,7 @@
     lmlab finetune --from-scratch configs/classifier_scratch.toml rotten-tomatoes --optimizer adam
     lmlab finetune --vectors vectors.txt rotten-tomatoes --freeze --head bilstm
     lmlab finetune runs/electra/model rotten-tomatoes --freeze --layer -2     # feature-based
+    lmlab finetune runs/elmo/model wnut16 --layers top --head bilstm          # ELMo features
 
 MODEL_DIR: a saved folder of any family with the ``encode`` capability (bert, roberta, spanbert,
 albert, electra, gpt, ... — ``lmlab.registry``), with its tokenizer. DATA: ``rotten-tomatoes``,
@@ -93,6 +94,42 @@ def _text_to_text(model_dir: Path, task: str, out: Path | None, force: bool, *, 
     console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}")
 
 
+def _elmo(model_dir: Path, task: str, spec, out: Path | None, force: bool, layers: str, crf: bool,
+          resume: bool) -> bool:
+    """An ELMo folder (lmlab's or bilm-tf's): feature-based transfer (:mod:`lmlab.recipes.elmo`); False otherwise."""
+    from ..io import atomic_write_text
+    from ..recipes import elmo as elmo_recipe
+
+    if not elmo_recipe.is_elmo_folder(model_dir):
+        return False
+    if task in OTHER_TASKS and OTHER_TASKS[task][0] != "tagging":
+        raise UsageError(f"{task}: an ELMo folder feeds classification and tagging tasks only")
+    name = Path(task).stem if Path(task).suffix else task
+    if task in ("msra-ner", "wnut16", "peoples-daily-ner"):
+        from ..tasks.tagging import TaggingSpec
+
+        tag_spec = TaggingSpec(steps=spec.steps, batch_size=spec.batch_size, max_len=spec.max_len, lr=spec.lr,
+                               max_train=spec.max_train, seed=spec.seed, threads=spec.threads, crf=crf)
+        tag_spec.validate()
+        out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{name}", force)
+        hidden = spec.head_hidden if spec.head == "bilstm" else 0
+        with status(f"ELMo features of {model_dir} on {task} (tagging, {spec.steps} steps)"):
+            scores = elmo_recipe.finetune_tagger(model_dir, task, tag_spec, out_dir, layers=layers, lstm_hidden=hidden)
+        rows = [[k, v] for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    else:
+        spec.validate()
+        out_dir = out or Path("runs") / f"finetune-{name}"
+        out_dir = out_dir if resume else fresh_output_dir(out_dir, force)
+        with status(f"ELMo features of {model_dir} on {task}"):
+            scores = elmo_recipe.finetune_classifier(model_dir, spec, out_dir, layers=layers, resume=resume)
+        rows = [[k, scores[k]] for k in ("valid_accuracy", "accuracy", "macro_f1", "majority_baseline", "n_train",
+                                         "n_test", "train_loss", "seconds") if k in scores]
+    console.print(table(f"{task}: ELMo features of {model_dir}", ["metric", "value"], rows))
+    atomic_write_text(out_dir / "scores.json", json.dumps(scores, indent=2, default=str) + "\n")
+    console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}")
+    return True
+
+
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
     def finetune(
@@ -138,6 +175,8 @@ def register(app: typer.Typer) -> None:
         text_to_text: bool = typer.Option(None, "--text-to-text/--no-text-to-text",
                                           help="an encoder-decoder learns to write the label word (T5's "
                                                "text-to-text classification; default: on for T5 folders)"),
+        layers: str = typer.Option("", "--layers", help="ELMo folders: the layers the scalar mix reads: all "
+                                                        "(default), top, or numbers 0 (char-CNN) .. L, e.g. 1"),
     ) -> None:
         """Fine-tune an encoder (or train one from scratch) on a task or a labelled file; report test scores."""
         from ..io import atomic_write_text
@@ -159,6 +198,10 @@ def register(app: typer.Typer) -> None:
                             lm_coef=lm_coef, freeze=freeze, layer=layer, head=head, head_hidden=head_hidden,
                             eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every, seed=seed,
                             threads=threads)
+        if model_dir is not None and _elmo(model_dir, task, spec, out, force, layers, crf, resume):
+            return
+        if layers:
+            raise UsageError("--layers is for ELMo folders (the scalar mix); Transformer encoders take --layer")
         if model_dir is not None and task not in OTHER_TASKS:
             from ..tasks.seq2seq import is_pairs_for_encoder_decoder, wants_text_to_text
 

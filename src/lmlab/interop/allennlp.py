@@ -13,9 +13,14 @@ The hdf5 layout (bilm-tf ``dump_weights``) and what changes on the way in (the w
 | ``.../B`` (4 cell) | ``...state_linear.bias`` | reordered, and 1.0 added to the forget gate (TF adds it at run time instead of storing it) |
 | ``.../W_P_0`` (cell, P) | ``...projection.weight`` | transposed |
 
-``RNN_0`` is the forward LM, ``RNN_1`` the backward one. The released files hold no softmax, so a
-loaded model is an encoder (``vocab_size = 0``: ``encode``, ``bilm``, ``token_embeddings``; no
-scoring); writing one back writes the same datasets. ``h5py`` is the optional extra ``elmo``;
+``RNN_0`` is the forward LM, ``RNN_1`` the backward one. The released files (and AllenNLP's
+fixture) hold no softmax, so such a model is an encoder (``vocab_size = 0``: ``encode``, ``bilm``,
+``token_embeddings``); asked to score, it says what is missing. When the hdf5 file does carry the
+softmax (``softmax/W`` (V, P), ``softmax/b`` (V), the names of bilm-tf's training graph, which its
+``dump_weights`` leaves out) and a vocabulary file is given (bilm-tf's: one word a line, with
+``<S>``, ``</S>``, ``<UNK>``), the model loads as a full-softmax LM over that vocabulary, with
+``<S> </S> <UNK>`` renamed to lmlab's ``<s> </s> <unk>`` (their character spellings kept) and
+scores like any ELMo; writing it back writes the softmax too. ``h5py`` is the optional extra ``elmo``;
 lmlab's own folders stay safetensors.
 """
 
@@ -93,10 +98,41 @@ def _lstm_name(direction: int, layer: int) -> str:
 # ----------------------------------------------------------------------------- in
 
 
-def load_allennlp(options_file: str | Path, weight_file: str | Path) -> ElmoLM:
-    """An :class:`ElmoLM` (encoder only, eval mode) from bilm-tf's options.json and weights.hdf5."""
+SOFTMAX_W, SOFTMAX_B = "softmax/W", "softmax/b"
+BILM_TF_SPECIALS = {"<S>": "<s>", "</S>": "</s>", "<UNK>": "<unk>"}
+
+
+def read_vocabulary(path: str | Path) -> list[str]:
+    """bilm-tf's vocabulary file: one word a line, in softmax row order."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"ELMo vocabulary file not found: {path}")
+    try:
+        words = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"{path}: not UTF-8 text ({err})") from None
+    missing = [w for w in ("<S>", "</S>", "<UNK>") if w not in words]
+    if missing:
+        raise CheckpointError(f"{path}: not a bilm-tf vocabulary (no {', '.join(missing)})")
+    return words
+
+
+def has_softmax(weight_file: str | Path) -> bool:
+    """Whether a bilm-tf hdf5 file carries the softmax (``softmax/W`` and ``softmax/b``)."""
+    h5py = _h5py()
+    try:
+        with h5py.File(weight_file, "r") as fin:
+            return SOFTMAX_W in fin and SOFTMAX_B in fin
+    except OSError as err:
+        raise CheckpointError(f"{weight_file}: not an hdf5 file ({err})") from None
+
+
+def load_allennlp(options_file: str | Path, weight_file: str | Path, vocab_file: str | Path | None = None) -> ElmoLM:
+    """An :class:`ElmoLM` (eval mode) from bilm-tf's options.json and weights.hdf5: an encoder only,
+    or, when the hdf5 file has the softmax and ``vocab_file`` is given, an LM that scores."""
     h5py = _h5py()
     options_file, weight_file = Path(options_file), Path(weight_file)
+    vocab = read_vocabulary(vocab_file) if vocab_file is not None else None
     for path in (options_file, weight_file):
         if not path.is_file():
             raise CheckpointError(f"ELMo file not found: {path}")
@@ -117,8 +153,27 @@ def load_allennlp(options_file: str | Path, weight_file: str | Path) -> ElmoLM:
 
         char_embed = read("char_embed")
         config.n_characters = char_embed.shape[0] + 1
-        model = ElmoLM(config)
         state: dict[str, np.ndarray] = {}
+        has_softmax = SOFTMAX_W in fin and SOFTMAX_B in fin
+        if vocab is not None and not has_softmax:
+            raise CheckpointError(f"{weight_file}: no softmax ({SOFTMAX_W}, {SOFTMAX_B}) to score "
+                                  f"{Path(vocab_file).name}'s words with (released ELMo weights have none)")
+        if vocab is not None:
+            W, b = read(SOFTMAX_W), read(SOFTMAX_B)
+            if W.shape != (len(vocab), config.projection_dim) or b.shape != (len(vocab),):
+                raise CheckpointError(f"{weight_file}: softmax of shape {W.shape} for {len(vocab)} words of "
+                                      f"{Path(vocab_file).name} and projection_dim {config.projection_dim}")
+            names = [BILM_TF_SPECIALS.get(w, w) for w in vocab]
+            config.vocab_size = len(names)
+            config.bos_id, config.eos_id = names.index("<s>"), names.index("</s>")
+            model = ElmoLM(config, vocab=names)
+            model.spelling[names.index("<unk>")] = model.chars.words(["<UNK>"])[0]  # bilm-tf spells it so
+            state["output.word_weight"], state["output.word_bias"] = W, b
+            state["spelling"] = model.spelling.numpy()
+        else:
+            model = ElmoLM(config)
+        if has_softmax and vocab is None:
+            model.softmax_note = f"{weight_file} has a softmax: give its vocabulary file to score"
         state["token_encoder.char_embed.weight"] = np.concatenate(
             [np.zeros((1, char_embed.shape[1]), np.float32), char_embed])
         for i in range(len(config.filters)):
@@ -156,8 +211,9 @@ def load_allennlp(options_file: str | Path, weight_file: str | Path) -> ElmoLM:
 
 
 def save_allennlp(model: ElmoLM, folder: str | Path) -> tuple[Path, Path]:
-    """Write ``folder/options.json`` and ``folder/weights.hdf5`` in bilm-tf's layout (the biLM only:
-    the released format has no softmax). Returns the two paths."""
+    """Write ``folder/options.json`` and ``folder/weights.hdf5`` in bilm-tf's layout (the biLM, and
+    a full softmax as ``softmax/W``, ``softmax/b`` when the model has one; its vocabulary is the
+    caller's to write). Returns the two paths."""
     h5py = _h5py()
     config = model.config
     folder = Path(folder)
@@ -172,6 +228,10 @@ def save_allennlp(model: ElmoLM, folder: str | Path) -> tuple[Path, Path]:
         for part in ("carry", "transform"):
             datasets[f"CNN_high_{i}/W_{part}"] = s[f"token_encoder.highways.{i}.{part}.weight"].T
             datasets[f"CNN_high_{i}/b_{part}"] = s[f"token_encoder.highways.{i}.{part}.bias"]
+    if model.output is not None:
+        if "output.word_bias" not in s or config.softmax.kind != "full":
+            raise UsageError(f"bilm-tf's format holds a full softmax only, not softmax.kind={config.softmax.kind!r}")
+        datasets[SOFTMAX_W], datasets[SOFTMAX_B] = s["output.word_weight"], s["output.word_bias"]
     datasets["CNN_proj/W_proj"] = s["token_encoder.projection.weight"].T
     datasets["CNN_proj/b_proj"] = s["token_encoder.projection.bias"]
     for d, lm in enumerate(("forward_lm", "backward_lm")):

@@ -427,7 +427,9 @@ class ElmoLM(PretrainedMixin, nn.Module):
         """Per sentence ``w_1 .. w_n </s>`` (ids): the forward LM's log P(w_1..w_n, </s>) and the
         backward LM's log P(w_1..w_n, <s>) (each word from its right context), each from a zero state."""
         if self.output is None:
-            raise UsageError("this ELMo has no output layer (vocab_size = 0): it cannot score words")
+            note = getattr(self, "softmax_note", "") or ("its weights have no softmax (softmax/W, softmax/b) and no "
+                                                          "vocabulary file was given")
+            raise UsageError(f"this ELMo has no output layer (vocab_size = 0) and cannot score words: {note}")
         was_training = self.training
         self.eval()
         device = self.spelling.device

@@ -81,12 +81,15 @@ def load_any(path) -> tuple[elmo.ElmoLM, bool]:
 
     path = Path(path)
     if (path / "options.json").is_file():
-        from ..interop.allennlp import load_allennlp
+        from ..interop.allennlp import has_softmax, load_allennlp
 
         weights = next((path / n for n in ("weights.hdf5", "lm_weights.hdf5") if (path / n).is_file()), None)
         if weights is None:
             raise CheckpointError(f"{path}: options.json but no weights.hdf5 beside it")
-        return load_allennlp(path / "options.json", weights), False
+        vocab = next((path / n for n in ("vocab.txt", "vocabulary.txt") if (path / n).is_file()), None)
+        if vocab is not None and not has_softmax(weights):  # a vocabulary without a softmax: an encoder
+            vocab = None
+        return load_allennlp(path / "options.json", weights, vocab), False
     return elmo.ElmoLM.from_pretrained(path), True
 
 
@@ -124,3 +127,67 @@ def nearest_in_context(vectors: list[torch.Tensor], sentences: list[list[str]], 
     sims[where.index(query)] = -2.0
     top = torch.topk(sims, min(k, len(where) - 1))
     return [(float(v), *where[int(i)]) for v, i in zip(top.values, top.indices)]
+
+
+# ----------------------------------------------------------------------------- feature-based transfer
+
+
+def is_elmo_folder(path) -> bool:
+    """An lmlab ELMo folder (config.json of family ``elmo``) or a bilm-tf one (``options.json``)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if (path / "options.json").is_file():
+        return True
+    try:
+        return json.loads((path / "config.json").read_text(encoding="utf-8")).get("family") == elmo.FAMILY
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def _features(path, texts: list[str], layers: str, lstm_hidden: int, boundaries: bool):
+    from pathlib import Path
+
+    from ..pretrained import read_word_vocabulary
+    from ..tasks.features import elmo_features
+
+    model, lowercase = load_any(path)
+    lmlab_folder = not (Path(path) / "options.json").is_file()
+    vocab = read_word_vocabulary(path, model.config.vocab_size) if model.config.vocab_size and lmlab_folder else None
+    return elmo_features(model, texts, lowercase, vocab, layers=layers, lstm_hidden=lstm_hidden,
+                         boundaries=boundaries, source=str(path))
+
+
+def finetune_classifier(path, spec, out_dir, layers: str = "", resume: bool = False) -> dict:
+    """``lmlab finetune ELMO_DIR rotten-tomatoes``: the frozen ELMo's scalar mix (of ``layers``) under
+    the classifier's head (``spec.head``: linear on the mean, or a BiLSTM); saves ``out_dir/model``."""
+    from pathlib import Path
+
+    from ..tasks.classification import finetune_model, save_classifier, task_data
+
+    data = task_data(spec)
+    texts = [e.text for part in (data.train, data.valid, data.test) for e in part]
+    texts += [e.pair for part in (data.train, data.valid, data.test) for e in part if e.pair]
+    model, tokenizer = _features(path, texts, layers, 0, boundaries=True)
+    out_dir = Path(out_dir)
+    scores = finetune_model(model, tokenizer, None, spec, out_dir / "train", data=data, resume=resume)
+    head = scores.pop("head")
+    save_classifier(head, tokenizer, out_dir / "model", f"elmo features: {path}", scores)
+    return scores
+
+
+def finetune_tagger(path, task: str, spec, out_dir, layers: str = "", lstm_hidden: int = 0) -> dict:
+    """``lmlab finetune ELMO_DIR wnut16`` (or msra-ner, peoples-daily-ner): a tagger on the frozen
+    ELMo's scalar mix, optionally through a trainable BiLSTM (``lstm_hidden``), linear (or CRF) on top."""
+    from pathlib import Path
+
+    from ..tasks import tagging
+
+    data = tagging.builtin_data(task) if isinstance(task, str) else task
+    texts = [w for part in (data.train, data.valid, data.test) for words, _ in part for w in words]
+    model, tokenizer = _features(path, texts, layers, lstm_hidden, boundaries=False)
+    out_dir = Path(out_dir)
+    tagger, scores = tagging.finetune_tagger(model, tokenizer, data, spec, out_dir / "train")
+    tagging.save_head(tagger, tokenizer, path, scores, out_dir / "model")
+    return scores
