@@ -7,6 +7,7 @@ import torch
 
 from lmlab.tasks import classification as clf
 from lmlab.tasks.pairs import PairClassifier
+from lmlab.tasks.qa import QuestionAnswerer
 
 torch.set_num_threads(1)
 
@@ -53,7 +54,8 @@ def _tiny(family):
 
 @pytest.mark.parametrize("family", ["bert", "albert", "electra", "xlnet", "roberta"])
 def test_pair_logits_read_segment_ids(family):
-    """A pair's logits change when the head reads segment ids (segment_sep set) for the families with
+    """A pair's logits (classifier, pair classifier, QA spans) change when the head reads segment ids
+    (segment_sep set) for the families with
     segments, and do not for RoBERTa (one segment type); a single text's never change for BERT-style ones."""
     model = _tiny(family).eval()
     gen = torch.Generator().manual_seed(0)
@@ -62,7 +64,9 @@ def test_pair_logits_read_segment_ids(family):
             p.add_(torch.randn(p.shape, generator=gen) * (1.0 if "seg" in name else 0.05))
     ids, mask = framed([(4, 3), (2, 5)], 12)
     makers = {"classifier": lambda sep: clf.SequenceClassifier.on(model, ["a", "b"], segment_sep=sep),
-              "pair-classifier": lambda sep: PairClassifier.on(model, segment_sep=sep)}
+              "pair-classifier": lambda sep: PairClassifier.on(model, segment_sep=sep),
+              "qa": lambda sep: QuestionAnswerer.on(model, segment_sep=sep, max_len=32,
+                                                     max_question_len=8, doc_stride=8)}
     for head, make in makers.items():
         torch.manual_seed(1)
         with_segments = make(SEP).eval()
@@ -70,9 +74,11 @@ def test_pair_logits_read_segment_ids(family):
         without = make(-1).eval()
         with torch.no_grad():  # the heads start near 0 (std 0.02): scale both alike so differences show
             for h in (with_segments, without):
-                h.out.weight.mul_(50)
+                (h.span if head == "qa" else h.out).weight.mul_(50)
         with torch.no_grad():
             a, b = with_segments(ids, mask), without(ids, mask)
+        if head == "qa":  # (start, end) logits (B, T) each
+            a, b = torch.stack(a), torch.stack(b)
         if family == "roberta":
             assert not clf.takes_segments(clf.encoder_of(model))
             torch.testing.assert_close(a, b, rtol=0, atol=0)
