@@ -109,6 +109,16 @@ def _hf_pair_inputs(width=12):
     return ids, mask, token_type_ids
 
 
+def _through_hf_folder(hf, tmp_path, load_hf):
+    """Random weights everywhere on the HF model (HF zero-initialises biases), saved, read by lmlab."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    hf.eval().save_pretrained(tmp_path / "hf", safe_serialization=True)
+    return load_hf(tmp_path / "hf").eval()
+
+
 @pytest.mark.parametrize("family", ["bert", "albert", "electra"])
 def test_pair_encoding_matches_hf_with_token_type_ids(tmp_path, family):
     transformers = pytest.importorskip("transformers")
@@ -120,12 +130,7 @@ def test_pair_encoding_matches_hf_with_token_type_ids(tmp_path, family):
           "albert": lambda: transformers.AlbertForPreTraining(transformers.AlbertConfig(embedding_size=16, **common)),
           "electra": lambda: transformers.ElectraForPreTraining(transformers.ElectraConfig(embedding_size=16,
                                                                                             **common))}[family]()
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
-    hf.eval().save_pretrained(tmp_path / "hf", safe_serialization=True)
-    ours = load_hf(tmp_path / "hf").eval()
+    ours = _through_hf_folder(hf, tmp_path, load_hf)
     ids, mask, token_type_ids = _hf_pair_inputs()
     assert torch.equal(clf.segment_ids(ids, mask, SEP), token_type_ids)
     with torch.no_grad():
@@ -144,12 +149,7 @@ def test_xlnet_pair_encoding_matches_hf_with_token_type_ids(tmp_path):
 
     hf = transformers.XLNetLMHeadModel(transformers.XLNetConfig(vocab_size=97, d_model=32, n_layer=2, n_head=4,
                                                                 d_inner=64, pad_token_id=PAD))
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
-    hf.eval().save_pretrained(tmp_path / "hf", safe_serialization=True)
-    ours = load_hf(tmp_path / "hf").eval()
+    ours = _through_hf_folder(hf, tmp_path, load_hf)
     ids, mask, token_type_ids = _hf_pair_inputs()
     with torch.no_grad():
         ref = hf.transformer(input_ids=ids, attention_mask=mask, token_type_ids=token_type_ids).last_hidden_state
