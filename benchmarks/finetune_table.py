@@ -12,7 +12,8 @@ BERT-style Transformer from random weights with Adam (seed 003's first step).
 
 Fine-tuning: ``--steps`` steps of 32 reviews x at most 48 tokens, lr 1e-3, linear warm-up 10%,
 validation every steps/10 with the best weights kept. Seeds 0, 1, 2 change the head's
-initialisation, the data order and dropout (not the pretraining). ``--records DIR`` writes one
+initialisation, the data order and dropout (not the pretraining). Everything runs on one torch
+thread (on the shared 2-core machine two threads were several times slower). ``--records DIR`` writes one
 ``lmlab.report.records`` JSON per run (``lmlab report DIR`` shows them, mean ± sd per variant).
 
     .venv/bin/python benchmarks/finetune_table.py [--steps 150] [--pretrain-steps 200] [--md FILE] [--records DIR]
@@ -34,7 +35,7 @@ RUN_FILES = {"bert": ("bert", []), "roberta": ("bert", ["family=roberta"]), "spa
              "gpt": ("gpt", ["model.max_length=64"])}
 COMMON = ["data.corpus=wiki-vital-small", "data.seq_len=64", "data.batch_size=16", "tokenizer.vocab_size=4096",
           "train.progress=off", "train.plot=false", "train.tensorboard=false", "train.mfu=false",
-          "train.checkpoint_every=0", "train.checkpoint_minutes=0", "train.threads=2", "train.seed=0"]
+          "train.checkpoint_every=0", "train.checkpoint_minutes=0", "train.threads=1", "train.seed=0"]
 
 
 def pretrain(family: str, steps: int, cache: Path) -> Path:
@@ -86,12 +87,12 @@ def main() -> None:
     from lmlab.report import records
     from lmlab.tasks.classification import FinetuneSpec, finetune
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     only = set(filter(None, args.only.split(",")))
     variants = [v for v in VARIANTS if not only or (v[1] or "scratch") in only]
-    base = dict(task="rotten-tomatoes", steps=args.steps, batch_size=32, max_len=48, lr=1e-3, threads=2)
+    base = dict(task="rotten-tomatoes", steps=args.steps, batch_size=32, max_len=48, lr=1e-3, threads=1)
     scratch = cache / "scratch.toml"
     scratch.write_text('family = "bert"\n[tokenizer]\nkind = "wordpiece"\nvocab_size = 4096\n'
                        '[model]\nd_model = 64\nn_layers = 2\nn_heads = 2\nd_ff = 256\n')
