@@ -11,15 +11,20 @@ accuracy.
 Workload: the first N reviews of the rotten-tomatoes test split (as they come, unsorted), batch
 size 32, at most 128 tokens, fp32, ``--threads`` torch threads. lmlab sorts the texts by length
 and pads each batch to its own longest text; HF's pipeline batches them in the order given. Rounds
-alternate between the two so a change in machine load hits both; the best round of each counts.
+alternate between the two (lmlab, HF, lmlab, HF, ...: ABAB) so a change in machine load hits both;
+the reported speed-up is the median over rounds of (HF round time / the lmlab round just before it),
+with the best round of each beside it. ``--budget`` (seconds, default 170) stops starting new rounds
+once another one would not fit, so a run ends within about 3 minutes (at least one round each).
 
-    .venv/bin/python benchmarks/predict_bench.py [--texts 1000] [--rounds 3] [--threads 2] [--out FILE]
+    .venv/bin/python benchmarks/predict_bench.py [--texts 1000] [--rounds 3] [--threads 2] [--budget 170] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -72,8 +77,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--budget", type=float, default=170.0, help="seconds for the whole run (rounds stop early)")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
+    begun = time.perf_counter()
     torch.set_num_threads(args.threads)
     import lmlab
     from lmlab.data import sources
@@ -94,6 +101,9 @@ def main() -> None:
         assert diff < 1e-4, f"lmlab and HF disagree by {diff}"
         times = {"lmlab": [], "hf": []}
         for _ in range(args.rounds):
+            spent = time.perf_counter() - begun
+            if times["hf"] and spent + times["lmlab"][-1] + times["hf"][-1] > args.budget:
+                break
             for name, run in (("lmlab", lambda: ours(texts, batch_size=args.batch_size)),
                               ("hf", lambda: theirs(texts, batch_size=args.batch_size))):
                 started = time.perf_counter()
@@ -101,9 +111,12 @@ def main() -> None:
                     run()
                 times[name].append(time.perf_counter() - started)
     best = {k: min(v) for k, v in times.items()}
+    ratios = [h / a for a, h in zip(times["lmlab"], times["hf"])]
     row = {"texts": len(texts), "threads": args.threads, "batch_size": args.batch_size, "max_abs_prob_diff": diff,
            "lmlab_texts_per_s": len(texts) / best["lmlab"], "hf_texts_per_s": len(texts) / best["hf"],
-           "speedup": best["hf"] / best["lmlab"], "rounds": times}
+           "speedup_median_of_rounds": statistics.median(ratios), "speedup_best_rounds": best["hf"] / best["lmlab"],
+           "round_ratios": ratios, "rounds": times, "load_average": os.getloadavg(),
+           "seconds": time.perf_counter() - begun}
     print(json.dumps(row, indent=2))
     if args.out:
         with open(args.out, "a") as f:

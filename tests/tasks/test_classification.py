@@ -20,9 +20,6 @@ def test_metrics_by_hand():
     assert clf.accuracy(gold, pred) == pytest.approx(3 / 5)
     # class 0: tp1 fp1 fn1 -> 0.5; class 1: tp2 fp1 fn0 -> 0.8; class 2: tp0 -> 0
     assert clf.macro_f1(gold, pred) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
-    assert clf.bio_spans(["B-PER", "I-PER", "O", "B-LOC", "I-ORG"]) == {(0, 2, "PER"), (3, 4, "LOC"), (4, 5, "ORG")}
-    assert clf.entity_f1([["B-PER", "I-PER", "O"]], [["B-PER", "O", "O"]]) == 0.0
-    assert clf.entity_f1([["B-PER", "I-PER", "O"]], [["B-PER", "I-PER", "O"]]) == 1.0
     with pytest.raises(UsageError):
         clf.accuracy([], [])
 
@@ -47,13 +44,17 @@ def test_wiki_topics_use_only_the_pretraining_test_split():
 
 
 def test_ner_labels_from_peoples_daily_tags():
-    names, train, _ = clf.ner_task()
+    """peoples-daily-ner is a tagging set of lmlab.tasks.tagging (no longer a classification task)."""
+    from lmlab.tasks import tagging
+
+    data = tagging.builtin_data("peoples-daily-ner")
+    assert "peoples-daily-ner" not in clf.TASKS and data.kinds == ["PER", "LOC", "ORG"]
     labels_of = {}
-    for chars, labels in train[:3000]:
+    for chars, labels in data.train[:3000]:
         text = "".join(chars)
         if "江泽民" in text:
             start = text.index("江泽民")
-            labels_of["江泽民"] = [names[i] for i in labels[start:start + 3]]
+            labels_of["江泽民"] = labels[start:start + 3]
             break
     assert labels_of["江泽民"] == ["B-PER", "I-PER", "I-PER"]
 
@@ -66,14 +67,12 @@ def test_rows_layout():
     specials = {"pad": 0, "cls": 2, "sep": 3, "unk": 1}
     rows = clf.sequence_rows([("ab", 1), ("c", 0)], Pieces(), specials, 6)
     assert rows.tolist() == [[2, 12, 12, 3, 0, 0, 1], [2, 11, 3, 0, 0, 0, 0]]
-    tags = clf.tagging_rows([(["ab", "c"], [5, 6])], Pieces(), specials, 6)
-    assert tags[0, :6].tolist() == [2, 12, 12, 11, 3, 0]
-    assert tags[0, 6:].tolist() == [clf.IGNORE, 5, clf.IGNORE, 6, clf.IGNORE, clf.IGNORE]
 
 
 def test_classifier_heads_shapes():
     from lmlab.models.bert import BertForPreTraining, preset
     from lmlab.models.electra import ElectraConfig, ElectraForPreTraining
+    from lmlab.tasks.tagging import TokenClassifier
 
     bert = BertForPreTraining(preset("bert-tiny", vocab_size=50, max_length=16))
     electra = ElectraForPreTraining(ElectraConfig(vocab_size=50, d_embedding=16, d_model=32, n_layers=1, n_heads=2,
@@ -89,7 +88,8 @@ def test_classifier_heads_shapes():
         padded_mask = torch.cat([mask, torch.zeros(3, 4, dtype=torch.long)], 1)
         model.eval()
         torch.testing.assert_close(mean_head(padded, padded_mask), mean_head(ids, mask), rtol=0, atol=1e-5)
-        assert clf.TokenClassifier.on(model, [f"t{i}" for i in range(7)])(ids, mask).shape == (3, 9, 7)
+        tags = ["O"] + [f"{p}-{k}" for k in ("A", "B", "C") for p in "BI"]
+        assert TokenClassifier.on(model, tags)(ids, mask).shape == (3, 9, 7)
     with pytest.raises(UsageError):
         clf.encoder_of(torch.nn.Linear(2, 2))
     with pytest.raises(UsageError):

@@ -134,8 +134,10 @@ def test_fill_mask_equals_the_mlm_head(bert_folder):
         assert "[MASK]" not in predictions[0]["sequence"]
     every = pipe(texts[0], top_k=tokenizer.vocab_size)          # the whole vocabulary: a distribution
     assert len(every) == tokenizer.vocab_size and sum(p["score"] for p in every) == pytest.approx(1.0, abs=1e-4)
-    with pytest.raises(UsageError, match="exactly one"):
+    with pytest.raises(UsageError, match="has no"):
         pipe("no mask here")
+    two = pipe("the [MASK] is [MASK] .", top_k=3)      # several masks: one list per mask, as HF's pipeline
+    assert len(two) == 2 and all(len(k) == 3 for k in two)
     with pytest.raises(UsageError, match="cannot"):
         lmlab.pipeline("text-generation", bert_folder)
 

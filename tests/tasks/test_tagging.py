@@ -196,17 +196,27 @@ def test_finetune_tagging_learns_msra_and_reloads(tmp_path):
 
 
 def test_folders_of_the_previous_tagger_load(tmp_path):
-    """A tagger saved by lmlab.tasks.classification (lmlab 0.3) loads as the new TokenClassifier."""
-    from lmlab.tasks import classification as clf
+    """A tagger folder of lmlab 0.3 (family "tagger" with a ClassifierConfig's fields and no scheme,
+    alignment or crf; written by the tagger that lived in lmlab.tasks.classification) still loads."""
+    import json
+
+    from lmlab.tasks.classification import ClassifierConfig
 
     model, tok = _tiny_tagger(tmp_path, crf=False)
-    old = clf.TokenClassifier(clf.ClassifierConfig(encoder_family="bert", encoder=model.config.encoder,
-                                                   labels=list(model.config.labels)), model.encoder).eval()
-    old.save_pretrained(tmp_path / "old")
+    model.save_pretrained(tmp_path / "old")
+    config_path = tmp_path / "old" / "config.json"
+    raw = json.loads(config_path.read_text())
+    old_fields = set(ClassifierConfig.__dataclass_fields__) - {"segment_sep"}  # segment_sep came after 0.3
+    fields = raw["config"]
+    for name in ("scheme", "alignment", "crf"):
+        assert name not in old_fields
+        fields.pop(name)
+    assert set(fields) <= old_fields, set(fields) - old_fields
+    config_path.write_text(json.dumps(raw))
     again = lmlab.load(tmp_path / "old").eval()
     assert type(again) is tg.TokenClassifier and again.config.scheme == "bio" and again.crf is None
     ids = torch.randint(5, tok.vocab_size, (2, 6))
-    assert torch.equal(old(ids, torch.ones_like(ids)), again(ids, torch.ones_like(ids)))
+    assert torch.equal(model(ids, torch.ones_like(ids)), again(ids, torch.ones_like(ids)))
 
 
 class ScriptedTagger:
@@ -244,3 +254,28 @@ def test_a_member_with_another_checksum_is_refused(monkeypatch):
         ner.wnut16()
     with pytest.raises(DataError, match="line 2: expected 'token label'"):
         ner.read_columns("a O\nb c d\n", "x.txt")
+
+
+def test_cli_finetunes_peoples_daily_through_the_tagger(tmp_path, cli):
+    """`lmlab finetune MODEL peoples-daily-ner` goes through lmlab.tasks.tagging (the one tagger path):
+    the saved folder is a tagging TokenClassifier with its BIO labels, and scores.json has entity F1."""
+    import json
+
+    from lmlab.data.tokenizers import train_tokenizer
+    from lmlab.recipes.bert_family import make_model, special_ids, tokenizer_files
+
+    data = tg.builtin_data("peoples-daily-ner")
+    tok = train_tokenizer("wordpiece", ["".join(words) for words, _ in data.train[:500]], vocab_size=1500)
+    torch.manual_seed(0)
+    bert = make_model("bert", tok.vocab_size, special_ids(tok), {"d_model": 16, "n_layers": 1, "n_heads": 2,
+                                                                  "d_ff": 32, "max_length": 64})
+    bert.save_pretrained(tmp_path / "bert", extra_files=tokenizer_files(tok))
+    result = cli("finetune", str(tmp_path / "bert"), "peoples-daily-ner", "--steps", "10", "--batch-size", "8",
+                 "--max-len", "64", "--max-train", "80", "--threads", "1", "--out", str(tmp_path / "ft"))
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((tmp_path / "ft" / "scores.json").read_text())
+    assert scores["task"] == "peoples-daily-ner" and scores["n_train"] == 80 and scores["n_test"] == len(data.test)
+    assert 0.0 <= scores["entity_f1"] <= 1.0 and 0.0 < scores["token_accuracy"] <= 1.0
+    again = lmlab.load(tmp_path / "ft" / "model")
+    assert type(again) is tg.TokenClassifier and again.config.task == "peoples-daily-ner"
+    assert again.config.labels == tg.labels_for(["PER", "LOC", "ORG"], "bio")

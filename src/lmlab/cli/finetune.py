@@ -9,7 +9,7 @@
 
 MODEL_DIR: a saved folder of any family with the ``encode`` capability (bert, roberta, spanbert,
 albert, electra, gpt, ... — ``lmlab.registry``), with its tokenizer. DATA: ``rotten-tomatoes``,
-``wiki-topics``, ``peoples-daily-ner`` or a CSV / TSV / JSONL file (``--text-field``,
+``wiki-topics``, a tagging / QA / pair / seq2seq set (``peoples-daily-ner``, ``msra-ner``, ...) or a CSV / TSV / JSONL file (``--text-field``,
 ``--label-field``, ``--text-pair-field``, ``--split-field``, else a seeded 80/10/10 split).
 With an encoder-decoder MODEL_DIR (t5, bart, mass, transformer), ``g2p``, ``kjv-web``, ``wiki-desc``
 and a pairs file (``.jsonl`` of ``{"source", "target"}`` or a ``.tsv`` of source<TAB>target) fine-tune
@@ -37,6 +37,7 @@ from .common import console, fresh_output_dir, status, table
 # built-in tasks beyond sequence classification: DATA name -> (module, finetune function, spec class, kind)
 OTHER_TASKS = {
     "msra-ner": ("tagging", "finetune_tagging", "TaggingSpec", "tagging"),
+    "peoples-daily-ner": ("tagging", "finetune_tagging", "TaggingSpec", "tagging"),
     "wnut16": ("tagging", "finetune_tagging", "TaggingSpec", "tagging"),
     "wiki-qa": ("qa", "finetune_qa", "QASpec", "extractive QA"),
     "bible-paraphrase": ("pairs", "finetune_pairs", "PairSpec", "sentence pairs"),
@@ -232,8 +233,6 @@ def register(app: typer.Typer) -> None:
             read_scratch_spec(from_scratch)
         elif not vectors.is_file():
             raise UsageError(f"--vectors: file not found: {vectors}")
-        if task in ("peoples-daily-ner",) and builds:
-            raise UsageError(f"{task} is a tagging task: fine-tune a pretrained MODEL_DIR on it")
         name = Path(task).stem if Path(task).suffix else task
         out_dir = out or Path("runs") / f"finetune-{name}"
         out_dir = out_dir if resume else fresh_output_dir(out_dir, force)
@@ -257,8 +256,6 @@ def register(app: typer.Typer) -> None:
         rows += [["test accuracy", scores["accuracy"]], ["test macro-F1", scores["macro_f1"]]]
         if "majority_baseline" in scores:
             rows.append(["majority-class accuracy", scores["majority_baseline"]])
-        if "entity_f1" in scores:
-            rows.append(["entity F1 (BIO spans)", scores["entity_f1"]])
         rows += [["train examples", scores["n_train"]], ["test examples", scores["n_test"]]]
         if "steps" in scores:
             rows += [["steps (best at)", f"{scores['steps']} ({scores['best_step']})"

@@ -131,9 +131,11 @@ class Bert(nn.Module):
         self.pooler = nn.Linear(config.d_model, config.d_model)
         normal_init(self, config.init_std)
 
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """The encoder protocol: (hidden (B, T, H), pooled [CLS] (B, H)); one segment."""
-        return self(input_ids, None, attention_mask)
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+               segment_ids: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol: (hidden (B, T, H), pooled [CLS] (B, H)); ``segment_ids`` (B, T) 0 for
+        text a, 1 for text b of a pair (None: one segment)."""
+        return self(input_ids, segment_ids, attention_mask)
 
     def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None,
                 attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -208,9 +210,10 @@ class _MaskedLM(pretrained.PretrainedMixin, nn.Module):
     def encoder(self) -> Bert:
         return self.bert
 
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+               segment_ids: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """The encoder protocol: (hidden (B, T, H), pooled [CLS] (B, H))."""
-        return self.bert.encode(input_ids, attention_mask)
+        return self.bert.encode(input_ids, attention_mask, segment_ids)
 
     def mlm_logits(self, h: Tensor, selected: Tensor | None = None) -> Tensor:
         """h (B, T, H), ``selected`` (B, T) bool -> (N, V) logits there (None: everywhere, (B, T, V))."""

@@ -154,9 +154,11 @@ class ElectraDiscriminator(nn.Module):
                attention_mask: Tensor | None = None) -> Tensor:
         return self.encoder(self.embeddings(input_ids, segment_ids), attention_mask)
 
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """The encoder protocol: (hidden (B, T, H), None): ELECTRA has no pooler."""
-        return self.hidden(input_ids, None, attention_mask), None
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+               segment_ids: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol: (hidden (B, T, H), None): ELECTRA has no pooler; ``segment_ids``
+        (B, T) 0 for text a, 1 for text b of a pair (None: one segment)."""
+        return self.hidden(input_ids, segment_ids, attention_mask), None
 
     def forward(self, input_ids: Tensor, segment_ids: Tensor | None = None,
                 attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -209,9 +211,10 @@ class ElectraForPreTraining(pretrained.PretrainedMixin, nn.Module):
     def encoder(self) -> ElectraDiscriminator:
         return self.discriminator
 
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+               segment_ids: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """The encoder protocol, on the discriminator (what ELECTRA fine-tunes): (hidden, None)."""
-        return self.discriminator.encode(input_ids, attention_mask)
+        return self.discriminator.encode(input_ids, attention_mask, segment_ids)
 
     def forward(self, masked_ids: Tensor, original_ids: Tensor, selected: Tensor,
                 segment_ids: Tensor | None = None, attention_mask: Tensor | None = None,

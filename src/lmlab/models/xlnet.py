@@ -304,9 +304,11 @@ class XLNet(nn.Module):
             h, g = layer(h, g, layer_memory, pos_emb, different, different_g, mask_h, mask_g, target_positions)
         return XLNetStates(self.dropout(h), self.dropout(g) if g is not None else None, new_memory)
 
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """The encoder protocol: (hidden (B, T, H), pooled = the last real token's state (B, H))."""
-        h = self(input_ids, None, attention_mask).content
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+               segment_ids: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The encoder protocol: (hidden (B, T, H), pooled = the last real token's state (B, H));
+        ``segment_ids`` (B, T) for the relative-segment term of a pair (None: no segment term)."""
+        h = self(input_ids, segment_ids, attention_mask).content
         if attention_mask is None:
             return h, h[:, -1]
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
@@ -355,8 +357,9 @@ class XLNetLMHeadModel(pretrained.PretrainedMixin, nn.Module):
     def encoder(self) -> XLNet:
         return self.transformer
 
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        return self.transformer.encode(input_ids, attention_mask)
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+               segment_ids: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        return self.transformer.encode(input_ids, attention_mask, segment_ids)
 
     def lm_logits(self, states: Tensor) -> Tensor:
         """(..., H) -> (..., V): W_e^T states + b (tied to the input embedding)."""

@@ -1,12 +1,11 @@
-"""Fine-tuning pretrained encoders: sequence classification and token classification, with metrics.
+"""Fine-tuning pretrained encoders: sequence classification, with metrics.
 
 Devlin et al. (2019) §4: a task adds one output layer to the pretrained encoder and every
 parameter is fine-tuned. Sequence classification reads one vector per text (BERT, ALBERT: the
 pooled [CLS] state ``tanh(W_p h_[CLS])``; ELECTRA has no pooler, so — as its paper's code does —
 a dense + GELU layer on h_[CLS]; GPT-1 §3.2: the state of the last token, the "extract" token
-``</s>`` appended to the text; or the mean of the real tokens' states); token classification reads
-every token's state (NER-style tagging; a word's label sits on its first sub-token, the others are
-ignored, as in BERT §5.3).
+``</s>`` appended to the text; or the mean of the real tokens' states). Token classification
+(NER tagging, BERT §5.3) is :mod:`lmlab.tasks.tagging`.
 
     P(c | x) = softmax(W_c dropout(pooled))              L_2 = -Σ log P(c_gold | x)
     GPT-1 §3.2, with the auxiliary LM loss:              L_3 = L_2 + λ L_1      (``lm_coef`` = λ)
@@ -31,22 +30,25 @@ Tasks (real data, nothing synthetic):
 |---|---|---|---|
 | ``rotten-tomatoes`` | review snippets | fresh / rotten | the corpus's split by movie (no movie in two splits) |
 | ``wiki-topics`` | ``wiki-vital`` lead sections | the 11 topics | only documents of the *pretraining test split* are used, re-split 80/20 by id — so no fine-tuning or test document was seen in pretraining; valid is 10% of that train part |
-| ``peoples-daily-ner`` | People's Daily, per character | BIO over person / place / organisation | by paragraph id |
 | a CSV / TSV / JSONL file | the user's | read from the file | ``--split-field`` or a seeded 80/10/10 split (:mod:`lmlab.tasks.data`) |
 
 Metrics: accuracy and macro-F1 (F1 of every class that occurs in the gold or predicted labels,
-averaged with equal weight); tagging reports token accuracy and entity-level micro-F1 over BIO spans.
+averaged with equal weight). The tagging sets (``peoples-daily-ner``, ``msra-ner``, ``wnut16``) and
+their entity F1 are :mod:`lmlab.tasks.tagging`.
 
 :func:`finetune` (``lmlab finetune MODEL_DIR DATA``) loads a saved lmlab model folder of any family
 with the ``encode`` capability (with its tokenizer), trains with the one Trainer (linear warm-up
 and decay, AdamW or Adam, evaluation on the validation split with early stopping, the Trainer's
 exact resume), restores the weights with the best validation loss, scores the test split and
-saves a folder that ``lmlab.load`` rebuilds. Not here: QA heads, segment ids for sentence pairs
-(pairs are joined with the separator; ``lmlab.tasks.pairs`` is the sentence-pair task).
+saves a folder that ``lmlab.load`` rebuilds. A pair (``--text-pair-field``) is ``[CLS] a [SEP] b [SEP]``
+and the encoders with segment embeddings (BERT, SpanBERT, ALBERT, ELECTRA; XLNet's relative segments)
+read segment 0 for a and 1 for b (:func:`segment_ids`); RoBERTa (one segment type) and the causal
+LMs (``a </s> b </s>``) see the separators only. Not here: QA heads (:mod:`lmlab.tasks.qa`).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -61,7 +63,7 @@ from ..errors import CheckpointError, DataError, UsageError, closest
 from ..objectives.classify import IGNORE, ClassifyObjective
 from ..pretrained import PretrainedMixin, load_state_strict
 
-TASKS = ("rotten-tomatoes", "wiki-topics", "peoples-daily-ner")
+TASKS = ("rotten-tomatoes", "wiki-topics")
 
 
 # --------------------------------------------------------------------------- heads
@@ -80,8 +82,27 @@ def encoder_of(model: nn.Module) -> nn.Module:
     raise UsageError(f"cannot fine-tune a {type(model).__name__}: it has no encode(input_ids, attention_mask)")
 
 
-def encode(encoder: nn.Module, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor | None]:
-    """(hidden (B, T, H), pooled (B, H) or None when the encoder has no pooler)."""
+def takes_segments(encoder: nn.Module) -> bool:
+    """Whether ``encoder.encode`` reads segment ids: it has a ``segment_ids`` parameter and more than one
+    segment type (BERT, SpanBERT, ALBERT, ELECTRA, XLNet; not RoBERTa's one type, GPT, ELMo, word vectors)."""
+    return ("segment_ids" in inspect.signature(encoder.encode).parameters
+            and getattr(encoder.config, "type_vocab_size", 2) > 1)
+
+
+def segment_ids(input_ids: Tensor, attention_mask: Tensor | None, sep: int) -> Tensor:  # -> (B, T)
+    """BERT §3's segments of ``[CLS] a [SEP] b [SEP]``: 0 up to and including the first ``sep``, 1 after
+    it (Hugging Face's ``token_type_ids``); 0 on padding. A single text is all 0."""
+    is_sep = (input_ids == sep).long()
+    segments = ((is_sep.cumsum(1) - is_sep) > 0).long()                     # separators before t
+    return segments if attention_mask is None else segments * attention_mask.long()
+
+
+def encode(encoder: nn.Module, input_ids: Tensor, attention_mask: Tensor | None,
+           sep: int = -1) -> tuple[Tensor, Tensor | None]:
+    """(hidden (B, T, H), pooled (B, H) or None when the encoder has no pooler). ``sep`` >= 0: the
+    separator id that ends text a; an encoder that reads segments gets :func:`segment_ids` from it."""
+    if sep >= 0 and takes_segments(encoder):
+        return encoder.encode(input_ids, attention_mask, segment_ids(input_ids, attention_mask, sep))
     return encoder.encode(input_ids, attention_mask)
 
 
@@ -119,7 +140,8 @@ class ClassifierConfig:
     tokens; ``task`` is where the labels came from (a built-in task or a file); ``text_format`` how a
     text becomes ids (module docstring). ``freeze``, ``layer``, ``head``, ``head_hidden``: the
     feature-based mode; ``lm_coef``: λ of GPT-1's auxiliary LM loss (0: off; > 0 keeps the whole LM,
-    output matrix included, in the folder).
+    output matrix included, in the folder). ``segment_sep``: the separator id ending text a, from which
+    an encoder with segments reads segment ids (:func:`segment_ids`; -1, folders before it: none).
     """
 
     encoder_family: str = "bert"
@@ -135,6 +157,7 @@ class ClassifierConfig:
     head: str = "linear"
     head_hidden: int = 128
     lm_coef: float = 0.0
+    segment_sep: int = -1
 
     def validate(self) -> None:
         if len(self.labels) < 2:
@@ -294,10 +317,11 @@ class SequenceClassifier(PretrainedMixin, nn.Module):
         """(token states (B, T, H) of the chosen layer, the pooled vector or None)."""
         # no padding in the batch (as after sorting by length): no mask, the encoders' mask-free fast path
         mask = None if bool(attention_mask.all()) else attention_mask
+        sep = self.config.segment_sep
         if not self._tapped:
-            return encode(self.encoder, input_ids, mask)
+            return encode(self.encoder, input_ids, mask, sep)
         with LayerTap(self._tapped[0]) as tap:
-            encode(self.encoder, input_ids, mask)
+            encode(self.encoder, input_ids, mask, sep)
         n = len(tap.outputs)
         k = self.config.layer
         if not (1 <= k <= n or -n <= k <= -1):
@@ -346,34 +370,6 @@ class SequenceClassifier(PretrainedMixin, nn.Module):
         return logits, l2, linear_cross_entropy(h, self.encoder.output_weight, targets.reshape(-1))
 
 
-class TokenClassifier(PretrainedMixin, nn.Module):
-    """encoder + dropout + linear on every token: (B, T, n_labels); a folder of family "tagger"."""
-
-    family = "tagger"
-    config_class = ClassifierConfig
-
-    def __init__(self, config: ClassifierConfig, encoder: nn.Module | None = None) -> None:
-        super().__init__()
-        config.validate()
-        self.config = config
-        self.encoder = encoder if encoder is not None else _encoder_from(config)
-        self.dropout = nn.Dropout(config.dropout)
-        self.out = nn.Linear(self.encoder.config.d_model, config.num_labels)
-        nn.init.normal_(self.out.weight, std=0.02)
-        nn.init.zeros_(self.out.bias)
-
-    @classmethod
-    def on(cls, pretrained_model: nn.Module, labels: list[str], **fields) -> TokenClassifier:
-        """A new tagging head on ``pretrained_model``'s encoder."""
-        return cls(head_config(pretrained_model, labels, **fields), encoder_of(pretrained_model))
-
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        hidden, _ = encode(self.encoder, input_ids, attention_mask)
-        return self.out(self.dropout(hidden))
-
-
-
-
 # --------------------------------------------------------------------------- objectives
 
 
@@ -400,29 +396,6 @@ def macro_f1(gold: list[int], predicted: list[int]) -> float:
         fn = sum(g == c and p != c for g, p in zip(gold, predicted))
         scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
     return sum(scores) / len(scores)
-
-
-def bio_spans(labels: list[str]) -> set[tuple[int, int, str]]:
-    """(start, end, type) of every entity in a BIO sequence (an I- without its B- starts an entity)."""
-    spans, start, kind = set(), None, None
-    for i, label in enumerate(list(labels) + ["O"]):
-        if label.startswith("B-") or label == "O" or (label.startswith("I-") and label[2:] != kind):
-            if start is not None:
-                spans.add((start, i, kind))
-            start, kind = (i, label[2:]) if label != "O" else (None, None)
-    return spans
-
-
-def entity_f1(gold: list[list[str]], predicted: list[list[str]]) -> float:
-    tp = fp = fn = 0
-    for g, p in zip(gold, predicted):
-        gs, ps = bio_spans(g), bio_spans(p)
-        tp += len(gs & ps)
-        fp += len(ps - gs)
-        fn += len(gs - ps)
-    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
-
-
 
 
 # --------------------------------------------------------------------------- text -> ids
@@ -631,54 +604,6 @@ def data_from_source(source: dict):
     raise CheckpointError("the model folder does not record the data it was fine-tuned on (config.json: data)")
 
 
-NER_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
-
-
-def ner_task() -> tuple[list[str], list, list]:
-    """People's Daily per character: (label names, train [(chars, labels)], test [...]); BIO over PER/LOC/ORG."""
-    from ..data import sources
-
-    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
-    train, test = [], []
-    for doc in sources.load("peoples-daily").documents:
-        chars, labels, previous = [], [], None
-        for word, tag in zip(doc.meta["words"], doc.meta["tags"]):
-            kind = NER_TYPES.get(tag)
-            for k, ch in enumerate(word):
-                chars.append(ch)
-                if kind is None:
-                    labels.append("O")
-                else:  # consecutive words of one tag (surname + given name) continue the entity
-                    labels.append(("I-" if (k > 0 or previous == tag) else "B-") + kind)
-            previous = tag if kind else None
-        (train if split_fraction(doc.id, seed=2) < 0.9 else test).append((chars, [names.index(x) for x in labels]))
-    return names, train, test
-
-
-
-
-def tagging_rows(examples, tokenizer, specials: dict, max_len: int) -> Tensor:
-    """(N, 2 max_len): ids then labels; each character's label on its first piece."""
-    rows = torch.full((len(examples), 2 * max_len), specials["pad"], dtype=torch.long)
-    rows[:, max_len:] = IGNORE
-    for i, (chars, labels) in enumerate(examples):
-        pieces = tokenizer.encode_batch(chars)
-        ids, tags = [specials["cls"]], [IGNORE]
-        for char_pieces, label in zip(pieces, labels):
-            char_pieces = char_pieces or ([specials["unk"]] if specials.get("unk") is not None else [])
-            if len(ids) + len(char_pieces) > max_len - 1:
-                break
-            ids += char_pieces
-            tags += [label] + [IGNORE] * (len(char_pieces) - 1)
-        ids.append(specials["sep"])
-        tags.append(IGNORE)
-        rows[i, : len(ids)] = torch.tensor(ids)
-        rows[i, max_len: max_len + len(tags)] = torch.tensor(tags)
-    return rows
-
-
-
-
 def sequence_scores(gold: list[int], predicted: list[int]) -> dict:
     """Accuracy, macro-F1 and the accuracy of always answering the most frequent gold class."""
     majority = max(set(gold), key=gold.count)
@@ -707,44 +632,6 @@ def evaluate_rows(model: SequenceClassifier, rows: Tensor, pad: int, batch_size:
     return sequence_scores(torch.cat(gold).tolist(), torch.cat(predicted).tolist())
 
 
-def _finetune_tagger(pretrained: nn.Module, tokenizer, specials: dict, spec: FinetuneSpec, out_dir: Path) -> dict:
-    """peoples-daily-ner: the token-classification flow (BIO tags per character)."""
-    from ..data.stream import Rows
-    from ..train import TrainConfig, Trainer
-
-    start = time.monotonic()
-    torch.manual_seed(spec.seed)
-    names, train, test = ner_task()
-    model = TokenClassifier.on(pretrained, names, dropout=spec.dropout, max_len=spec.max_len, task=spec.task)
-    objective = ClassifyObjective(specials["pad"], per_token=True)
-    if spec.max_train:
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(spec.seed))[: spec.max_train]
-        train = [train[i] for i in order.tolist()]
-    if not train or not test:
-        raise DataError(f"task {spec.task!r} has an empty train or test split")
-    train_rows = tagging_rows(train, tokenizer, specials, spec.max_len)
-    test_rows = tagging_rows(test, tokenizer, specials, spec.max_len)
-    config = TrainConfig.quiet(seed=spec.seed, max_steps=spec.steps, lr=spec.lr, schedule="linear",
-                               warmup_steps=max(1, int(spec.warmup_fraction * spec.steps)), weight_decay=0.01,
-                               threads=spec.threads, device="cpu", precision="fp32", checkpoint_every=0)
-    result = Trainer(model, objective, Rows(train_rows, min(spec.batch_size, len(train_rows)), seed=spec.seed),
-                     config, out_dir).fit()
-    gold, predicted = _predict(model, test_rows, objective, 128)
-    scores = {"task": spec.task, "n_train": len(train), "n_test": len(test), "train_loss": result.loss,
-              "seconds": time.monotonic() - start, "classes": names}
-    g_seqs, p_seqs = [], []
-    for g, p in zip(torch.cat(gold), torch.cat(predicted)):
-        keep = g != IGNORE
-        g_seqs.append([names[i] for i in g[keep].tolist()])
-        p_seqs.append([names[i] for i in p[keep].tolist()])
-    flat_g = [x for s in g_seqs for x in s]
-    flat_p = [x for s in p_seqs for x in s]
-    scores.update(accuracy=accuracy(flat_g, flat_p), entity_f1=entity_f1(g_seqs, p_seqs),
-                  macro_f1=macro_f1([names.index(x) for x in flat_g], [names.index(x) for x in flat_p]))
-    scores["head"] = model
-    return scores
-
-
 def planned_steps(spec: FinetuneSpec, n_train: int) -> int:
     """``spec.steps``, or ``ceil(epochs * n_train / batch_size)`` when ``spec.epochs`` is set."""
     if spec.epochs > 0:
@@ -771,28 +658,26 @@ def finetune_model(pretrained: nn.Module, tokenizer, specials: dict | None, spec
     from ..train import TrainConfig, Trainer
 
     spec.validate()
-    if spec.task == "peoples-daily-ner":
-        if specials is None:
-            raise UsageError("peoples-daily-ner tags with a BERT-family encoder: its tokenizer needs [CLS] / [SEP]")
-        return _finetune_tagger(pretrained, tokenizer, specials, spec, out_dir)
     start = time.monotonic()
     torch.manual_seed(spec.seed)
     data = data if data is not None else task_data(spec)
     fmt_kind = default_text_format(pretrained.family)
     positions = getattr(encoder_of(pretrained).config, "max_length", None) or spec.max_len
+    fmt = text_format(tokenizer, fmt_kind)
     model = SequenceClassifier.on(pretrained, data.labels, dropout=spec.dropout,
                                   pooling=spec.pooling or default_pooling(fmt_kind),
                                   max_len=min(spec.max_len, positions), task=str(data.source.get("task") or
                                                                                  data.source.get("path", "")),
                                   text_format=fmt_kind, freeze=spec.freeze, layer=spec.layer, head=spec.head,
-                                  head_hidden=spec.head_hidden, lm_coef=spec.lm_coef)
+                                  head_hidden=spec.head_hidden, lm_coef=spec.lm_coef,
+                                  segment_sep=fmt.between[0] if fmt.kind == "cls-sep" else -1)
     train = data.train
     if spec.max_train and spec.max_train < len(train):
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(spec.seed))[: spec.max_train]
         train = [train[i] for i in order.tolist()]
     if not data.test:
         raise DataError(f"{spec.task}: the test split is empty (set a split field or a test fraction)")
-    pad = text_format(tokenizer, fmt_kind).pad
+    pad = fmt.pad
     train_rows = classifier_rows(model, tokenizer, train, data.ids(train))
     use_valid = bool(data.valid) and spec.eval_every != 0
     valid_rows = classifier_rows(model, tokenizer, data.valid, data.ids(data.valid)) if use_valid else None
@@ -884,13 +769,7 @@ def finetune(model_dir: str | Path, spec: FinetuneSpec, out_dir: str | Path, res
     model, tokenizer, specials = load_pretrained(model_dir)
     out_dir = Path(out_dir)
     scores = finetune_model(model, tokenizer, specials, spec, out_dir / "train", resume=resume)
-    head = scores.pop("head")
-    if isinstance(head, SequenceClassifier):
-        save_classifier(head, tokenizer, out_dir / "model", str(model_dir), scores)
-    else:
-        head.save_pretrained(out_dir / "model", extra_files=tokenizer.files(),
-                             metadata={"base": str(model_dir), "scores": {k: v for k, v in scores.items()
-                                                                          if isinstance(v, int | float)}})
+    save_classifier(scores.pop("head"), tokenizer, out_dir / "model", str(model_dir), scores)
     return scores
 
 

@@ -6,8 +6,10 @@ a causal model reads ``<s> A $ B </s>`` and the state of the last token (which h
 classified. Here the frame is the tokenizer's: [CLS]/[SEP] where it has them, else its bos/eos
 tokens; ``pooling`` picks the state: ``"cls"`` (the pooled first token, or for encoders without a
 pooler a dense + GELU layer on it), ``"last"`` (the last real token, GPT-style, the default for
-the causal ``gpt`` family) or ``"mean"``. Segment ids are not passed: the encoder protocol
-``encode(ids, mask)`` has none, so the separator alone marks where B starts.
+the causal ``gpt`` family) or ``"mean"``. Encoders with segment embeddings (BERT, SpanBERT, ALBERT,
+ELECTRA) and XLNet (relative segments) also read segment ids, 0 for ``[CLS] A [SEP]`` and 1 for
+``B [SEP]`` (``encode(ids, mask, segment_ids)``, :func:`lmlab.tasks.classification.segment_ids`);
+for RoBERTa (one segment type) and GPT the separator alone marks where B starts.
 
 Ranking uses the same classifier: the candidates for A are ordered by P(paraphrase | A, B), and
 the metrics are accuracy@1 and the mean reciprocal rank of the true paraphrase.
@@ -52,6 +54,7 @@ class PairConfig:
     dropout: float = 0.1
     max_len: int = 128          # pieces of the framed pair
     task: str = ""
+    segment_sep: int = -1       # the [SEP] ending text a: segment ids for encoders with segments (-1: none)
 
     def validate(self) -> None:
         if len(self.labels) < 2:
@@ -100,7 +103,9 @@ class PairClassifier(PretrainedMixin, nn.Module):
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:  # -> (B, C)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        hidden, pooled = self.encoder.encode(input_ids, attention_mask)
+        from .classification import encode
+
+        hidden, pooled = encode(self.encoder, input_ids, attention_mask, self.config.segment_sep)
         if self.config.pooling == "mean":
             weights = attention_mask.to(hidden.dtype)[:, :, None]                       # (B, T, 1)
             vector = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)          # (B, H)
@@ -323,9 +328,9 @@ def finetune_pair_model(pretrained: nn.Module, tokenizer, data: PairData, spec: 
     test = sample(data.test, spec.max_test, spec.seed + 1)
     if not train or not test:
         raise DataError(f"pair set {data.name!r} has an empty train or test split")
-    model = PairClassifier.on(pretrained, spec.pooling or None, dropout=spec.dropout, max_len=spec.max_len,
-                              task=data.name)
     frame = frame_ids(tokenizer)
+    model = PairClassifier.on(pretrained, spec.pooling or None, dropout=spec.dropout, max_len=spec.max_len,
+                              task=data.name, segment_sep=frame["sep"])
     rows = pair_rows(pair_ids(tokenizer, [(p.a, p.b) for p in train], spec.max_len, frame),
                      [p.label for p in train], spec.max_len, frame["pad"])
     result = fit_head(model, PairObjective(), rows, spec, out_dir)

@@ -212,7 +212,12 @@ class TextClassificationPipeline(_Pipeline):
 
 
 class FillMaskPipeline(_Pipeline):
-    """The ``top_k`` most likely tokens at the one mask token of each text (an MLM family's folder)."""
+    """The ``top_k`` most likely tokens at each mask token of each text (a folder of an MLM family:
+    BERT, RoBERTa, SpanBERT, ALBERT). As Hugging Face's ``fill-mask`` pipeline: a text with one mask
+    gives a list of ``{"score", "token", "token_str", "sequence"}``; a text with several gives one
+    such list per mask, in order (each mask is predicted from the text with every mask in place —
+    the masks are filled independently, not jointly); ``sequence`` is the text with that one mask
+    replaced (the other masks kept)."""
 
     def _run(self, items: list, batch_size: int, top_k: int = 5) -> list:
         from .classification import encode_texts, text_format
@@ -229,27 +234,46 @@ class FillMaskPipeline(_Pipeline):
         fmt = text_format(self.tokenizer, "cls-sep")
         max_len = getattr(self.model.config, "max_length", 512)
         ids = encode_texts(self.tokenizer, fmt, texts, None, max_len)
-        for text, row in zip(texts, ids):
-            if row.count(mask_id) != 1:
-                raise UsageError(f"fill-mask: each input needs exactly one {mask_token}, got {row.count(mask_id)} "
-                                 f"in {text[:60]!r}")
+        for n, (text, row) in enumerate(zip(texts, ids)):
+            if mask_id not in row:
+                raise UsageError(f"fill-mask: input {n} has no {mask_token} (within the model's {max_len} "
+                                 f"tokens): {text[:60]!r}")
         out = [None] * len(items)
         with torch.inference_mode():
             for batch in self._batches([len(r) for r in ids], batch_size, "filling masks"):
                 input_ids, mask = self._padded([ids[i] for i in batch], fmt.pad)
                 hidden, _ = self.model.encode(input_ids, mask)
-                selected = input_ids == mask_id                                       # (B, T), one per row
-                p = torch.softmax(self.model.mlm_logits(hidden, selected).float(), dim=-1)   # (B, V)
+                selected = input_ids == mask_id                                       # (B, T)
+                p = torch.softmax(self.model.mlm_logits(hidden, selected).float(), dim=-1)   # (N, V), row-major
                 scores, tokens = p.topk(min(top_k, p.shape[-1]))
-                for row, i in enumerate(batch):
-                    position = ids[i].index(mask_id)
+                first = 0
+                for i in batch:
                     body = ids[i][len(fmt.start): len(ids[i]) - len(fmt.end)]
-                    where = position - len(fmt.start)
-                    out[i] = [{"score": float(s), "token": int(t), "token_str": self.tokenizer.id_to_token(int(t)),
-                               "sequence": self.tokenizer.decode([*body[:where], int(t), *body[where + 1:]],
-                                                                 skip_specials=True)}
-                              for s, t in zip(scores[row], tokens[row])]
+                    wheres = [t for t, token in enumerate(body) if token == mask_id]
+                    lists = [[{"score": float(s), "token": int(t), "token_str": self.tokenizer.id_to_token(int(t)),
+                               "sequence": self._filled(body, where, int(t), len(wheres) == 1)}
+                              for s, t in zip(scores[first + k], tokens[first + k])]
+                             for k, where in enumerate(wheres)]
+                    first += len(wheres)
+                    out[i] = lists[0] if len(lists) == 1 else lists
         return out
+
+    def _filled(self, body: list[int], where: int, token: int, alone: bool) -> str:
+        """The text with the mask at ``where`` replaced by ``token`` (other masks kept as the mask token)."""
+        filled = [*body[:where], token, *body[where + 1:]]
+        if alone:
+            return self.tokenizer.decode(filled, skip_specials=True)
+        mask_id = self.tokenizer.special_ids()["mask"]
+        pieces, run = [], []
+        for t in filled + [mask_id]:
+            if t != mask_id:
+                run.append(t)
+                continue
+            if run:
+                pieces.append(self.tokenizer.decode(run, skip_specials=True))
+            pieces.append(self.tokenizer.id_to_token(mask_id))
+            run = []
+        return " ".join(pieces[:-1])
 
 
 class TextGenerationPipeline(_Pipeline):

@@ -18,8 +18,9 @@ is the lowest over an example's windows and the best span the highest.
 
 The context is split into words as :func:`lmlab.tasks.tagging.split_words` does, each word into
 its pieces; spans start and end at word boundaries and map back to character offsets in the
-context. Segment ids are not passed (the encoder protocol ``encode(ids, mask)`` has none), so
-question and context are told apart by the [SEP] between them only.
+context. Encoders with segments (BERT, SpanBERT, ALBERT, ELECTRA; XLNet's relative segments) read
+segment 0 for ``[CLS] question [SEP]`` and 1 for ``context [SEP]`` (BERT §4.2;
+:func:`lmlab.tasks.classification.segment_ids`); RoBERTa and GPT see the [SEP] between them only.
 
 Not here: beam search over spans, answer verification heads, multi-paragraph re-ranking.
 """
@@ -56,6 +57,7 @@ class QAConfig:
     max_answer_len: int = 30        # pieces
     null_threshold: float = 0.0     # τ: answer iff s_null - best span score <= τ
     task: str = ""
+    segment_sep: int = -1           # the [SEP] after the question: segment ids from it (-1, older folders: none)
 
     def validate(self) -> None:
         if self.max_question_len < 1 or self.max_answer_len < 1 or self.doc_stride < 1:
@@ -97,7 +99,9 @@ class QuestionAnswerer(PretrainedMixin, nn.Module):
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        hidden, _ = self.encoder.encode(input_ids, attention_mask)
+        from .classification import encode
+
+        hidden, _ = encode(self.encoder, input_ids, attention_mask, self.config.segment_sep)
         logits = self.span(self.dropout(hidden))                                     # (B, T, 2)
         start, end = logits.unbind(-1)                                               # (B, T) each
         return start, end
@@ -368,10 +372,10 @@ def finetune_qa_model(pretrained: nn.Module, tokenizer, data: QAData, spec: QASp
     test = sample(data.test, spec.max_test, spec.seed + 2)
     if not train or not valid or not test:
         raise DataError(f"QA set {data.name!r} has an empty train, valid or test split")
+    frame = frame_ids(tokenizer)
     model = QuestionAnswerer.on(pretrained, dropout=spec.dropout, max_len=spec.max_len, doc_stride=spec.doc_stride,
                                 max_question_len=spec.max_question_len, max_answer_len=spec.max_answer_len,
-                                task=data.name)
-    frame = frame_ids(tokenizer)
+                                task=data.name, segment_sep=frame["sep"])
     train_features = training_windows(features(train, tokenizer, model.config, frame), spec.negative_windows,
                                       spec.seed)
     rows = feature_rows(train_features, spec.max_len, frame["pad"])
