@@ -84,3 +84,15 @@ def test_a_misspelt_option_would_be_caught():
         parse(["ngram", "build", "wiki-vital:train", "-o", "x.arpa", "--order", "five"])
     with pytest.raises(click_errors.UsageError):
         parse(["ngram", "bild", "wiki-vital:train"])
+
+
+def test_the_tour_never_writes_one_output_twice():
+    """Run in order, a second write to the same -o/--out would be refused (issue 20: mkn5.arpa was written twice)."""
+    seen: dict[str, int] = {}
+    for line, argv in COMMANDS:
+        if "--force" in argv or "--resume" in argv:
+            continue
+        for flag, value in zip(argv, argv[1:]):
+            if flag in ("-o", "--out", "--save-model"):
+                assert value not in seen, f"README.md lines {seen[value]} and {line} both write {value}"
+                seen[value] = line
