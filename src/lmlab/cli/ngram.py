@@ -335,6 +335,8 @@ def sample_cmd(
     max_words: int = typer.Option(60, help="Stop a sentence after this many words."),
 ) -> None:
     """Draw sentences from the model."""
+    check_range("--n", n, minimum=1)
+    check_range("--max-words", max_words, minimum=1)
     model = _load(model_path)
     for words in model.sample(n, seed=seed, max_words=max_words):
         console.print(" ".join(words), markup=False, highlight=False)
