@@ -41,6 +41,21 @@ def tour_commands(readme: str) -> list[tuple[int, list[str]]]:
     return commands
 
 
+def stand_ins(workdir: Path) -> None:
+    """The user's own files the tour names (``train.txt``, ``my_texts/``), made from wiki-vital's
+    train split so that those lines run too; the tour's other placeholders (an HF folder,
+    ``reviews.csv``, ``old-run/``) are left missing and fail with their one-line error."""
+    from lmlab.data import sources
+
+    docs = sources.load("wiki-vital").split().train
+    (workdir / "train.txt").write_text("".join(d.text.replace("\n", " ") + "\n" for d in docs), encoding="utf-8")
+    folder = workdir / "my_texts"
+    folder.mkdir(exist_ok=True)
+    for part in range(3):
+        chunk = docs[part * 200:(part + 1) * 200]
+        (folder / f"part{part}.txt").write_text("\n\n".join(d.text for d in chunk) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run only commands whose text contains this")
@@ -50,6 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="lmlab-tour-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT / "src"))
+    stand_ins(workdir)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     rows = []
     for number, argv in tour_commands((ROOT / "README.md").read_text(encoding="utf-8")):

@@ -4,7 +4,7 @@
 
 The file is one sentence per line, lower-cased and word-tokenized, built from all the distinct
 text of the built-in corpora that have running text (wiki-vital, peoples-daily -- segmented
-Chinese --, rotten-tomatoes' snippets and plots); these hold ~2.3M words, so reaching 12M words
+Chinese --, rotten-tomatoes' snippets and plots); these hold ~1.7M words, so reaching 12M words
 repeats that text (said in the output). Repetition does not change what is measured: both
 tools stream the file, and what each holds is its vocabulary, its weights and (lmlab) the
 corpus as int32 ids.
@@ -27,6 +27,22 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The child reports its own high-water mark (VmHWM, reset at exec) when it exits: ru_maxrss from
+# wait4 would not do, Linux carries the parent's RSS at fork into the child's maximum.
+WRAP = ("import atexit, runpy, sys\n"
+        "report = sys.argv[1]\n"
+        "def hwm():\n"
+        "    with open('/proc/self/status') as s, open(report, 'w') as out:\n"
+        "        out.write(next(line for line in s if line.startswith('VmHWM')).split()[1])\n"
+        "atexit.register(hwm)\n"
+        "if sys.argv[2] == '-m':\n"
+        "    sys.argv = [sys.argv[3], *sys.argv[4:]]\n"
+        "    runpy.run_module(sys.argv[0], run_name='__main__')\n"
+        "else:\n"
+        "    code = sys.argv[3]\n"
+        "    sys.argv = ['-c', *sys.argv[4:]]\n"
+        "    exec(compile(code, '<benchmark>', 'exec'))\n")
 
 LMLAB = ["-m", "lmlab", "embed", "train", "word2vec", "{file}", "-o", "{out}", "--sg", "--epochs", "1",
          "--workers", "2", "--force"]
@@ -58,13 +74,13 @@ def corpus_file(path: Path, words: int) -> tuple[int, int]:
 
 
 def peak_rss_mb(argv: list[str], env: dict) -> float:
-    """Run ``python ARGV`` and return its peak resident set size in MB (Linux: ru_maxrss in KiB)."""
-    proc = subprocess.Popen([sys.executable, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{argv[:4]} failed: {proc.stderr.read().decode()[-800:]}")
-    return usage.ru_maxrss / 1024
+    """Run ``python ARGV`` (``-m MODULE ...`` or ``-c CODE ...``) and return its peak resident set in MB."""
+    with tempfile.NamedTemporaryFile("r", suffix=".hwm") as report:
+        done = subprocess.run([sys.executable, "-c", WRAP, report.name, *argv], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{argv[:4]} failed: {done.stderr[-800:]}")
+        return int(report.read()) / 1024  # kB
 
 
 def main() -> None:
@@ -86,8 +102,8 @@ def main() -> None:
     lm, gs = (statistics.median(peaks[k]) for k in ("lmlab", "gensim"))
     load = os.getloadavg()[0]
     table = "\n".join([
-        f"word2vec peak RSS, {args.words:,} words (skip-gram, 2 workers, 1 epoch, min_count 5; {distinct:,} distinct "
-        f"words of text, written {repeats}x to reach the size); shared 2-core machine, load average {load:.1f}", "",
+        f"word2vec peak RSS, {args.words:,} words (skip-gram, 2 workers, 1 epoch, min_count 5; {distinct:,} words of distinct "
+        f"text, written {repeats}x to reach the size); shared 2-core machine, load average {load:.1f}", "",
         "| tool | peak RSS (MB, median of rounds) | imports alone (MB) | training adds (MB) | rounds |",
         "|---|---|---|---|---|",
         f"| lmlab | {lm:.0f} | {base['lmlab']:.0f} | {lm - base['lmlab']:.0f} | {', '.join(f'{p:.0f}' for p in peaks['lmlab'])} |",
