@@ -96,3 +96,17 @@ def test_the_tour_never_writes_one_output_twice():
             if flag in ("-o", "--out", "--save-model"):
                 assert value not in seen, f"README.md lines {seen[value]} and {line} both write {value}"
                 seen[value] = line
+
+
+def test_train_quick_shortens_the_schedule_but_never_overrules_the_user():
+    from lmlab.cli.train import QUICK_STEPS, quick_overrides
+    from lmlab.recipes.run import load_run
+
+    lstm = ROOT / "configs" / "lstm.toml"
+    added = quick_overrides(lstm, [])
+    assert added == [f"train.max_steps={QUICK_STEPS}", f"train.eval_every={QUICK_STEPS}",
+                     f"train.checkpoint_every={QUICK_STEPS}", "train.warmup_steps=10"]
+    run = load_run(lstm, added + ["train.eval_every=50"])  # the user's own value comes last and wins
+    assert run.train_config.max_steps == QUICK_STEPS and run.train_config.eval_every == 50
+    assert quick_overrides(lstm, ["train.max_steps=500"]) == []  # the user chose the length
+    assert "train.eval_every=100" not in quick_overrides(lstm, ["train.eval_every=7"])
