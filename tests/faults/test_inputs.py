@@ -373,3 +373,11 @@ def test_ngram_sample_counts_are_checked(cli, tmp_path, args, option):
     before = (tmp_path / "m.arpa").read_bytes()
     _one_line_error(cli("ngram", "sample", str(tmp_path / "m.arpa"), *args), option)
     assert (tmp_path / "m.arpa").read_bytes() == before
+
+
+@pytest.mark.parametrize(("args", "option"), [(["--budget", "-5"], "--budget"), (["--budget", "0"], "--budget"),
+                                              (["--vocab-size", "0"], "--vocab-size"), (["--min-count", "0"], "--min-count")])
+def test_demo_options_are_checked_before_any_work(cli, tmp_path, args, option):
+    """Round 3's sweep: `lmlab demo --budget -5` ran, skipped every family and exited 0."""
+    _one_line_error(cli("demo", "--out", str(tmp_path / "demo"), *args), option)
+    assert not (tmp_path / "demo").exists()

@@ -24,7 +24,7 @@ from ..report.html import render
 from ..report.plots import lineage_perplexity
 from ..report.records import write_records
 from ..report.tables import COUNTING_RULE, grouped, lineage_markdown, metric_names
-from .common import console, err_console, status, table
+from .common import check_range, console, err_console, status, table
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
         from ..errors import UsageError
 
         groups = registry.demo_groups()
+        check_range("--budget", budget, above=0)
+        check_range("--vocab-size", vocab_size, minimum=1)
+        check_range("--min-count", min_count, minimum=1)
 
         started = time.monotonic()
         wanted = [w for w in only.split(",") if w] or ["baseline", *groups]
