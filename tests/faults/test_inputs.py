@@ -340,3 +340,44 @@ def test_eval_warns_on_a_normalisation_mismatch_and_build_can_normalise(cli, tmp
     assert cli("ngram", "build", str(raw), "-o", str(fixed), "--order", "2", "--lowercase", "--tokenize").returncode == 0
     run = cli("ngram", "eval", str(fixed), str(norm))
     assert run.returncode == 0 and "lmlab: warning" not in run.stderr
+
+
+# -- n-gram model files that are not what they claim -------------------------------------------------
+
+SMALL_ARPA = ("\\data\\\nngram 1=4\nngram 2=2\n\n\\1-grams:\n-1.0\t<s>\t-0.3\n-0.5\t</s>\n-0.6\tcat\t-0.2\n"
+              "-0.9\t<unk>\n\n\\2-grams:\n-0.1\t<s> cat\n-0.2\tcat </s>\n\n\\end\\\n")
+
+
+def test_a_truncated_arpa_gz_names_the_gzip_not_aborted(cli, tmp_path):
+    """Issue 20: a cut .arpa.gz printed only "Aborted." (click's answer to gzip's EOFError), even with --debug."""
+    whole = gzip.compress((SMALL_ARPA + "\n" * 2000).encode())
+    model = tmp_path / "m.arpa.gz"
+    model.write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "t.txt").write_text("cat\n", encoding="utf-8")
+    line = _one_line_error(cli("ngram", "eval", str(model), str(tmp_path / "t.txt")), "m.arpa.gz")
+    assert "truncated" in line or "header says" in line
+    result = cli("ngram", "eval", str(model), str(tmp_path / "t.txt"))
+    assert "Aborted" not in result.stderr and result.returncode == 2
+
+
+def test_a_folder_given_as_an_ngram_model(cli, tmp_path):
+    (tmp_path / "t.txt").write_text("cat\n", encoding="utf-8")
+    line = _one_line_error(cli("ngram", "eval", str(tmp_path), str(tmp_path / "t.txt")), "is a folder")
+    assert "Errno" not in line
+
+
+@pytest.mark.parametrize(("args", "option"), [(["-n", "-3"], "--n"), (["-n", "0"], "--n"),
+                                              (["--max-words", "0"], "--max-words")])
+def test_ngram_sample_counts_are_checked(cli, tmp_path, args, option):
+    (tmp_path / "m.arpa").write_text(SMALL_ARPA, encoding="utf-8")
+    before = (tmp_path / "m.arpa").read_bytes()
+    _one_line_error(cli("ngram", "sample", str(tmp_path / "m.arpa"), *args), option)
+    assert (tmp_path / "m.arpa").read_bytes() == before
+
+
+@pytest.mark.parametrize(("args", "option"), [(["--budget", "-5"], "--budget"),
+                                              (["--vocab-size", "0"], "--vocab-size"), (["--min-count", "0"], "--min-count")])
+def test_demo_options_are_checked_before_any_work(cli, tmp_path, args, option):
+    """Round 3's sweep: `lmlab demo --budget -5` ran, skipped every family and exited 0."""
+    _one_line_error(cli("demo", "--out", str(tmp_path / "demo"), *args), option)
+    assert not (tmp_path / "demo").exists()

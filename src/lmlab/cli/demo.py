@@ -25,7 +25,7 @@ from ..report.html import render
 from ..report.plots import lineage_perplexity
 from ..report.records import write_records
 from ..report.tables import COUNTING_RULE, grouped, lineage_markdown, metric_names
-from .common import console, err_console, status, table
+from .common import check_range, console, err_console, status, table
 
 SMALL_BUDGET, FULL_BUDGET = 170.0, 540.0  # seconds: ~3 and ~10 minutes with the corpus preparation
 HARD_STOP = 0.9  # a family's training is stopped at this fraction of its time share
@@ -51,7 +51,10 @@ def register(app: typer.Typer) -> None:
         from ..errors import UsageError
 
         groups = registry.demo_groups()
-        if budget <= 0:
+        check_range("--budget", budget, minimum=0, meaning="seconds; 0 means the default")
+        check_range("--vocab-size", vocab_size, minimum=1)
+        check_range("--min-count", min_count, minimum=1)
+        if budget == 0:
             budget = SMALL_BUDGET if small else FULL_BUDGET
 
         started = time.monotonic()

@@ -20,6 +20,7 @@ import typer
 from .. import registry
 from ..errors import UsageError
 from .common import console, status, table
+from .ngram import warn_oov
 
 app = typer.Typer(help="Evaluate saved models: perplexity on a split or a file; a fine-tuned classifier on its data.", no_args_is_help=True)
 
@@ -74,6 +75,7 @@ def ppl(
         ev = model.evaluate(sentences)
         result = PerplexityResult(nats=-ev.log10_prob * math.log(10), tokens=ev.tokens, oov=ev.oovs,
                                   sentences=ev.sentences)
+        warn_oov(model.vocab.index, sentences)
         family = "ngram (binary)" if model_dir.name.endswith(".lmbin") else "ngram (ARPA)"
     else:
         from ..pretrained import load, read_model_config, read_word_vocabulary, split_config
@@ -87,7 +89,9 @@ def ppl(
         tokenizer = _saved_tokenizer(model_dir)
         with status(f"scoring {len(sentences):,} sentences"):
             if tokenizer is None or tokenizer.kind == "word":  # a closed word vocabulary: exact per-word scores
-                result = word_perplexity(model, sentences, read_word_vocabulary(model_dir, model.config.vocab_size))
+                vocabulary = read_word_vocabulary(model_dir, model.config.vocab_size)
+                result = word_perplexity(model, sentences, vocabulary)
+                warn_oov(set(vocabulary), sentences, (metadata.get("data") or {}).get("train_oov_rate"))
             else:
                 from ..eval.perplexity import subword_perplexity
 

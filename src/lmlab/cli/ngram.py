@@ -299,11 +299,12 @@ def eval_cmd(
                   f"sentence is predicted, <s> is context only; OOVs are scored as <unk>.[/dim]")
 
 
-def warn_oov(vocabulary, sentences) -> None:
-    """A one-line warning when the OOV rate says model and text were normalised differently."""
+def warn_oov(vocabulary, sentences, trained: float | None = None) -> None:
+    """A one-line warning when the OOV rate says model and text were normalised differently
+    (``trained``: the model's own training OOV rate, where it recorded one)."""
     from ..eval.oov import diagnose_oov
 
-    message = diagnose_oov(vocabulary, (w for s in sentences for w in s))
+    message = diagnose_oov(vocabulary, (w for s in sentences for w in s), trained)
     if message:
         typer.echo(f"lmlab: warning: {message}", err=True)
 
@@ -345,6 +346,8 @@ def sample_cmd(
     max_words: int = typer.Option(60, help="Stop a sentence after this many words."),
 ) -> None:
     """Draw sentences from the model."""
+    check_range("--n", n, minimum=1)
+    check_range("--max-words", max_words, minimum=1)
     model = _load(model_path)
     for words in model.sample(n, seed=seed, max_words=max_words):
         console.print(" ".join(words), markup=False, highlight=False)

@@ -43,6 +43,26 @@ def builder_for(family: str):
 DEFAULT_CHECKPOINT_MINUTES = 10.0
 
 
+# `lmlab train --quick`: a short run that shows a run file working end to end (corpus, tokenizer,
+# training, evaluation, export) in minutes rather than the run file's full schedule
+QUICK_STEPS = 100
+
+
+def quick_overrides(path: str | Path, overrides: list[str]) -> list[str]:
+    """The ``train.*`` overrides ``--quick`` adds (at most QUICK_STEPS steps, evaluated and
+    checkpointed at the end, warm-up scaled down), each only where the user set no value for it."""
+    from ..config import read_table
+
+    table = read_table(path).get("train", {})
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    steps = QUICK_STEPS
+    if "train.max_steps" in given or int(table.get("max_steps", steps)) <= steps:
+        return []  # already short, or the user chose the length
+    wanted = {"train.max_steps": steps, "train.eval_every": steps, "train.checkpoint_every": steps,
+              "train.warmup_steps": min(int(table.get("warmup_steps", 0)), steps // 10)}
+    return [f"{key}={value}" for key, value in wanted.items() if key not in given]
+
+
 def resume_command(path: str | Path, overrides: list[str], out_dir: Path) -> str:
     """The command line that continues an interrupted ``lmlab train`` run."""
     words = ["lmlab", "train", str(path), *overrides, "--out", str(out_dir), "--resume"]
@@ -141,12 +161,20 @@ def register(app: typer.Typer) -> None:
         overrides: list[str] | None = typer.Argument(None, help="key=value overrides, e.g. train.lr=3e-4"),
         resume: bool = typer.Option(False, "--resume", help="continue from OUT/checkpoints/latest"),
         out: Path | None = typer.Option(None, "--out", help="output folder (default runs/<run name>)"),
+        quick: bool = typer.Option(False, "--quick", help=f"a short run ({QUICK_STEPS} steps, evaluated at the "
+                                   "end) that shows the run file working; train.* overrides still win"),
     ) -> None:
         """Train a neural family from a run file; checkpoints, metrics.jsonl and loss.png go to --out."""
         from ..train.trainer import TrainingInterrupted
 
+        overrides = list(overrides or [])
+        if quick:
+            added = quick_overrides(config, overrides)
+            if added:
+                typer.echo(f"--quick: {' '.join(added)}", err=True)
+            overrides = added + overrides
         try:
-            result, out_dir, job, is_main = run_training(config, overrides or [], resume=resume, out=out)
+            result, out_dir, job, is_main = run_training(config, overrides, resume=resume, out=out)
         except TrainingInterrupted as err:
             if getattr(err, "is_main", True):
                 typer.echo(interrupted_line(err), err=True)

@@ -225,6 +225,8 @@ def read_arpa(path: str | os.PathLike) -> NgramModel:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FormatError(f"{path}: no such ARPA file")
+    if os.path.isdir(path):
+        raise FormatError(f"{path}: is a folder, not an ARPA or binary n-gram file")
     try:
         return _read_streaming(path)
     except _Fallback:
@@ -237,8 +239,12 @@ def _read_general(path: str) -> NgramModel:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":
         import gzip
+        import zlib
 
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as err:  # (EOFError would reach the user as click's "Aborted.")
+            raise FormatError(f"{path}: truncated or corrupt gzip ({err or type(err).__name__})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -72,6 +72,13 @@ def unigram_counts(sentences_ids: list[list[int]], vocab_size: int) -> np.ndarra
     return np.bincount(flat.astype(np.int64), minlength=vocab_size)
 
 
+def train_oov_rate(counts: np.ndarray, vocab: list[str]) -> float:
+    """The share of training words (``</s>`` not counted) that fell outside the closed vocabulary:
+    what ``lmlab eval ppl`` compares a test text's OOV rate with."""
+    words = int(counts.sum()) - int(counts[vocab.index("</s>")])
+    return round(int(counts[vocab.index("<unk>")]) / words, 6) if words > 0 else 0.0
+
+
 def load_word_data(cfg: WordDataConfig, spec: WordTokenizerSpec) -> WordData:
     """The training data of a word LM: from ``cfg.stream`` (a prepared word-level stream, its
     vocabulary reused) or from ``cfg.corpus`` (split, vocabulary built on train, encoded by document)."""
@@ -94,7 +101,8 @@ def load_word_data(cfg: WordDataConfig, spec: WordTokenizerSpec) -> WordData:
     encoded = {name: [encode_sentences(doc, index)[0] for doc in docs if doc] for name, docs in per_doc.items()}
     counts = unigram_counts([s for doc in encoded["train"] for s in doc], len(vocab))
     return WordData(vocab, counts, encoded["train"], encoded["valid"], word_sentences(splits.test),
-                    {"corpus": cfg.corpus, "vocab_size": len(vocab), "min_count": spec.min_count})
+                    {"corpus": cfg.corpus, "vocab_size": len(vocab), "min_count": spec.min_count,
+                     "train_oov_rate": train_oov_rate(counts, vocab)})
 
 
 def _stream_word_data(cfg: WordDataConfig) -> WordData:
@@ -123,7 +131,8 @@ def _stream_word_data(cfg: WordDataConfig) -> WordData:
     test_sentences = [[vocab[i] for i in s[:-1]] for s in splits["test"][0]]
     corpus = TokenStream(folder / "train").meta.get("corpus", "")
     return WordData(vocab, counts, splits["train"], splits["valid"], test_sentences,
-                    {"corpus": corpus, "stream": str(folder), "vocab_size": len(vocab)})
+                    {"corpus": corpus, "stream": str(folder), "vocab_size": len(vocab),
+                     "train_oov_rate": train_oov_rate(counts, vocab)})
 
 
 def _sections(run, allowed: set[str]) -> None:
