@@ -13,7 +13,6 @@ import pytest
 from lmlab.data.vocab import closed_vocabulary
 from lmlab.recipes.ngram import ComparisonRow
 from lmlab.report import DemoData
-from lmlab.report.budget import OverBudget, stop_training_at
 from lmlab.report.html import (
     plot_smoothing,
     plot_softmax_speedups,
@@ -30,6 +29,7 @@ from lmlab.report.records import (
     from_softmax_bench,
     read_records,
 )
+from lmlab.train.budget import OverBudget, stop_training_at
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -132,7 +132,7 @@ def _demo_data(tmp_path, seconds: float) -> DemoData:
 
 @pytest.mark.parametrize("name", ["elmo_demo", "transfo_xl_demo"])
 def test_elmo_and_transfo_xl_demo_rows_learn_and_use_the_shared_counting(tmp_path, name):
-    from lmlab.report import demos
+    from lmlab.recipes import demos
 
     data = _demo_data(tmp_path, 22)
     (row,) = getattr(demos, name)(data)

@@ -108,7 +108,9 @@ def _tokenizer_and_bert(family="bert"):
     from lmlab.data.tokenizers import train_tokenizer
     from lmlab.recipes.bert_family import make_model, special_ids
 
-    tok = train_tokenizer("wordpiece", [t for v in VERSES for t in (v.kjv, v.web)] * 2, vocab_size=300)
+    # 400: room for every piece the verses support (346); the deterministic WordPiece keeps every
+    # character in both forms, so 300 leaves fewer merges than the library trainer did
+    tok = train_tokenizer("wordpiece", [t for v in VERSES for t in (v.kjv, v.web)] * 2, vocab_size=400)
     torch.manual_seed(0)
     bert = make_model(family, tok.vocab_size, special_ids(tok), {"d_model": 32, "n_layers": 1, "n_heads": 2,
                                                                   "d_ff": 64, "max_length": 128})

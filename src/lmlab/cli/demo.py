@@ -20,11 +20,11 @@ from .. import registry
 from ..io import atomic_write_text
 from ..recipes.lineage import build_data, unigram_baseline
 from ..report import DemoRow
-from ..report.budget import OverBudget, stop_training_at
 from ..report.html import render
 from ..report.plots import lineage_perplexity
 from ..report.records import write_records
 from ..report.tables import COUNTING_RULE, grouped, lineage_markdown, metric_names
+from ..train.budget import OverBudget, stop_training_at
 from .common import check_range, console, err_console, status, table
 
 SMALL_BUDGET, FULL_BUDGET = 170.0, 540.0  # seconds: ~3 and ~10 minutes with the corpus preparation

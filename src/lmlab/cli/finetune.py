@@ -34,6 +34,14 @@ from ..errors import UsageError
 from ..report.cards import finetune_record
 from .common import console, fresh_output_dir, status, table
 
+
+def _data_licence(task: str) -> str:
+    """The licence of a built-in task's source, for the model card (empty for a user's file)."""
+    from ..data.sources import SOURCES
+
+    return SOURCES[task].licence if task in SOURCES else ""
+
+
 # built-in tasks beyond sequence classification: DATA name -> (module, finetune function, spec class, kind)
 OTHER_TASKS = {
     "msra-ner": ("tagging", "finetune_tagging", "TaggingSpec", "tagging"),
@@ -73,7 +81,8 @@ def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, st
     console.print(table(f"{task}: {model_dir}", ["metric", "value"], rows))
     if not (out_dir / "scores.json").is_file():
         atomic_write_text(out_dir / "scores.json", json.dumps(scores, indent=2, default=str) + "\n")
-    finetune_record(out_dir, task, str(model_dir), scores, shlex.join(["lmlab", "finetune", *sys.argv[2:]]), kind)
+    finetune_record(out_dir, task, str(model_dir), scores, shlex.join(["lmlab", "finetune", *sys.argv[2:]]), kind,
+                    data_licence=_data_licence(task))
     console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}")
 
 
@@ -263,6 +272,7 @@ def register(app: typer.Typer) -> None:
         rows += [["final train loss", scores["train_loss"]], ["seconds", scores["seconds"]]]
         console.print(table(f"{task}: {source}", ["metric", "value"], rows))
         atomic_write_text(out_dir / "scores.json", json.dumps(scores, indent=2) + "\n")
-        finetune_record(out_dir, task, str(source), scores, shlex.join(["lmlab", "finetune", *sys.argv[2:]]))
+        finetune_record(out_dir, task, str(source), scores, shlex.join(["lmlab", "finetune", *sys.argv[2:]]),
+                        data_licence=_data_licence(task))
         console.print(f"model: {out_dir / 'model'}  scores: {out_dir / 'scores.json'}  "
                       f"card: {out_dir / 'model' / 'README.md'}")

@@ -24,14 +24,14 @@ LICENCES = {
 }
 
 
-def licence(corpus: str) -> tuple[str, str]:
-    """(licence id for the front matter, the sentence the card says) of a corpus or built-in task."""
+def licence(corpus: str, data_licence: str = "") -> tuple[str, str]:
+    """(licence id for the front matter, the sentence the card says) of a corpus or built-in task;
+    ``data_licence`` is the built-in source's licence as the record carries it (the report reads
+    records, never the data layer), empty for a user's own file."""
     if corpus in LICENCES:
         return LICENCES[corpus]
-    from ..data.sources import SOURCES
-
-    if corpus in SOURCES:
-        return "other", f"the built-in `{corpus}` data (licence: {SOURCES[corpus].licence})"
+    if data_licence:
+        return "other", f"the built-in `{corpus}` data (licence: {data_licence})"
     return "other", "the user's own data; its licence is theirs to state"
 
 
@@ -50,11 +50,11 @@ def _y(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def front_matter(name: str, family: str, corpus: str, metrics: list[CardMetric]) -> str:
+def front_matter(name: str, family: str, corpus: str, metrics: list[CardMetric], data_licence: str = "") -> str:
     lines = ["---", "library_name: lmlab", f"tags: [{_y('lmlab')}, {_y(family)}]"]
     if corpus:
         lines.append(f"datasets: [{_y(corpus)}]")
-    lines += [f"license: {_y(licence(corpus)[0])}", "model-index:", f"- name: {_y(name)}", "  results:"]
+    lines += [f"license: {_y(licence(corpus, data_licence)[0])}", "model-index:", f"- name: {_y(name)}", "  results:"]
     if not metrics:
         lines[-1] = "  results: []"
     for m in metrics:
@@ -68,11 +68,11 @@ def front_matter(name: str, family: str, corpus: str, metrics: list[CardMetric])
 
 
 def write_card(folder: str | Path, *, name: str, family: str, summary: str, corpus: str,
-               metrics: list[CardMetric], command: str, notes: str = "") -> Path:
+               metrics: list[CardMetric], command: str, notes: str = "", data_licence: str = "") -> Path:
     """Write ``folder/README.md``; returns its path."""
     folder = Path(folder)
-    licence_text = licence(corpus)[1]
-    body = [front_matter(name, family, corpus, metrics), f"# {name}", "",
+    licence_text = licence(corpus, data_licence)[1]
+    body = [front_matter(name, family, corpus, metrics, data_licence), f"# {name}", "",
             f"An lmlab **{family}** model: {summary}." if summary else f"An lmlab **{family}** model.", "",
             "## Training data", "", f"`{corpus or 'unknown'}`: {licence_text}.", ""]
     body += ["## Results", ""]
@@ -104,7 +104,8 @@ TASK_TYPES = {"tagging": "token-classification", "extractive QA": "question-answ
               "sequence-to-sequence": "text2text-generation", "sentence pairs": "text-classification"}
 
 
-def finetune_record(out_dir: str | Path, task: str, source: str, scores: dict, command: str, kind: str = ""):
+def finetune_record(out_dir: str | Path, task: str, source: str, scores: dict, command: str, kind: str = "",
+                    data_licence: str = ""):
     """The result record of one ``lmlab finetune`` run (``out_dir/records/000-….json``), and its model card.
 
     ``scores`` is what the run wrote to ``scores.json``; the card goes into ``out_dir/model/README.md``
@@ -122,7 +123,7 @@ def finetune_record(out_dir: str | Path, task: str, source: str, scores: dict, c
                     train_seconds=float(scores["seconds"]) if isinstance(scores.get("seconds"), int | float) else None,
                     machine=machine(), lmlab_version=__version__, git_commit=git_commit(),
                     config={"task": task, "kind": kind or "sequence classification", "base": str(source),
-                            "command": command,
+                            "command": command, **({"data_licence": data_licence} if data_licence else {}),
                             **{k: scores[k] for k in ("n_train", "n_test", "steps", "best_step", "train_loss")
                                if isinstance(scores.get(k), int | float)}},
                     notes=f"{source} fine-tuned on {task}", verified="scored on the task's test split by lmlab finetune")
@@ -151,4 +152,5 @@ def card_from_record(folder: str | Path, record) -> Path | None:
                               + (f" ({counts})" if counts else ""),
                       corpus=record.corpus, metrics=metrics, command=str(config.get("command", "")),
                       notes="Kept true by `lmlab report`: the card is rewritten from the run's record "
-                            f"(`records/`); {record.verified}.")
+                            f"(`records/`); {record.verified}.",
+                      data_licence=str(config.get("data_licence", "")))

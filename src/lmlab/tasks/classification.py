@@ -380,6 +380,17 @@ class SequenceClassifier(PretrainedMixin, nn.Module):
 # --------------------------------------------------------------------------- metrics
 
 
+def ranked_labels(probs, labels: list[str], top_k: int | None) -> list:
+    """Per input, ``{"label", "score"}`` of the best label (``top_k`` = 1) or a list of the ``top_k`` best."""
+    k = len(labels) if top_k is None else min(top_k, len(labels))
+    out = []
+    for p in probs:
+        scores, classes = p.topk(k)
+        ranked = [{"label": labels[int(c)], "score": float(s)} for s, c in zip(scores, classes)]
+        out.append(ranked[0] if top_k == 1 else ranked)
+    return out
+
+
 def accuracy(gold: list[int], predicted: list[int]) -> float:
     if len(gold) != len(predicted) or not gold:
         raise UsageError(f"accuracy needs two equal, non-empty label lists ({len(gold)} vs {len(predicted)})")

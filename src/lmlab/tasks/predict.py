@@ -119,17 +119,6 @@ def pipeline(task: str | None, model, tokenizer=None, progress: bool = False):
 # --------------------------------------------------------------------------- shared machinery
 
 
-def ranked_labels(probs, labels: list[str], top_k: int | None) -> list:
-    """Per input, ``{"label", "score"}`` of the best label (``top_k`` = 1) or a list of the ``top_k`` best."""
-    k = len(labels) if top_k is None else min(top_k, len(labels))
-    out = []
-    for p in probs:
-        scores, classes = p.topk(k)
-        ranked = [{"label": labels[int(c)], "score": float(s)} for s, c in zip(scores, classes)]
-        out.append(ranked[0] if top_k == 1 else ranked)
-    return out
-
-
 class _Pipeline:
     """Batches sorted by length, padded per batch, a progress bar, HF's single-input convention."""
 
@@ -208,6 +197,8 @@ class TextClassificationPipeline(_Pipeline):
                 p = torch.softmax(self.model(input_ids, mask).float(), dim=-1)       # (B, C)
                 for row, i in enumerate(batch):
                     probs[i] = p[row]
+        from .classification import ranked_labels
+
         return ranked_labels(probs, config.labels, top_k)
 
 

@@ -630,7 +630,7 @@ class TextToTextClassificationPipeline:
             return []
         probs = torch.softmax(label_log_probs(self.model, self.codec, texts, self.labels, self.max_source_len,
                                               batch_size), dim=1)                         # (N, L)
-        from .predict import ranked_labels
+        from .classification import ranked_labels
 
         results = ranked_labels(probs, self.labels, top_k)
         return results[0] if single else results

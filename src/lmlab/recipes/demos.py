@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from . import DemoData, DemoRow
+from ..report import DemoData, DemoRow
 
 TRAIN_SHARE = 0.6  # at most this part of the family's time trains; scoring the whole test stream follows
 PROBE = 20         # the scoring time is estimated up front from 1/PROBE of the test sentences

@@ -27,7 +27,7 @@ class OverBudget(LmlabError):
 @contextmanager
 def stop_training_at(deadline: float, what: str):
     """Within the block, ``Trainer.train_step`` raises :class:`OverBudget` once ``time.monotonic() >= deadline``."""
-    from ..train.trainer import Trainer
+    from .trainer import Trainer
 
     original = Trainer.train_step
 
