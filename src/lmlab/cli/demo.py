@@ -24,7 +24,6 @@ from ..report.html import render
 from ..report.plots import lineage_perplexity
 from ..report.records import write_records
 from ..report.tables import COUNTING_RULE, grouped, lineage_markdown, metric_names
-from ..train.budget import OverBudget, stop_training_at
 from .common import check_range, console, err_console, status, table
 
 SMALL_BUDGET, FULL_BUDGET = 170.0, 540.0  # seconds: ~3 and ~10 minutes with the corpus preparation
@@ -82,6 +81,8 @@ def register(app: typer.Typer) -> None:
                               f"time left when it starts (~{max(end - time.monotonic(), 0) / len(todo):.0f} s now; "
                               f"its training is stopped at {HARD_STOP:.0%} of its share): {', '.join(todo)}"
                               f"{f'; {reserve:.0f} s kept for the smoothing-method grid' if smoothing else ''}[/dim]")
+        from ..train.budget import OverBudget, stop_training_at  # imports torch: not for --help
+
         for i, name in enumerate(todo):
             left = end - time.monotonic()
             if left <= 0:
