@@ -145,6 +145,13 @@ def _run(argv: list[str], debug: bool) -> None:
     except (OSError, MemoryError) as err:
         if debug:
             raise
+        from ..io import WRITE_FAILURES
+
+        if isinstance(err, OSError) and err.errno in WRITE_FAILURES:
+            # a write that failed for want of room outside lmlab's own writers (e.g. numba's kernel
+            # cache under a full disk or `ulimit -f`): say so, naming the file when the error does
+            where = f" {err.filename}" if err.filename else " a file"
+            fail(f"cannot write{where}: {err.strerror or err} (disk full, quota or file-size limit?)", 1)
         fail(f"{type(err).__name__}: {err}", 1)
 
 
