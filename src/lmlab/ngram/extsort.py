@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -159,16 +160,19 @@ def _spill(folder: Path, index: int, runs) -> list[tuple[Path, Path]]:
     return out
 
 
-def merge_runs(runs: list[tuple[np.ndarray, np.ndarray]], block: int) -> tuple[np.ndarray, np.ndarray]:
-    """k-way merge of sorted runs (rows, counts): the distinct rows in order, counts added.
+def merge_blocks(runs: list[tuple[np.ndarray, np.ndarray]], block: int):
+    """k-way merge of sorted runs (rows, counts), in pieces: yields (distinct rows in order, counts added).
 
     ``block``: rows taken from each run per round; in memory at once: about one block per run.
+    One run is already merged: its blocks are yielded as they are (copied out of the file).
     """
     runs = [(r, c) for r, c in runs if len(r)]
-    if not runs:
-        return np.zeros(0, dtype="S4"), np.zeros(0, dtype=np.int64)
+    if len(runs) == 1:
+        r, c = runs[0]
+        for lo in range(0, len(r), block):
+            yield np.array(r[lo: lo + block]), np.array(c[lo: lo + block], dtype=np.int64)
+        return
     cursor = [0] * len(runs)
-    out_rows, out_counts = [], []
     while True:
         active = [i for i, (r, _) in enumerate(runs) if cursor[i] < len(r)]
         if not active:
@@ -196,9 +200,16 @@ def merge_runs(runs: list[tuple[np.ndarray, np.ndarray]], block: int) -> tuple[n
         first = np.ones(len(rows_all), dtype=bool)
         first[1:] = rows_all[1:] != rows_all[:-1]
         starts = np.flatnonzero(first)
-        out_rows.append(rows_all[starts])
-        out_counts.append(np.add.reduceat(counts_all, starts))
-    return np.concatenate(out_rows), np.concatenate(out_counts)
+        yield rows_all[starts], np.add.reduceat(counts_all, starts)
+
+
+def merge_runs(runs: list[tuple[np.ndarray, np.ndarray]], block: int) -> tuple[np.ndarray, np.ndarray]:
+    """k-way merge of sorted runs (rows, counts): the distinct rows in order, counts added
+    (:func:`merge_blocks`, concatenated)."""
+    pieces = list(merge_blocks(runs, block))
+    if not pieces:
+        return np.zeros(0, dtype="S4"), np.zeros(0, dtype=np.int64)
+    return np.concatenate([r for r, _ in pieces]), np.concatenate([c for _, c in pieces])
 
 
 def _renumber(rows: np.ndarray, n: int, mapping: np.ndarray) -> np.ndarray:
@@ -215,6 +226,95 @@ def _worker_count(args):
     return list(words.ids)[3:], got
 
 
+@dataclass
+class Spilled:
+    """The counting pass's result: the words, the unigram counts, and per chunk one sorted run per order >= 2."""
+
+    words: _Words
+    unigrams: np.ndarray
+    runs: list[list[tuple[Path, Path]]]  # runs[chunk][n - 2] = (rows file, counts file) of order n
+    n_sentences: int
+    stream_length: int
+
+    def opened(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every chunk's run of order n (>= 2), memory-mapped (read-only)."""
+        return [(np.load(r, mmap_mode="r", allow_pickle=False), np.load(c, mmap_mode="r", allow_pickle=False))
+                for r, c in (runs[n - 2] for runs in self.runs)]
+
+
+def check_budget(memory: int | str, temp: str | os.PathLike | None, workers: int) -> int:
+    """The budget in bytes; refuses a bad ``temp`` folder or ``workers``."""
+    budget = parse_memory(memory)
+    if workers < 1:
+        raise UsageError(f"workers must be >= 1, got {workers}")
+    if temp is not None and not Path(temp).is_dir():
+        raise UsageError(f"--temp {temp} is not a folder")
+    return budget
+
+
+def spill_runs(data: bytes, order: int, vocab: Vocabulary | None, where: str, budget: int, folder: Path,
+               workers: int = 1, chunk_size: int | None = None) -> Spilled:
+    """Count the text chunk by chunk (in ``workers`` processes), each chunk's n-grams spilled to
+    ``folder`` as sorted runs; words numbered by first appearance in the whole text."""
+    if chunk_size is None:
+        chunk_size = max(_MIN_CHUNK, budget // (_WORK_PER_TEXT_BYTE * workers))
+    words = _Words(vocab)
+    unigrams = np.zeros(len(words.ids), dtype=np.int64)
+    spilled: list[list[tuple[Path, Path]]] = []
+    n_sentences = stream_length = 0
+
+    def add(got, mapping=None):
+        nonlocal unigrams, n_sentences, stream_length
+        if got is None:
+            return
+        uni, runs, sents, length = got
+        if mapping is not None:
+            renumbered = []
+            for n, (r, c) in enumerate(runs, start=2):
+                r = _renumber(r, n, mapping)
+                order_ = np.argsort(r, kind="stable")
+                renumbered.append((r[order_], c[order_]))
+            runs = renumbered
+            full = np.zeros(len(words.ids), dtype=np.int64)
+            np.add.at(full, mapping[: len(uni)], uni)
+            uni = full
+        if len(uni) > len(unigrams):
+            unigrams = np.concatenate([unigrams, np.zeros(len(uni) - len(unigrams), dtype=np.int64)])
+        unigrams[: len(uni)] += uni
+        spilled.append(_spill(folder, len(spilled), runs))
+        n_sentences += sents
+        stream_length += length
+
+    pieces = _chunks(data, chunk_size)
+    if workers == 1 or vocab is not None:
+        for chunk in pieces:
+            add(_count_chunk(chunk, order, words, where))
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for local_words, got in pool.imap(_worker_count, ((c, order, where) for c in pieces)):
+                mapping = np.arange(3 + len(local_words), dtype=np.int64)
+                for j, w in enumerate(local_words, start=3):  # first appearance in the whole text
+                    i = words.ids.get(w)
+                    if i is None:
+                        i = words.ids[w] = len(words.ids)
+                    mapping[j] = i
+                add(got, mapping)
+    if not n_sentences:
+        raise DataError(f"cannot count n-grams: {where} has no words")
+    V = len(words.ids)
+    if float(V) ** 2 * 2 > 2**62:
+        raise UsageError(f"vocabulary of {V} words is too large for int64 n-gram keys")
+    unigrams = np.concatenate([unigrams, np.zeros(V - len(unigrams), dtype=np.int64)])
+    return Spilled(words, unigrams, spilled, n_sentences, stream_length)
+
+
+def merge_block_rows(budget: int, runs: int) -> int:
+    """Rows taken from each of ``runs`` runs per merge round under ``budget`` bytes."""
+    return max(1024, budget // (4 * 24 * max(1, runs)))
+
+
 def count_text_external(data: bytes, order: int, vocab: Vocabulary | None = None, where: str = "text",
                         memory: int | str = "2G", temp: str | os.PathLike | None = None,
                         workers: int = 1) -> NgramCounts:
@@ -222,77 +322,22 @@ def count_text_external(data: bytes, order: int, vocab: Vocabulary | None = None
     spilling sorted runs to ``temp`` (a fresh folder inside it; default the system's); same result."""
     if order < 1:
         raise UsageError(f"n-gram order must be >= 1, got {order}")
-    budget = parse_memory(memory)
-    if workers < 1:
-        raise UsageError(f"workers must be >= 1, got {workers}")
+    budget = check_budget(memory, temp, workers)
     chunk_size = max(_MIN_CHUNK, budget // (_WORK_PER_TEXT_BYTE * workers))
-    if temp is not None and not Path(temp).is_dir():
-        raise UsageError(f"--temp {temp} is not a folder")
     if workers == 1 and len(data) <= chunk_size:  # one chunk: nothing to spill (lmplz, too, spills only when needed)
         from .counts import count_text
 
         return count_text(data, order, vocab, where=where)
-    words = _Words(vocab)
     with tempfile.TemporaryDirectory(prefix="lmlab-ngram-", dir=temp) as tmp:
-        folder = Path(tmp)
-        unigrams = np.zeros(len(words.ids), dtype=np.int64)
-        spilled: list[list[tuple[Path, Path]]] = []
-        n_sentences = stream_length = 0
-
-        def add(got, mapping=None):
-            nonlocal unigrams, n_sentences, stream_length
-            if got is None:
-                return
-            uni, runs, sents, length = got
-            if mapping is not None:
-                renumbered = []
-                for n, (r, c) in enumerate(runs, start=2):
-                    r = _renumber(r, n, mapping)
-                    order_ = np.argsort(r, kind="stable")
-                    renumbered.append((r[order_], c[order_]))
-                runs = renumbered
-                full = np.zeros(len(words.ids), dtype=np.int64)
-                np.add.at(full, mapping[: len(uni)], uni)
-                uni = full
-            if len(uni) > len(unigrams):
-                unigrams = np.concatenate([unigrams, np.zeros(len(uni) - len(unigrams), dtype=np.int64)])
-            unigrams[: len(uni)] += uni
-            spilled.append(_spill(folder, len(spilled), runs))
-            n_sentences += sents
-            stream_length += length
-
-        pieces = _chunks(data, chunk_size)
-        if workers == 1 or vocab is not None:
-            for chunk in pieces:
-                add(_count_chunk(chunk, order, words, where))
-        else:
-            import multiprocessing as mp
-
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for local_words, got in pool.imap(_worker_count, ((c, order, where) for c in pieces)):
-                    mapping = np.arange(3 + len(local_words), dtype=np.int64)
-                    for j, w in enumerate(local_words, start=3):  # first appearance in the whole text
-                        i = words.ids.get(w)
-                        if i is None:
-                            i = words.ids[w] = len(words.ids)
-                        mapping[j] = i
-                    add(got, mapping)
-        if not n_sentences:
-            raise DataError(f"cannot count n-grams: {where} has no words")
-        final = words.vocabulary()
+        spilled = spill_runs(data, order, vocab, where, budget, Path(tmp), workers, chunk_size)
+        final = spilled.words.vocabulary()
         V = len(final)
-        if float(V) ** 2 * 2 > 2**62:
-            raise UsageError(f"vocabulary of {V} words is too large for int64 n-gram keys")
-        unigrams = np.concatenate([unigrams, np.zeros(V - len(unigrams), dtype=np.int64)])
         keys = [np.arange(V, dtype=np.int64)]
-        counts = [unigrams]
+        counts = [spilled.unigrams]
         prev_rows = None
         for n in range(2, order + 1):
-            files = [runs[n - 2] for runs in spilled]
-            opened = [(np.load(r, mmap_mode="r", allow_pickle=False), np.load(c, mmap_mode="r", allow_pickle=False))
-                      for r, c in files]
-            block = max(1024, budget // (4 * 24 * max(1, len(opened))))  # rows per run per round
-            rows, cnt = merge_runs(opened, block)
+            opened = spilled.opened(n)
+            rows, cnt = merge_runs(opened, merge_block_rows(budget, len(opened)))
             del opened
             ids = rows.view(">u4").reshape(-1, n)  # (M, n) word ids
             if n == 2:
@@ -302,4 +347,4 @@ def count_text_external(data: bytes, order: int, vocab: Vocabulary | None = None
             keys.append(prefix.astype(np.int64) * V + ids[:, -1].astype(np.int64))
             counts.append(cnt.astype(np.int64))
             prev_rows = rows
-    return NgramCounts(final, order, keys, counts, n_sentences, stream_length - n_sentences)
+    return NgramCounts(final, order, keys, counts, spilled.n_sentences, spilled.stream_length - spilled.n_sentences)
