@@ -133,21 +133,22 @@ class _Buffers:
         self.out = np.empty(0, dtype=np.uint8)
 
 
-def _ngram_lines(model: NgramModel, n: int, lo: int, hi: int, words: dict, buf: _Buffers) -> np.ndarray:
-    """The ARPA lines of order-n rows lo..hi-1 as bytes (a view of ``buf.out``).
+def _ngram_lines(ids: np.ndarray, logprob: np.ndarray, backoff: np.ndarray | None, words: dict,
+                 buf: _Buffers) -> np.ndarray:
+    """The ARPA lines of M n-grams as bytes (a view of ``buf.out``): ``ids`` (M, n) word ids,
+    ``logprob`` (M,), ``backoff`` (M,) or None at the top order (no back-off field).
 
     Each line is a few segments of ``buf.src``: "prob\\t" (a number record), each word
     (" word", the first without the space, the last of a top-order line with its "\\n"),
     "\\tbackoff\\n" (a number record). The bytes are gathered in one ``np.take`` with an
     index made by a running sum: +1 inside a segment, a jump at each segment's first byte.
-    ``words``: offsets and lengths of each word's entry in the blob (see :func:`write_arpa`).
+    ``words``: offsets and lengths of each word's entry in the blob (see :class:`ArpaWriter`).
     """
-    M = hi - lo
-    top = n == model.order
-    ids = ngram_words(model.keys, model.V, n, np.arange(lo, hi))  # (M, n)
+    M, n = ids.shape
+    top = backoff is None
     rec_at = np.arange(buf.base, buf.base + M * _REC, _REC)  # (M,) first byte of each line's record
     rec = buf.src[buf.base: buf.base + M * _REC].view(np.uint64).reshape(M, 3)  # (M, 3) = (M, 24 bytes)
-    first, length = _format_records(model.logprob[n - 1][lo:hi], rec, 0, ord("\t"))
+    first, length = _format_records(logprob, rec, 0, ord("\t"))
     starts, lengths = [rec_at + first], [length]  # per segment of the line: (M,) each
     for j in range(n):
         w = ids[:, j]
@@ -159,7 +160,7 @@ def _ngram_lines(model: NgramModel, n: int, lo: int, hi: int, words: dict, buf: 
     if not top:
         at = buf.base + _CHUNK * _REC
         rec = buf.src[at: at + M * _REC].view(np.uint64).reshape(M, 3)
-        first, length = _format_records(model.backoff[n - 1][lo:hi], rec, ord("\t"), ord("\n"))
+        first, length = _format_records(backoff, rec, ord("\t"), ord("\n"))
         rec_at += _CHUNK * _REC
         rec_at += first
         starts.append(rec_at)
@@ -188,25 +189,56 @@ def _ngram_lines(model: NgramModel, n: int, lo: int, hi: int, words: dict, buf: 
     return np.take(buf.src, index, out=buf.out[:total])
 
 
+class ArpaWriter:
+    """Writes an ARPA file section by section, in pieces (the streaming estimator's writer, and
+    :func:`write_arpa`'s): the header from ``sizes``, then :meth:`section` n and its lines by
+    :meth:`lines`, in order 1..N; :meth:`end` closes it. ``f``: a binary file open for writing."""
+
+    def __init__(self, f, words: list[str], sizes):
+        self.f = f
+        self.order = len(sizes)
+        blob = (" " + "\n ".join(words) + "\n").encode("utf-8")  # b" word\n" per word
+        end = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == ord("\n")) + 1  # one past each entry
+        if len(end) != len(words):  # a word with a newline in it: find the entries one by one
+            end = np.cumsum([len(w.encode("utf-8")) + 2 for w in words])
+        off = np.concatenate(([0], end[:-1]))
+        size = end - off
+        self.words = {"off": off, "off_first": off + 1, "len": size - 1, "len_first": size - 2,
+                      "len_nl": size, "len_first_nl": size - 1}
+        self.buf = _Buffers(blob)
+        self.n = 0
+        f.write(b"\\data\\\n" + "".join(f"ngram {n}={size}\n" for n, size in enumerate(sizes, 1)).encode())
+
+    def section(self, n: int) -> None:
+        """Start the order-n section."""
+        self.n = n
+        self.f.write(f"\n\\{n}-grams:\n".encode())
+
+    def lines(self, ids: np.ndarray, logprob: np.ndarray, backoff: np.ndarray) -> None:
+        """Write the lines of M n-grams of the current section: ``ids`` (M, n), log10 values (M,) each
+        (the back-off is not written at the top order)."""
+        top = self.n == self.order
+        for lo in range(0, len(ids), _CHUNK):
+            hi = min(len(ids), lo + _CHUNK)
+            self.f.write(_ngram_lines(ids[lo:hi], logprob[lo:hi], None if top else backoff[lo:hi],
+                                      self.words, self.buf))
+
+    def end(self) -> None:
+        self.f.write(b"\n\\end\\\n")
+
+
 def write_arpa(model: NgramModel, path: str | os.PathLike) -> None:
     """Write ``model`` as an ARPA file (``.gz`` suffix: gzip), atomically (:func:`lmlab.io.atomic_open`)."""
     path = os.fspath(path)
-    blob = (" " + "\n ".join(model.vocab.words) + "\n").encode("utf-8")  # b" word\n" per word
-    end = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == ord("\n")) + 1  # one past each entry
-    if len(end) != model.V:  # a word with a newline in it: find the entries one by one
-        end = np.cumsum([len(w.encode("utf-8")) + 2 for w in model.vocab.words])
-    off = np.concatenate(([0], end[:-1]))
-    size = end - off
-    words = {"off": off, "off_first": off + 1, "len": size - 1, "len_first": size - 2,
-             "len_nl": size, "len_first_nl": size - 1}
-    buf = _Buffers(blob)
     with atomic_open(path, gz=path.endswith(".gz")) as f:
-        f.write(b"\\data\\\n" + "".join(f"ngram {n}={size}\n" for n, size in enumerate(model.sizes(), 1)).encode())
+        out = ArpaWriter(f, model.vocab.words, model.sizes())
         for n, size in enumerate(model.sizes(), start=1):
-            f.write(f"\n\\{n}-grams:\n".encode())
+            out.section(n)
             for lo in range(0, size, _CHUNK):
-                f.write(_ngram_lines(model, n, lo, min(size, lo + _CHUNK), words, buf))
-        f.write(b"\n\\end\\\n")
+                hi = min(size, lo + _CHUNK)
+                out.lines(ngram_words(model.keys, model.V, n, np.arange(lo, hi)), model.logprob[n - 1][lo:hi],
+                          model.backoff[n - 1][lo:hi])
+        out.end()
 
 
 _HEADER = re.compile(r"^ngram\s+(\d+)\s*=\s*(\d+)\s*$")
