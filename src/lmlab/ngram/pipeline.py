@@ -26,18 +26,26 @@ The stages, in order (a run goes through the ones its configuration needs):
     Only with a cut-off, an entropy threshold or a target size: count cut-offs
     first, then Stolcke relative-entropy pruning (:mod:`.prune`).
 
-Writing the model (ARPA, binary) is not a stage here: the caller does it.
+Writing the model (ARPA, binary) is not a stage here: the caller does it, except in
+:func:`build_arpa` under a memory budget (``config.memory``), where the interpolated discounting
+methods (mkn, kn, absolute) are estimated over per-order files on disk (:mod:`.ondisk`) and the
+ARPA file is written as the estimate stage goes (the same bytes as :func:`build` then
+:func:`~lmlab.ngram.arpa.write_arpa`).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, UsageError
+from ..io import atomic_open
 from .counts import (
     BOS,
     EOS,
@@ -282,3 +290,73 @@ def build(source: Source, config: PipelineConfig, on_stage: StageCallback | None
             model = prune_entropy(model, threshold=config.prune_entropy, target_size=config.target_size)
         progress.end("prune", sizes=model.sizes())
     return model
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :func:`build_arpa` wrote when it estimated on disk (a model's :meth:`describe`, without the model)."""
+
+    order: int
+    V: int
+    sizes: tuple[int, ...]
+    info: dict[str, Any]
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{n + 1}-grams: {s}" for n, s in enumerate(self.sizes))
+        return f"{self.order}-gram {self.info.get('method', 'ARPA')} model, vocabulary {self.V}; {sizes}"
+
+
+def on_disk(config: PipelineConfig) -> bool:
+    """Whether :func:`build_arpa` estimates this configuration on disk (a Text source given): a memory
+    budget, an interpolated discounting method, no pruning, no vocabulary by count."""
+    from .ondisk import streams
+
+    return (config.memory is not None and streams(config.make_smoother()) and not config.prunes
+            and config.vocab_min_count <= 1)
+
+
+def build_arpa(source: Source, config: PipelineConfig, out: str | os.PathLike, on_stage: StageCallback | None = None,
+               *, vocab: Iterable[str] | Vocabulary | None = None, heldout: Heldout | None = None) -> NgramModel | Written:
+    """Estimate and write the ARPA file ``out`` (``.gz``: gzip), atomically.
+
+    With :func:`on_disk` and a :class:`Text` source the counts, adjusted counts and probabilities
+    stay in files in a fresh folder inside ``config.temp`` (removed afterwards) and the file is
+    written while estimating; returns a :class:`Written`. Otherwise :func:`build` then
+    :func:`~lmlab.ngram.arpa.write_arpa`; returns the model. Same bytes either way.
+    """
+    from .arpa import write_arpa
+
+    loaded = source() if callable(source) and on_disk(config) else source
+    if not on_disk(config) or not isinstance(loaded, Text):
+        model = build(loaded, config, on_stage, vocab=vocab, heldout=heldout)
+        write_arpa(model, out)
+        return model
+    from .extsort import check_budget
+    from .ondisk import OnDisk
+
+    check_order(config.order)
+    if vocab is not None and not isinstance(vocab, Vocabulary):
+        vocab = Vocabulary(vocab)
+    smoother = config.make_smoother()
+    budget = check_budget(config.memory, config.temp, config.workers)
+    progress = _Progress(config.stages(smoother), on_stage)
+    data = loaded.data.encode("utf-8") if isinstance(loaded.data, str) else loaded.data
+    path = os.fspath(out)
+    with tempfile.TemporaryDirectory(prefix="lmlab-ngram-", dir=config.temp) as tmp:
+        disk = OnDisk(Path(tmp), config.order, budget)
+        progress.start("count")
+        disk.count(data, vocab, loaded.where, config.workers)
+        progress.end("count", sizes=disk.sizes, sentences=disk.n_sentences, tokens=disk.n_tokens, types=disk.sizes[0])
+        kneser_ney = isinstance(smoother, (KneserNey, ModifiedKneserNey))
+        if "adjust" in progress.stages:
+            progress.start("adjust")
+            disk.adjust(kneser_ney)
+            progress.end("adjust", count_of_counts=tuple(c[1:] for c in disk.coc))
+        progress.start("estimate")
+        if not kneser_ney:
+            disk.adjust(kneser_ney)
+        with atomic_open(path, gz=path.endswith(".gz")) as f:
+            info = disk.estimate(smoother, f)
+        info.setdefault("order", config.order)
+        progress.end("estimate", sizes=disk.sizes, info=info)
+    return Written(config.order, disk.sizes[0], tuple(disk.sizes), info)

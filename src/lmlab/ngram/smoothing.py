@@ -513,9 +513,14 @@ def mkn_discounts(adj: list[np.ndarray], fallback=(0.5, 1.0, 1.5)) -> list[tuple
     or a D_k falls outside (0, k), lmplz aborts; here the order uses ``fallback``
     (lmplz's ``--discount_fallback`` values) and a warning says so.
     """
+    return mkn_discounts_of([count_of_counts(a, 4) for a in adj], fallback)
+
+
+def mkn_discounts_of(cocs: list[np.ndarray], fallback=(0.5, 1.0, 1.5)) -> list[tuple[float, float, float]]:
+    """:func:`mkn_discounts` from the count-of-counts n_0..n_4 of each order's adjusted counts."""
     out = []
-    for n, a in enumerate(adj, start=1):
-        coc = count_of_counts(a, 4).astype(np.float64)
+    for n, coc in enumerate(cocs, start=1):
+        coc = np.asarray(coc, dtype=np.float64)
         ok = (coc[1:5] > 0).all()
         if ok:
             Y = coc[1] / (coc[1] + 2.0 * coc[2])
