@@ -182,7 +182,7 @@ def build_cmd(
     """Estimate an n-gram model and write it as ARPA or binary (progress on each stage, like lmplz)."""
     from ..ngram import write_arpa
     from ..ngram.binary import check_bits, write_binary
-    from ..ngram.pipeline import PipelineConfig, build
+    from ..ngram.pipeline import PipelineConfig, build, build_arpa, on_disk
 
     check_range("--order", order, minimum=1)
     check_range("--delta", delta, above=0)
@@ -209,6 +209,11 @@ def build_cmd(
                             memory=memory, temp=None if temp is None else str(temp), workers=workers)
     log = _LmplzLog(smoothing)
     heldout = None if valid is None else (lambda: read_text(valid, "valid"))
+    if fmt == "arpa" and on_disk(config):  # estimated on disk, the ARPA file written as it goes
+        written = build_arpa(lambda: _training_text(text, lowercase, tokenize), config, out, log, heldout=heldout)
+        log.writing("ARPA (written while estimating)")
+        log.wrote(out, written, 0.0)
+        return
     model = build(lambda: _training_text(text, lowercase, tokenize), config, log, heldout=heldout)
     log.writing("binary" if fmt == "binary" else "ARPA")
     t = time.perf_counter()

@@ -44,12 +44,15 @@ import numpy as np
 from ..errors import UsageError
 from .arpa import ArpaWriter
 from .counts import BOS_ID, Vocabulary, count_of_counts
-from .extsort import Spilled, merge_block_rows, merge_blocks, spill_runs
+from .extsort import _MIN_CHUNK, _WORK_PER_TEXT_BYTE, Spilled, merge_block_rows, merge_blocks, spill_runs
 from .model import log10_or_zero
 from .smoothing import AbsoluteDiscounting, KneserNey, ModifiedKneserNey, Smoother, mkn_discounts_of, quantize
 
 _ROW_WORK = 256  # bytes of work per n-gram row of a chunk in the passes (about a dozen 8-byte arrays)
 _MIN_ROWS = 64
+# each working buffer (a counting chunk, a merge round, a pass's chunk) is sized from a quarter of the
+# budget: the text, the vocabulary and the per-order arrays of a pass are alive beside it
+_SHARE = 4
 
 
 def streams(smoother: Smoother) -> bool:
@@ -116,7 +119,8 @@ class OnDisk:
 
     def __init__(self, folder: Path, order: int, budget: int):
         self.folder, self.order, self.budget = folder, order, budget
-        self.chunk = max(_MIN_ROWS, budget // _ROW_WORK)  # rows per chunk of a pass
+        self.work = budget // _SHARE
+        self.chunk = max(_MIN_ROWS, self.work // _ROW_WORK)  # rows per chunk of a pass
         self.rows: list[FileArray | None] = [None] * (order + 1)  # [n]: packed rows of order n (n >= 2)
         self.raw: list[FileArray | None] = [None] * (order + 1)  # [n]: raw counts
         self.prefix: list[FileArray | None] = [None] * (order + 1)  # [n]: prefix row in order n-1
@@ -132,7 +136,8 @@ class OnDisk:
     def count(self, data: bytes, vocab: Vocabulary | None, where: str, workers: int = 1) -> None:
         runs = self.folder / "runs"
         runs.mkdir()
-        spilled = spill_runs(data, self.order, vocab, where, self.budget, runs, workers)
+        chunk_size = max(_MIN_CHUNK, self.work // (_WORK_PER_TEXT_BYTE * workers))
+        spilled = spill_runs(data, self.order, vocab, where, self.budget, runs, workers, chunk_size)
         self.vocab = spilled.words.vocabulary()
         self.unigrams = spilled.unigrams
         self.n_sentences = spilled.n_sentences
@@ -149,7 +154,7 @@ class OnDisk:
         raw = _Writer(self.folder / f"raw{n}", np.int64)
         prefix = _Writer(self.folder / f"prefix{n}", np.int64)
         prev = self.rows[n - 1]
-        for block, counts in merge_blocks(opened, merge_block_rows(self.budget, len(opened))):
+        for block, counts in merge_blocks(opened, merge_block_rows(self.work, len(opened))):
             ids = block.view(">u4").reshape(-1, n)  # (M, n) word ids
             if n == 2:
                 pre = ids[:, 0].astype(np.int64)
