@@ -65,6 +65,7 @@ class FileArray:
 
     def __init__(self, path: Path, dtype, length: int, offset: int = 0):
         self.path, self.dtype, self.length, self.offset = path, np.dtype(dtype), length, offset
+        self.f = None
 
     @classmethod
     def npy(cls, path: Path) -> FileArray:
@@ -82,8 +83,16 @@ class FileArray:
         if isinstance(key, slice):
             lo, hi, _ = key.indices(self.length)
             hi = max(lo, hi)
-            return np.fromfile(self.path, dtype=self.dtype, count=hi - lo, offset=self.offset + lo * self.dtype.itemsize)
+            if self.f is None:
+                self.f = open(self.path, "rb")  # noqa: SIM115 (one handle per file, closed by close())
+            self.f.seek(self.offset + lo * self.dtype.itemsize)
+            return np.fromfile(self.f, dtype=self.dtype, count=hi - lo)
         return self[int(key): int(key) + 1][0]
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+            self.f = None
 
 
 def _bisect(a: FileArray, value, right: bool) -> int:
@@ -132,6 +141,13 @@ class OnDisk:
         self.vocab: Vocabulary | None = None
         self.n_sentences = self.n_tokens = 0
 
+    def close(self) -> None:
+        """Close every file this estimation reads."""
+        for files in (self.rows, self.raw, self.prefix, self.suffix, self.adjusted):
+            for a in files:
+                if isinstance(a, FileArray):
+                    a.close()
+
     # ------------------------------------------------------------------ pass 1: count and merge
     def count(self, data: bytes, vocab: Vocabulary | None, where: str, workers: int = 1) -> None:
         runs = self.folder / "runs"
@@ -165,6 +181,9 @@ class OnDisk:
             rows.add(block)
             raw.add(counts)
             prefix.add(pre)
+        for r, c in opened:
+            r.close()
+            c.close()
         for r, c in files:  # the runs of this order are merged: free their disk space
             os.remove(r)
             os.remove(c)
@@ -287,6 +306,7 @@ class OnDisk:
             del safe, gamma
         self._write(writer, N, probs, np.zeros(len(probs)))
         writer.end()
+        self.close()
         return smoother.info()
 
     def _write(self, writer: ArpaWriter, n: int, probs: np.ndarray, backoff: np.ndarray) -> None:
