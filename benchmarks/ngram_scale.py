@@ -2,6 +2,7 @@
 
     LMLAB_BENCH_CACHE=<dir> .venv/bin/python benchmarks/ngram_scale.py [--sizes 0.7,3,all] [--orders 3,5]
         [--memory 2G] [--out benchmarks/results/ngram_scale.md] [--no-query]
+    (--sizes large: the whole corpus plus the two SWORD Bibles)
 
 Corpus (real text, no duplicated text, assembled once into the cache folder, one tokenized
 sentence per line, lowercased, lmlab's word tokenizer): the wiki-vital train split, then the
@@ -80,6 +81,47 @@ def _wordnet_sentences():
     return docs
 
 
+def _bible_documents():
+    """The King James and World English Bibles of Debian's SWORD modules (``sword-text-kjv``,
+    ``sword-text-web``): each zText block (a zlib stream listed in the .bzs index) as one document,
+    the OSIS markup and the notes dropped."""
+    import zlib
+
+    import numpy as np
+
+    from lmlab.data.corpus import Document
+
+    docs = []
+    for folder in sorted(Path("/usr/share/sword/modules/texts/ztext").glob("*")):
+        for testament in ("ot", "nt"):
+            index, blob = folder / f"{testament}.bzs", folder / f"{testament}.bzz"
+            if not index.exists():
+                continue
+            raw = blob.read_bytes()
+            for k, (at, size, _) in enumerate(np.fromfile(index, dtype="<u4").reshape(-1, 3).tolist()):
+                text = zlib.decompress(raw[at: at + size]).decode("utf-8", "replace")
+                text = re.sub(r"<note.*?</note>|<[^>]*>", " ", text, flags=re.DOTALL)
+                if len(text.split()) > 3:
+                    docs.append(Document(f"{folder.name}-{testament}-{k}", text))
+    return docs
+
+
+def large_corpus(cache: Path, train: Path) -> tuple[Path, str]:
+    """The corpus plus the two Bibles (``--sizes large``), assembled once into ``cache``."""
+    from lmlab.data.corpus import word_sentences
+
+    out = cache / "scale_corpus_large.txt"
+    what = (cache / "scale_corpus.what").read_text()
+    if not out.exists():
+        bibles = word_sentences(_bible_documents())
+        if not bibles:
+            sys.exit("--sizes large needs the SWORD Bibles (apt-get install sword-text-kjv sword-text-web)")
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(train.read_text(encoding="utf-8"))
+            f.write("\n".join(" ".join(s) for s in bibles) + "\n")
+    return out, what + " + the King James and World English Bibles (Debian SWORD modules)"
+
+
 def corpus(cache: Path) -> tuple[Path, Path, str]:
     """(training corpus file, test file, what it is), assembled once into ``cache``."""
     from lmlab.data import sources
@@ -112,7 +154,7 @@ def prefix(corpus_file: Path, million: float | None, folder: Path) -> tuple[Path
             break
         out.append(line)
         words += len(line.split())
-    path = folder / f"text_{million or 'all'}.txt"
+    path = folder / f"text_{million or corpus_file.stem}.txt"
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
     return path, words
 
@@ -153,10 +195,15 @@ def main() -> None:
              "| words | order | lmlab wall / CPU / peak RSS | lmplz wall / CPU / peak RSS | wall ratio | RSS ratio "
              "| ppl lmlab | ppl lmplz | rel. diff |",
              "|---|---|---|---|---|---|---|---|---|"]
-    sizes = [None if s == "all" else float(s) for s in args.sizes.split(",")]
+    sizes = [s if s in ("all", "large") else float(s) for s in args.sizes.split(",")]
     keep = {}
     for million in sizes:
-        text, words = prefix(train, million, work)
+        if million == "large":
+            big, big_what = large_corpus(cache, train)
+            lines.insert(5, f"Size `large`: {big_what}.")
+            text, words = prefix(big, None, work)
+        else:
+            text, words = prefix(train, None if million == "all" else million, work)
         for order in (int(o) for o in args.orders.split(",")):
             ours_arpa, theirs_arpa = work / f"lmlab_{words}_{order}.arpa", work / f"lmplz_{words}_{order}.arpa"
             tmp = work / "tmp"

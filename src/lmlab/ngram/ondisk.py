@@ -50,9 +50,9 @@ from .smoothing import AbsoluteDiscounting, KneserNey, ModifiedKneserNey, Smooth
 
 _ROW_WORK = 256  # bytes of work per n-gram row of a chunk in the passes (about a dozen 8-byte arrays)
 _MIN_ROWS = 64
-# each working buffer (a counting chunk, a merge round, a pass's chunk) is sized from a quarter of the
+# each working buffer (a counting chunk, a merge round, a pass's chunk) is sized from an eighth of the
 # budget: the text, the vocabulary and the per-order arrays of a pass are alive beside it
-_SHARE = 4
+_SHARE = 8
 
 
 def streams(smoother: Smoother) -> bool:
