@@ -97,3 +97,25 @@ def test_utf8_error_names_the_offset_in_the_whole_text(monkeypatch):
     vocab = Vocabulary(["a"])
     with pytest.raises(DataError, match=r"^t.txt: not valid UTF-8 at byte 1003$"):
         list(textenc.encode_pieces(b"a a\n" * 250 + b"aaa\xff\n", vocab, "t.txt"))
+
+
+def test_arpa_decimal_fast_path_is_strtod_bit_for_bit():
+    """The ARPA reader's compiled number parser gives numpy's (correctly rounded) float64 of every
+    token, bit for bit, and leaves what is not a plain decimal to numpy (which refuses non-numbers)."""
+    from lmlab.ngram.arpa import _floats, _floats_numpy
+
+    rng = np.random.default_rng(0)
+    tokens = [f"{x:.{d}f}" for x, d in zip(rng.normal(0, 3, 20000), rng.integers(0, 10, 20000))]
+    tokens += ["-99", "0", "-0", "-0.0", "1e-05", "-1.5e+2", "12345678901234567", "0.0000001234567", "-7.", "-.5",
+               "-3.14159265358979", "0.30000000000000004"]
+    b = np.frombuffer((" ".join(tokens) + "\n").encode(), dtype=np.uint8)
+    start = np.array([0] + [i + 1 for i in np.flatnonzero(b == 32)])
+    end = np.array(list(np.flatnonzero(b == 32)) + [len(b) - 1])
+    fast, ref = _floats(b, start, end), _floats_numpy(b, start, end)
+    assert np.array_equal(fast.view(np.int64), ref.view(np.int64))
+    assert np.signbit(fast[20003]) and fast[20006] == 12345678901234567.0
+    bad = np.frombuffer(b"-. x\n", dtype=np.uint8)
+    from lmlab.ngram.arpa import _Fallback
+
+    with pytest.raises(_Fallback):  # (the general reader then names the line)
+        _floats(bad, np.array([0, 3]), np.array([2, 4]))

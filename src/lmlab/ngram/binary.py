@@ -57,7 +57,7 @@ from .model import LOG10_ZERO, NgramModel, _emit, _emit_jitted
 MAGIC = b"\x93LMBIN\r\n"
 VERSION = 1
 SUFFIX = ".lmbin"
-VERIFY_AUTO_BYTES = 256 << 20  # files up to this size get their payload CRC checked on every load
+VERIFY_AUTO_BYTES = 32 << 20  # files up to this size get their payload CRC checked on every load
 _PREFIX = struct.Struct("<8sIIIIQ")  # magic, version, header length, header CRC, payload CRC, file size
 _ALIGN = 64
 _CRC_BLOCK = 64 << 20  # bytes per zlib.crc32 call
@@ -337,6 +337,31 @@ def _trie_kernel(ids, pos, V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_code
                                        sent)
 
 
+def _child_rows(table, first, V, row, w, out):
+    """``out[i]``: the row of key ``row[i] * V + w[i]`` in ``table`` (-1 if absent or ``row[i] < 0``),
+    searched within the block ``first[row[i]]`` .. ``first[row[i] + 1]`` (one step down the trie)."""
+    for i in range(len(row)):
+        r = np.int64(row[i])
+        if r >= 0:
+            out[i] = _find_compiled(table, r * V + w[i], np.int64(first[r]), np.int64(first[r + 1]))
+        else:
+            out[i] = -1
+
+
+def child_rows(table: np.ndarray, first: np.ndarray, V: int, row: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    """:func:`_child_rows` compiled (None without numba): the trie step of every (row, word) pair at once."""
+    if _trie_scorer() is None:
+        return None
+    if not _STEP:
+        from numba import njit
+
+        _STEP.append(njit(cache=True, nogil=True)(_child_rows))
+    out = np.empty(len(row), dtype=np.int64)
+    _STEP[0](table, first, V, np.ascontiguousarray(row, dtype=np.int64), np.ascontiguousarray(w, dtype=np.int64), out)
+    return out
+
+
+_STEP: list = []
 _TRIE: list = []  # [jitted _trie_kernel or None], filled on first use
 _find_compiled = _find  # the jitted _find once _trie_scorer() has run (the kernel calls it)
 _emit_compiled = _emit  # (likewise the jitted model._emit)

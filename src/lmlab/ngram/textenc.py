@@ -147,13 +147,29 @@ def _fill(data, table, bits, blob, starts, ends, ids, pos):
     return oov
 
 
+def _lookup_spans(data, lo, hi, table, bits, blob, starts, ends, out):
+    """``out[i]``: the id of the word ``data[lo[i]:hi[i]]``, -1 if it is not in the vocabulary."""
+    mask = (1 << bits) - 1
+    shift = np.uint64(64 - bits)
+    for i in range(len(lo)):
+        s = np.int64(_fnv_c(data, lo[i], hi[i]) >> shift)
+        w = -1
+        while table[s] >= 0:
+            k = table[s]
+            if _same_c(blob, starts[k], ends[k], data, lo[i], hi[i]):
+                w = k
+                break
+            s = (s + 1) & mask
+        out[i] = w
+
+
 _fnv_c = _fnv  # the jitted helpers once _kernels() has run (the kernels call these names)
 _same_c = _same
 _KERNELS: list = []
 
 
 def _kernels():
-    """(build_table, count_tokens, fill) compiled with numba, or None without numba."""
+    """(build_table, count_tokens, fill, lookup_spans) compiled with numba, or None without numba."""
     if not _KERNELS:
         try:
             from numba import njit
@@ -163,7 +179,7 @@ def _kernels():
         global _fnv_c, _same_c
         _fnv_c = njit(cache=True, nogil=True, inline="always")(_fnv)
         _same_c = njit(cache=True, nogil=True, inline="always")(_same)
-        _KERNELS.append(tuple(njit(cache=True, nogil=True)(f) for f in (_build_table, _count_tokens, _fill)))
+        _KERNELS.append(tuple(njit(cache=True, nogil=True)(f) for f in (_build_table, _count_tokens, _fill, _lookup_spans)))
     return _KERNELS[0]
 
 
@@ -187,6 +203,19 @@ def _word_table(vocab):
         table = _kernels()[0](blob, starts, ends, bits)
         cached = vocab.__dict__["_word_table"] = (table, bits, blob, starts, ends)
     return cached
+
+
+def lookup_spans(data: np.ndarray, lo: np.ndarray, hi: np.ndarray, vocab) -> np.ndarray | None:
+    """The vocabulary id of each word ``data[lo[i]:hi[i]]`` (bytes, uint8 array), -1 for a word outside
+    it; None without numba."""
+    kernels = _kernels()
+    if kernels is None:
+        return None
+    table, bits, blob, starts, ends = _word_table(vocab)
+    out = np.empty(len(lo), dtype=np.int64)
+    kernels[3](data, np.ascontiguousarray(lo, dtype=np.int64), np.ascontiguousarray(hi, dtype=np.int64),
+               table, bits, blob, starts, ends, out)
+    return out
 
 
 def encode_pieces(data: bytes | str, vocab, where: str = "text", size: int | None = None):
