@@ -1,7 +1,8 @@
-"""Binary load + query: ``lmlab ngram eval MODEL.lmbin TEXT`` vs KenLM ``query -v summary`` on its probing file.
+"""Binary load + query: ``lmlab ngram eval MODEL.lmbin TEXT`` vs KenLM ``query -v summary`` on its probing file;
+ARPA load: ``lmlab ngram eval MODEL.arpa`` vs ``query MODEL.arpa`` on a one-line text.
 
     LMLAB_BENCH_CACHE=<dir> .venv/bin/python benchmarks/ngram_query.py [--million 3] [--rounds 5]
-        [--order 5] [--out benchmarks/results/ngram_query.md]
+        [--arpa-rounds 2] [--order 5] [--out benchmarks/results/ngram_query.md]
 
 The model: an MKN n-gram (default 5) estimated by lmplz from the first ``--million`` M words of
 benchmarks/ngram_scale.py's corpus, written once into the cache folder, then made binary by
@@ -10,7 +11,8 @@ the same prefix (every token is scored; both report the same perplexity, checked
 ``--rounds`` rounds, each one fresh ``lmlab`` process then one fresh ``query`` process (ABAB,
 one at a time, under GNU time): the median wall, CPU and peak RSS of each. lmlab's figure
 includes the CLI's start-up (Python, typer); an in-process breakdown (load, reading and
-encoding the text, scoring) is printed too.
+encoding the text, scoring) is printed too. The ARPA rounds (``--arpa-rounds``, 0 to skip) alternate
+the same way, each tool reading the ARPA file and scoring one short line: the cost is the load.
 """
 
 from __future__ import annotations
@@ -31,29 +33,34 @@ from ngram_scale import PY, corpus, measured, prefix  # noqa: E402
 
 
 def breakdown(model: Path, text: Path) -> str:
-    """lmlab in this process: seconds to map the model, read + encode the text, score it."""
-    from lmlab.ngram import load_model
-    from lmlab.ngram.counts import encode_text
+    """lmlab in this process: seconds and peak RSS after importing numba, mapping the model, scoring the text."""
+    import resource
 
     clock = []
 
     def tick():
         clock.append((time.perf_counter(), time.process_time()))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if len(clock) == 1:
             return ""
         (w0, c0), (w1, c1) = clock[-2], clock[-1]
-        return f"{w1 - w0:.2f} s wall / {c1 - c0:.2f} s CPU"
+        return f"{w1 - w0:.2f} s wall / {c1 - c0:.2f} s CPU (peak RSS then {rss:.0f} MB)"
 
     tick()
+    import numpy  # noqa: F401
+
+    from lmlab.ngram import load_model
+    imported = tick()
+    import numba  # noqa: F401
+    with_numba = tick()
     m = load_model(model)
-    m.score_stream(*encode_text(b"a b\n", m.vocab)[:2])  # (numba kernel loaded from its cache)
+    m.evaluate_text(b"a b\n")  # (numba kernels loaded from their cache)
     loaded = tick()
-    ids, pos, _, n = encode_text(text.read_bytes(), m.vocab)
-    encoded = tick()
-    ev = m.evaluate_stream(ids, pos, n)
+    ev = m.evaluate_text(text.read_bytes())
     scored = tick()
-    return (f"in-process: load + kernel {loaded}, read + encode {encoded}, score {scored} "
-            f"({len(ids) / 1e6:.2f} M positions); perplexity {ev.perplexity:.6f}")
+    return (f"in-process: import numpy + lmlab.ngram {imported}; import numba {with_numba}; map the model + "
+            f"load the kernels {loaded}; read, encode and score the text {scored} ({ev.tokens / 1e6:.2f} M tokens); "
+            f"perplexity {ev.perplexity:.6f}")
 
 
 def main() -> None:
@@ -63,6 +70,7 @@ def main() -> None:
     ap.add_argument("--million", type=float, default=3.0)
     ap.add_argument("--order", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--arpa-rounds", type=int, default=2)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     lmplz, note = build_lmplz()
@@ -87,6 +95,12 @@ def main() -> None:
     for _ in range(args.rounds):
         ours.append(measured([PY, "-m", "lmlab", "ngram", "eval", str(lmbin), str(text)]))
         theirs.append(measured([str(bindir / "query"), "-v", "summary", str(probing)], stdin=str(text)))
+    one = work / "one_line.txt"
+    one.write_text("the first line of text\n")
+    arpa_ours, arpa_theirs = [], []
+    for _ in range(args.arpa_rounds):
+        arpa_ours.append(measured([PY, "-m", "lmlab", "ngram", "eval", str(arpa), str(one)]))
+        arpa_theirs.append(measured([str(bindir / "query"), "-v", "summary", str(arpa)], stdin=str(one)))
     import re
 
     ppl_ours = float(re.search(r"Perplexity including OOVs:\s+(\S+)", ours[-1]["out"]).group(1))
@@ -99,7 +113,7 @@ def main() -> None:
     lines = [
         f"# Binary load + query: lmlab vs KenLM ({args.order}-gram of {words / 1e6:.2f}M words)", "",
         f"Command: `LMLAB_BENCH_CACHE=<dir> .venv/bin/python benchmarks/ngram_query.py --million {args.million} "
-        f"--order {args.order} --rounds {args.rounds}`", "",
+        f"--order {args.order} --rounds {args.rounds} --arpa-rounds {args.arpa_rounds}`", "",
         f"Corpus: {what} (prefix; the query text is the same prefix). {args.rounds} rounds, lmlab and KenLM "
         f"alternating, one fresh process each, medians. Load average at the end: "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (2 cores).", "",
@@ -114,6 +128,19 @@ def main() -> None:
         f"(rel. diff {abs(ppl_ours - ppl_theirs) / ppl_theirs:.1e}).", "",
         breakdown(lmbin, text),
     ]
+    if args.arpa_rounds:
+        lines += [
+            "", f"## ARPA load ({arpa.stat().st_size / 1e6:.0f} MB file; one line scored), "
+                f"{args.arpa_rounds} alternating rounds, medians", "",
+            "| what | wall | CPU | peak RSS |", "|---|---:|---:|---:|",
+            f"| `lmlab ngram eval m.arpa` | {med(arpa_ours, 'wall'):.2f} s | {med(arpa_ours, 'cpu'):.2f} s | "
+            f"{med(arpa_ours, 'rss'):.0f} MB |",
+            f"| KenLM `query m.arpa` | {med(arpa_theirs, 'wall'):.2f} s | {med(arpa_theirs, 'cpu'):.2f} s | "
+            f"{med(arpa_theirs, 'rss'):.0f} MB |",
+            f"| ratio lmlab / KenLM | {med(arpa_ours, 'wall') / med(arpa_theirs, 'wall'):.2f}x | "
+            f"{med(arpa_ours, 'cpu') / med(arpa_theirs, 'cpu'):.2f}x | "
+            f"{med(arpa_ours, 'rss') / med(arpa_theirs, 'rss'):.2f}x |",
+        ]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

@@ -84,9 +84,9 @@ def test_bigram_binary_model(tmp_path, test_sentences, train_sentences):
 
 @pytest.mark.parametrize("piece", [4 << 20, 1000])
 def test_encode_text_is_encode_of_the_lines(test_sentences, piece, monkeypatch):
-    import lmlab.ngram.counts as counts
+    import lmlab.ngram.textenc as textenc
 
-    monkeypatch.setattr(counts, "_ENCODE_PIECE", piece)  # 1000: the text is read in many pieces
+    monkeypatch.setattr(textenc, "PIECE", piece)  # 1000: the text is read in many pieces
     model = read_arpa(KENLM / "mkn3.arpa.gz")
     text = "\n".join(" ".join(s) for s in test_sentences[:50])
     for data in (text.encode(), "  " + text.replace(" ", " \t ") + "\n\n", text.replace(" ", "\u00a0 ", 3)):

@@ -385,11 +385,23 @@ def _assemble(path, order, sections) -> NgramModel:
     return _build_tables(path, vocab, mats, probs, bos)
 
 
-def _lookup(keys, V, m):
-    """Rows (or -1) of the n-grams given as a word-id matrix (M, n), using tables keys[0..n-1]."""
+def _lookup(keys, V, m, firsts=None):
+    """Rows (or -1) of the n-grams given as a word-id matrix (M, n), using tables keys[0..n-1].
+
+    ``firsts`` (a dict, filled here): per table j >= 1 its first row per prefix; with numba
+    each step then searches only the prefix's block (:func:`lmlab.ngram.binary.child_rows`)."""
     row = m[:, 0].copy()
     for j in range(1, m.shape[1]):
         table = keys[j]
+        if firsts is not None:
+            from .binary import _children, child_rows
+
+            if j not in firsts:
+                firsts[j] = _children(table, V, len(keys[j - 1]))
+            step = child_rows(table, firsts[j], V, row, m[:, j])
+            if step is not None:
+                row = step
+                continue
         q = row * V + m[:, j]
         hit = np.searchsorted(table, q)
         hit = np.minimum(hit, max(len(table) - 1, 0))
@@ -496,10 +508,77 @@ def _tokens(b: np.ndarray):
     return start, end, np.searchsorted(newlines, start), len(newlines)
 
 
+def _decimal_floats(b, start, end, out, ok):
+    """Tokens written ``[-]digits[.digits]`` with at most 15 significant digits: ``out[i]`` = M / 10^k
+    (M the digits as an integer, k the number of decimals), ``ok[i]`` = True; other tokens get
+    ``ok[i]`` = False. M < 2^53 and 10^k (k <= 22) are exact doubles and the division is
+    correctly rounded, so this is the correctly rounded value of the decimal, as strtod
+    gives (Clinger 1990's fast path)."""
+    for i in range(len(start)):
+        j = start[i]
+        e = end[i]
+        neg = b[j] == 45  # '-'
+        if neg:
+            j += 1
+        mant = 0
+        digits = 0
+        decimals = 0
+        point = False
+        seen = False  # any digit at all ("-", "." and "-." are not numbers)
+        good = j < e
+        while j < e:
+            c = b[j]
+            if 48 <= c <= 57:
+                seen = True
+                if digits or c != 48:
+                    digits += 1
+                mant = mant * 10 + (c - 48)
+                if point:
+                    decimals += 1
+            elif c == 46 and not point:  # '.'
+                point = True
+            else:
+                good = False
+                break
+            j += 1
+        if good and seen and digits <= 15 and decimals <= 22:
+            v = np.float64(mant) / _POW10[decimals]
+            out[i] = -v if neg else v
+            ok[i] = True
+        else:
+            ok[i] = False
+
+
+_POW10 = np.array([10.0 ** k for k in range(23)])  # exact doubles
+_DECIMALS: list = []
+
+
 def _floats(b: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """The numbers written in the tokens (vectorised: fixed-width byte strings cast to float64)."""
+    """The numbers written in the tokens: with numba the decimal fast path (:func:`_decimal_floats`),
+    the rest (and everything without numba) as fixed-width byte strings cast to float64."""
     if not len(start):
         return np.zeros(0)
+    if not _DECIMALS:
+        try:
+            from numba import njit
+
+            _DECIMALS.append(njit(cache=True, nogil=True)(_decimal_floats))
+        except ImportError:
+            _DECIMALS.append(None)
+    if _DECIMALS[0] is not None:
+        out = np.empty(len(start))
+        ok = np.empty(len(start), dtype=np.bool_)
+        _DECIMALS[0](b, np.ascontiguousarray(start, dtype=np.int64), np.ascontiguousarray(end, dtype=np.int64), out, ok)
+        if ok.all():
+            return out
+        rest = np.flatnonzero(~ok)
+        out[rest] = _floats_numpy(b, start[rest], end[rest])
+        return out
+    return _floats_numpy(b, start, end)
+
+
+def _floats_numpy(b: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The numbers written in the tokens (vectorised: fixed-width byte strings cast to float64)."""
     length = end - start
     width = int(length.max())
     if width > 40:
@@ -604,6 +683,7 @@ def _section_rows(b, n: int, top: bool):
 def _read_streaming(path: str) -> NgramModel:
     """Stream the file: the header in Python, each section's lines in numpy blocks (see :func:`read_arpa`)."""
     from .counts import _only_plain_spaces
+    from .textenc import _kernels, lookup_spans
 
     declared: dict[int, int] = {}
     state = "preamble"  # preamble -> header -> section n -> end
@@ -650,7 +730,8 @@ def _read_streaming(path: str) -> NgramModel:
         bo.append(np.zeros(V))
         lp[0][ids] = probs
         bo[0][ids] = bos
-        table = _WordTable(b, ws[:, 0], we[:, 0], ids)
+        if _kernels() is None:  # (with numba, words are looked up by textenc's byte hash instead)
+            table = _WordTable(b, ws[:, 0], we[:, 0], ids)
 
     def body(b: np.ndarray) -> None:
         if not len(b):
@@ -661,16 +742,18 @@ def _read_streaming(path: str) -> NgramModel:
             pending.append(b.copy())
             return
         probs, bos, ws, we = _section_rows(b, n, n == order)
-        ids = table.lookup(b, ws.ravel(), we.ravel()).reshape(ws.shape)  # (M, n) word ids
+        ids = lookup_spans(b, ws.ravel(), we.ravel(), vocab)  # (a compiled byte hash; None without numba)
+        ids = (table.lookup(b, ws.ravel(), we.ravel()) if ids is None else ids).reshape(ws.shape)  # (M, n) word ids
         if (ids < 0).any():
             raise _Fallback
         V = len(vocab)
-        prefix = _lookup(keys, V, ids[:, :-1])
-        if (prefix < 0).any() or (_lookup(keys, V, ids[:, 1:]) < 0).any():
+        prefix = _lookup(keys, V, ids[:, :-1], firsts)
+        if (prefix < 0).any() or (_lookup(keys, V, ids[:, 1:], firsts) < 0).any():
             raise _Fallback  # a prefix or suffix is not listed: the general reader adds it
         parts[n].append((prefix * V + ids[:, -1], probs, bos))
 
     pending: list[np.ndarray] = []  # the unigram section's blocks
+    firsts: dict = {}  # per finished order's table: its first row per prefix (for _lookup)
     order = 0
 
     def end_section() -> None:

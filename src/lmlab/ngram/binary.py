@@ -57,7 +57,7 @@ from .model import LOG10_ZERO, NgramModel, _emit, _emit_jitted
 MAGIC = b"\x93LMBIN\r\n"
 VERSION = 1
 SUFFIX = ".lmbin"
-VERIFY_AUTO_BYTES = 256 << 20  # files up to this size get their payload CRC checked on every load
+VERIFY_AUTO_BYTES = 32 << 20  # files up to this size get their payload CRC checked on every load
 _PREFIX = struct.Struct("<8sIIIIQ")  # magic, version, header length, header CRC, payload CRC, file size
 _ALIGN = 64
 _CRC_BLOCK = 64 << 20  # bytes per zlib.crc32 call
@@ -254,27 +254,31 @@ class _MappedVocabulary(Vocabulary):
 
 
 def _find(keys, q, lo, hi):
-    """Row of key ``q`` in the sorted ``keys[lo:hi]``, or -1 (bisection)."""
-    hi -= 1
-    while lo <= hi:
-        mid = (lo + hi) >> 1
-        k = keys[mid]
-        if k == q:
-            return mid
-        if k < q:
-            lo = mid + 1
-        else:
-            hi = mid - 1
-    return -1
+    """Row of key ``q`` in the sorted ``keys[lo:hi]``, or -1: branch-free bisection down to the one
+    candidate row (no early exit, so the loop has no data-dependent branch to mispredict)."""
+    n = hi - lo
+    if n <= 0:
+        return -1
+    while n > 1:
+        half = n >> 1
+        lo = lo + half if keys[lo + half] <= q else lo  # (a conditional move)
+        n -= half
+    return lo if keys[lo] == q else -1
 
 
 def _trie_kernel(ids, pos, V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_codes, bo_codes, closed, compact,
-                 logp, matched, is_oov, sent):
+                 rows, logp, matched, is_oov, sent):
     """The scorer of :func:`lmlab.ngram.model._score_kernel` over the mapped sorted tables:
     per position and order one :func:`_find` of ``prev_row * V + w`` (no hash table), among
     the rows whose prefix is ``prev_row``: ``children[n-2][p]`` .. ``children[n-2][p + 1]``
     (KenLM's trie keeps the same "first child" pointers), or the whole table when the file
     has no such section (``children`` then holds empty placeholders).
+
+    Order-major: one pass over the stream per order fills ``rows[n-1, t]``, the row of the
+    n-gram ending at t (-1: not listed), from order n-1's rows at t-1. Within a pass the
+    look-ups of different positions do not depend on each other, so the processor overlaps
+    their cache misses (walking position by position, every look-up would wait for the one
+    before it). A last pass turns the rows into scores.
 
     ``keys[n-2]``, ``lp[n-2]``, ``bo[n-2]``: order n's keys, log10 probs and back-offs
     (n = 2..N; the top order's back-off array is a placeholder). With quantised columns
@@ -283,30 +287,34 @@ def _trie_kernel(ids, pos, V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_code
     operations in the same order as the hash kernel: scores are bit-identical."""
     quant_p = len(lp_codes[0]) > 0
     quant_b = len(bo_codes[0]) > 0
-    prev = np.full(N, -1, dtype=np.int64)  # rows of the n-grams (n = 1..N) ending at t-1
-    cur = np.full(N, -1, dtype=np.int64)
+    T = len(ids)
+    for t in range(T):
+        w = ids[t]
+        rows[0, t] = w if w < V else -1
+    for n in range(2, N + 1):
+        table = keys[n - 2]
+        first = children[n - 2]
+        blocks = len(first) > 0
+        for t in range(T):
+            r = -1
+            if t >= 1 and pos[t] >= n - 1:
+                p = np.int64(rows[n - 2, t - 1])
+                # in a suffix-closed table the n-gram ending at t needs its suffix, the (n-1)-gram ending at t
+                if p >= 0 and (rows[n - 2, t] >= 0 or not closed):
+                    if blocks:
+                        r = _find_compiled(table, p * V + ids[t], np.int64(first[p]), np.int64(first[p + 1]))
+                    else:
+                        r = _find_compiled(table, p * V + ids[t], 0, len(table))
+            rows[n - 1, t] = r
     out = 0
     sentence = -1
-    for t in range(len(ids)):
-        w = ids[t]
-        cur[0] = w if w < V else -1
+    for t in range(T):
+        m = 1 if rows[0, t] >= 0 else 0
+        best = np.int64(rows[0, t])
         for n in range(2, N + 1):
-            r = -1
-            p = prev[n - 2]
-            if pos[t] >= n - 1 and p >= 0 and (cur[n - 2] >= 0 or not closed):
-                table = keys[n - 2]
-                first = children[n - 2]
-                if len(first):
-                    r = _find_compiled(table, p * V + w, np.int64(first[p]), np.int64(first[p + 1]))
-                else:
-                    r = _find_compiled(table, p * V + w, 0, len(table))
-            cur[n - 1] = r
-        m = 1 if cur[0] >= 0 else 0
-        best = cur[0]
-        for n in range(2, N + 1):
-            if cur[n - 1] >= 0:
+            if rows[n - 1, t] >= 0:
                 m = n
-                best = cur[n - 1]
+                best = np.int64(rows[n - 1, t])
         if m <= 1:
             value = uni_lp[max(best, 0)]
         elif quant_p:
@@ -315,7 +323,7 @@ def _trie_kernel(ids, pos, V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_code
             value = np.float64(lp[m - 2][best])
         if t >= 1:
             for k in range(1, N):
-                ctx = prev[k - 1]
+                ctx = np.int64(rows[k - 1, t - 1])
                 if m <= k and ctx >= 0:
                     if k == 1:
                         value += uni_bo[ctx]
@@ -325,11 +333,35 @@ def _trie_kernel(ids, pos, V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_code
                         value += np.float64(bo[k - 2][ctx])
                 else:
                     value += 0.0
-        out, sentence = _emit_compiled(compact, t, pos[t], w, value, m, out, sentence, logp, matched, is_oov, sent)
-        for n in range(N):
-            prev[n] = cur[n]
+        out, sentence = _emit_compiled(compact, t, pos[t], ids[t], value, m, out, sentence, logp, matched, is_oov,
+                                       sent)
 
 
+def _child_rows(table, first, V, row, w, out):
+    """``out[i]``: the row of key ``row[i] * V + w[i]`` in ``table`` (-1 if absent or ``row[i] < 0``),
+    searched within the block ``first[row[i]]`` .. ``first[row[i] + 1]`` (one step down the trie)."""
+    for i in range(len(row)):
+        r = np.int64(row[i])
+        if r >= 0:
+            out[i] = _find_compiled(table, r * V + w[i], np.int64(first[r]), np.int64(first[r + 1]))
+        else:
+            out[i] = -1
+
+
+def child_rows(table: np.ndarray, first: np.ndarray, V: int, row: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    """:func:`_child_rows` compiled (None without numba): the trie step of every (row, word) pair at once."""
+    if _trie_scorer() is None:
+        return None
+    if not _STEP:
+        from numba import njit
+
+        _STEP.append(njit(cache=True, nogil=True)(_child_rows))
+    out = np.empty(len(row), dtype=np.int64)
+    _STEP[0](table, first, V, np.ascontiguousarray(row, dtype=np.int64), np.ascontiguousarray(w, dtype=np.int64), out)
+    return out
+
+
+_STEP: list = []
 _TRIE: list = []  # [jitted _trie_kernel or None], filled on first use
 _find_compiled = _find  # the jitted _find once _trie_scorer() has run (the kernel calls it)
 _emit_compiled = _emit  # (likewise the jitted model._emit)
@@ -407,9 +439,10 @@ class BinaryNgramModel(NgramModel):
                 tuple(c for _, c in lps), tuple(c for _, c in bos),
                 bool(self.info.get("binary", {}).get("suffix_closed", False)))
         keys, children, uni_lp, uni_bo, lp, bo, lp_codes, bo_codes, closed = self._cache["trie"]
+        rows = np.empty((N, len(ids)), dtype=np.int32 if max(self.sizes()) < 1 << 31 else np.int64)  # (orders, T)
         _trie_scorer()(np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(pos, dtype=np.int64),
                        self.V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_codes, bo_codes, closed, compact,
-                       logp, matched, is_oov, sent)
+                       rows, logp, matched, is_oov, sent)
         return logp, matched, is_oov, sent
 
 

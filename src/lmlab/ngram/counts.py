@@ -108,38 +108,16 @@ def encode(sentences, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray, int]:
 
 def encode_text(data: bytes | str, vocab: Vocabulary, where: str = "text") -> tuple[np.ndarray, np.ndarray, int, int]:
     """Tokenized text (one sentence per line) -> (ids, pos, n_oov, n_sentences), as :func:`encode` of
-    ``[line.split() for line in lines if line.strip()]`` gives, split in one pass (:func:`split_text`)."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    try:  # (here, so that the error gives the byte's offset in the whole text)
-        data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{where}: not valid UTF-8 at byte {err.start}") from None
-    pieces, all_lengths = [], []
-    at = 0
-    while at < len(data):  # in pieces of ~4 MB cut after a newline: one piece's token objects in memory at a time
-        end = data.find(b"\n", min(len(data), at + _ENCODE_PIECE))
-        end = len(data) if end < 0 else end + 1
-        tokens, lengths = split_text(data[at:end], where)
-        at = end
-        if tokens and isinstance(tokens[0], bytes):
-            lookup = vocab.__dict__.get("_bytes_lookup")
-            if lookup is None:
-                lookup = vocab.__dict__["_bytes_lookup"] = _IdLookup(zip((w.encode("utf-8") for w in vocab.words),
-                                                                           range(len(vocab))))
-        else:
-            lookup = vocab.lookup
-        pieces.append(np.fromiter(map(lookup.__getitem__, tokens), dtype=np.int64, count=len(tokens)))
-        all_lengths.append(lengths)
-    words = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-    lengths = np.concatenate(all_lengths) if all_lengths else np.zeros(0, dtype=np.int64)
-    n_oov = int(np.count_nonzero(words < 0))
-    words[words < 0] = UNK_ID
-    ids, pos = _stream(words, lengths)
-    return ids, pos, n_oov, len(lengths)
+    ``[line.split() for line in lines if line.strip()]`` gives, split in one pass per piece of the text
+    (:func:`lmlab.ngram.textenc.encode_pieces`: with numba, a compiled pass over the bytes)."""
+    from .textenc import encode_pieces
 
-
-_ENCODE_PIECE = 4 << 20
+    parts = list(encode_pieces(data, vocab, where))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, 0
+    ids = np.concatenate([p[0] for p in parts])
+    pos = np.concatenate([p[1] for p in parts])
+    return ids, pos, sum(p[2] for p in parts), sum(p[3] for p in parts)
 
 
 class KeyIndex:

@@ -42,7 +42,6 @@ from .counts import (
     KeyIndex,
     Vocabulary,
     encode,
-    encode_text,
     match_positions,
     ngram_suffix,
     ngram_words,
@@ -169,7 +168,12 @@ def log10_or_zero(p: np.ndarray) -> np.ndarray:
 
 def _exact_sum(values: np.ndarray) -> float:
     """math.fsum of the array (correctly rounded), fed in pieces so no list of all values is made."""
-    pieces = (values[i: i + (1 << 16)].tolist() for i in range(0, len(values), 1 << 16))
+    return _exact_sum_of([values])
+
+
+def _exact_sum_of(arrays: list[np.ndarray]) -> float:
+    """math.fsum of all the arrays' values together (exact: the same as of their concatenation)."""
+    pieces = (a[i: i + (1 << 16)].tolist() for a in arrays for i in range(0, len(a), 1 << 16))
     return float(math.fsum(chain.from_iterable(pieces)))
 
 
@@ -370,8 +374,20 @@ class NgramModel:
 
     def evaluate_text(self, data: bytes | str, where: str = "text") -> Evaluation:
         """:meth:`evaluate` of tokenized text (one sentence per line, blank lines skipped), read in one pass."""
-        ids, pos, _, n_sentences = encode_text(data, self.vocab, where)
-        return self.evaluate_stream(ids, pos, n_sentences)
+        from .textenc import encode_pieces
+
+        logps, kept = [], []  # per piece: the scores, and those of the in-vocabulary tokens where a piece has OOVs
+        oovs = n_sentences = 0
+        for ids, pos, _, n in encode_pieces(data, self.vocab, where):  # one piece's stream in memory at a time
+            logp, is_oov, _, _ = self.score_stream(ids, pos)
+            logps.append(logp)
+            n_oov = int(is_oov.sum())
+            kept.append(logp[~is_oov] if n_oov else logp)
+            oovs += n_oov
+            n_sentences += n
+        total = _exact_sum_of(logps)
+        return Evaluation(log10_prob=total, tokens=sum(len(x) for x in logps), oovs=oovs, sentences=n_sentences,
+                          log10_prob_no_oov=_exact_sum_of(kept) if oovs else total)
 
     def evaluate_stream(self, ids: np.ndarray, pos: np.ndarray, n_sentences: int) -> Evaluation:
         """:meth:`evaluate` of an encoded stream of ``n_sentences`` sentences."""

@@ -1,0 +1,269 @@
+"""Tokenized text -> the id stream a model scores, in pieces and without a Python object per token.
+
+:func:`lmlab.ngram.counts.encode_text` (and :meth:`NgramModel.evaluate_text`) read a test
+file here. The text is cut into pieces of about :data:`PIECE` bytes, each ending after a
+newline (a sentence never straddles two pieces, so a piece is scored on its own and only one
+piece's ids are in memory at a time). With numba, a piece is split and looked up in one
+compiled pass over its bytes: every word of the vocabulary is hashed once into an
+open-addressing table (FNV-1a over its UTF-8 bytes, linear probing, at most half full), and
+each token of the text is hashed and compared byte for byte against its slot's word, as
+KenLM's ``query`` maps words through a hash of their bytes (Heafield 2011, sec. 4.1) rather
+than a dictionary of string objects. Without numba, or for text with whitespace other than
+``' '``, ``'\\t'`` and ``'\\n'`` (where ``str.split`` / ``str.splitlines`` differ from a
+byte-wise split), each piece goes through :func:`split_text` and a dict look-up per token.
+
+Either way a piece gives exactly what :func:`lmlab.ngram.counts.encode` gives for
+``[line.split() for line in piece.splitlines() if line.strip()]``: ids (OOVs as ``<unk>``)
+and positions (``<s>`` at 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DataError
+
+PIECE = 4 << 20  # bytes of text per piece (cut after the next newline)
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+
+
+def pieces(data: bytes, size: int):
+    """(lo, hi) byte ranges of ``data`` of about ``size`` bytes, each ending after a newline (or at the end)."""
+    at = 0
+    while at < len(data):
+        end = data.find(b"\n", min(len(data), at + size))
+        end = len(data) if end < 0 else end + 1
+        yield at, end
+        at = end
+
+
+def _fnv(data, lo, hi):
+    h = np.uint64(_FNV_OFFSET)
+    for i in range(lo, hi):
+        h = (h ^ np.uint64(data[i])) * np.uint64(_FNV_PRIME)
+    return h
+
+
+def _same(a, alo, ahi, b, blo, bhi):
+    if ahi - alo != bhi - blo:
+        return False
+    for i in range(ahi - alo):
+        if a[alo + i] != b[blo + i]:
+            return False
+    return True
+
+
+def _build_table(blob, starts, ends, bits):
+    """Slot -> word id (-1: empty) of every word ``blob[starts[i]:ends[i]]``; a repeated word keeps its last id."""
+    mask = (1 << bits) - 1
+    shift = np.uint64(64 - bits)
+    table = np.full(1 << bits, -1, dtype=np.int32)
+    for i in range(len(starts)):
+        s = np.int64(_fnv_c(blob, starts[i], ends[i]) >> shift)
+        while table[s] >= 0 and not _same_c(blob, starts[table[s]], ends[table[s]], blob, starts[i], ends[i]):
+            s = (s + 1) & mask
+        table[s] = i
+    return table
+
+
+def _count_tokens(data):
+    """(tokens, non-blank lines) of a piece split at ' ', '\\t' and '\\n'."""
+    tokens = 0
+    lines = 0
+    inside = False
+    line_has = False
+    for i in range(len(data)):
+        b = data[i]
+        if b == 10:
+            if line_has:
+                lines += 1
+            line_has = False
+            inside = False
+        elif b == 32 or b == 9:
+            inside = False
+        elif not inside:
+            tokens += 1
+            inside = True
+            line_has = True
+    if line_has:
+        lines += 1
+    return tokens, lines
+
+
+def _fill(data, table, bits, blob, starts, ends, ids, pos):
+    """Write the stream ``<s> w.. </s> ...`` of a piece into ``ids``/``pos``; returns the number of OOV tokens."""
+    mask = (1 << bits) - 1
+    shift = np.uint64(64 - bits)
+    n = len(data)
+    t = 0
+    p = 0  # position in the current sentence; 0: no sentence open
+    oov = 0
+    i = 0
+    while i < n:
+        b = data[i]
+        if b == 10:
+            if p > 0:
+                ids[t] = 2  # EOS_ID
+                pos[t] = p
+                t += 1
+                p = 0
+            i += 1
+        elif b == 32 or b == 9:
+            i += 1
+        else:
+            h = np.uint64(_FNV_OFFSET)
+            j = i
+            while j < n:
+                c = data[j]
+                if c == 32 or c == 9 or c == 10:
+                    break
+                h = (h ^ np.uint64(c)) * np.uint64(_FNV_PRIME)
+                j += 1
+            s = np.int64(h >> shift)
+            w = -1
+            while table[s] >= 0:
+                k = table[s]
+                if _same_c(blob, starts[k], ends[k], data, i, j):
+                    w = k
+                    break
+                s = (s + 1) & mask
+            if p == 0:
+                ids[t] = 1  # BOS_ID
+                pos[t] = 0
+                t += 1
+                p = 1
+            if w < 0:
+                oov += 1
+                w = 0  # UNK_ID
+            ids[t] = w
+            pos[t] = p
+            t += 1
+            p += 1
+            i = j
+    if p > 0:
+        ids[t] = 2
+        pos[t] = p
+    return oov
+
+
+def _lookup_spans(data, lo, hi, table, bits, blob, starts, ends, out):
+    """``out[i]``: the id of the word ``data[lo[i]:hi[i]]``, -1 if it is not in the vocabulary."""
+    mask = (1 << bits) - 1
+    shift = np.uint64(64 - bits)
+    for i in range(len(lo)):
+        s = np.int64(_fnv_c(data, lo[i], hi[i]) >> shift)
+        w = -1
+        while table[s] >= 0:
+            k = table[s]
+            if _same_c(blob, starts[k], ends[k], data, lo[i], hi[i]):
+                w = k
+                break
+            s = (s + 1) & mask
+        out[i] = w
+
+
+_fnv_c = _fnv  # the jitted helpers once _kernels() has run (the kernels call these names)
+_same_c = _same
+_KERNELS: list = []
+
+
+def _kernels():
+    """(build_table, count_tokens, fill, lookup_spans) compiled with numba, or None without numba."""
+    if not _KERNELS:
+        try:
+            from numba import njit
+        except ImportError:
+            _KERNELS.append(None)
+            return None
+        global _fnv_c, _same_c
+        _fnv_c = njit(cache=True, nogil=True, inline="always")(_fnv)
+        _same_c = njit(cache=True, nogil=True, inline="always")(_same)
+        _KERNELS.append(tuple(njit(cache=True, nogil=True)(f) for f in (_build_table, _count_tokens, _fill, _lookup_spans)))
+    return _KERNELS[0]
+
+
+def _blob(vocab) -> bytes:
+    """The vocabulary's words as UTF-8, one per line (a mapped binary model's own section)."""
+    blob = vocab.__dict__.get("_blob")
+    return blob if blob is not None else "\n".join(vocab.words).encode("utf-8")
+
+
+def _word_table(vocab):
+    """(table, bits, blob, starts, ends) of the vocabulary's byte hash, built on first use and cached."""
+    cached = vocab.__dict__.get("_word_table")
+    if cached is None:
+        blob = np.frombuffer(_blob(vocab), dtype=np.uint8)
+        breaks = np.flatnonzero(blob == 10)
+        starts = np.concatenate(([0], breaks + 1)).astype(np.int64)
+        ends = np.concatenate((breaks, [len(blob)])).astype(np.int64)
+        if len(starts) != len(vocab):
+            raise DataError(f"vocabulary of {len(vocab)} words has {len(starts)} lines (a word with a newline?)")
+        bits = max(4, int(2 * len(starts)).bit_length())  # at most half full
+        table = _kernels()[0](blob, starts, ends, bits)
+        cached = vocab.__dict__["_word_table"] = (table, bits, blob, starts, ends)
+    return cached
+
+
+def lookup_spans(data: np.ndarray, lo: np.ndarray, hi: np.ndarray, vocab) -> np.ndarray | None:
+    """The vocabulary id of each word ``data[lo[i]:hi[i]]`` (bytes, uint8 array), -1 for a word outside
+    it; None without numba."""
+    kernels = _kernels()
+    if kernels is None:
+        return None
+    table, bits, blob, starts, ends = _word_table(vocab)
+    out = np.empty(len(lo), dtype=np.int64)
+    kernels[3](data, np.ascontiguousarray(lo, dtype=np.int64), np.ascontiguousarray(hi, dtype=np.int64),
+               table, bits, blob, starts, ends, out)
+    return out
+
+
+def encode_pieces(data: bytes | str, vocab, where: str = "text", size: int | None = None):
+    """Yield (ids, pos, n_oov, n_sentences) per piece of tokenized text (see the module docstring).
+
+    Invalid UTF-8 raises :class:`DataError` naming the byte offset in the whole text."""
+    from .counts import _only_plain_spaces
+
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    view = memoryview(data)
+    kernels = _kernels()
+    for lo, hi in pieces(data, PIECE if size is None else size):
+        try:
+            str(view[lo:hi], "utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{where}: not valid UTF-8 at byte {lo + err.start}") from None
+        piece = data[lo:hi]
+        if kernels is None or not _only_plain_spaces(piece):
+            ids, pos, n_oov, n = _encode_with_dict(piece, vocab, where)
+            if n:
+                yield ids, pos, n_oov, n
+            continue
+        raw = np.frombuffer(piece, dtype=np.uint8)
+        tokens, lines = kernels[1](raw)
+        if not lines:
+            continue
+        table, bits, blob, starts, ends = _word_table(vocab)
+        ids = np.empty(tokens + 2 * lines, dtype=np.int64)
+        pos = np.empty(tokens + 2 * lines, dtype=np.int64)
+        n_oov = kernels[2](raw, table, bits, blob, starts, ends, ids, pos)
+        yield ids, pos, int(n_oov), int(lines)
+
+
+def _encode_with_dict(piece: bytes, vocab, where: str):
+    """One piece through :func:`split_text` and one dict look-up per token (no numba, or unusual whitespace)."""
+    from .counts import UNK_ID, _IdLookup, _stream, split_text
+
+    tokens, lengths = split_text(piece, where)
+    if tokens and isinstance(tokens[0], bytes):
+        lookup = vocab.__dict__.get("_bytes_lookup")
+        if lookup is None:
+            lookup = vocab.__dict__["_bytes_lookup"] = _IdLookup(zip((w.encode("utf-8") for w in vocab.words),
+                                                                       range(len(vocab))))
+    else:
+        lookup = vocab.lookup
+    words = np.fromiter(map(lookup.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+    n_oov = int(np.count_nonzero(words < 0))
+    words[words < 0] = UNK_ID
+    ids, pos = _stream(words, lengths)
+    return ids, pos, n_oov, len(lengths)
