@@ -149,6 +149,24 @@ def test_scoring_a_sample_when_the_whole_stream_does_not_fit(tmp_path):
         slow.append(len(sentences))
         time.sleep(0.05 * len(sentences))
 
-    seconds, stride = demos._plan(data, 10.0, Model(), score)
+    seconds, stride = demos.plan_scoring(data, 10.0, Model(), score)
     assert stride >= math.ceil(0.05 * 1.25 * 80 / (demos.SCORE_SHARE * 10.0)) == 2
     assert slow == [len(data.test_sentences[::demos.PROBE])] and seconds == pytest.approx(6.0)
+
+
+def test_xlnet_and_seq2seq_rows_say_why_they_did_not_run(tmp_path, monkeypatch):
+    from lmlab.recipes import demos
+    from lmlab.tasks import seq2seq
+
+    few = {"train": [("cat", "K AE T"), ("at", "AE T")], "valid": [], "test": [("bat", "B AE T")]}
+    monkeypatch.setattr(seq2seq, "g2p_pairs", lambda: few)  # cmudict itself takes seconds to read
+
+    late = _data(tmp_path, 5)
+    (row,) = demos.xlnet_demo(late)
+    assert not row.metrics and "time share too small" in row.notes
+    with budget.stop_training_at(time.monotonic() - 1, "seq2seq"):
+        rows = demos.seq2seq_demo(_data(tmp_path, 100))
+    baselines, models = rows[:2], rows[2:]
+    assert all(set(r.metrics) == {"PER", "WER", "BLEU", "chrF"} for r in baselines)  # baselines always score
+    assert [r.model.split(" (")[0] for r in models] == ["Transformer", "T5", "BART", "MASS"]
+    assert all(not r.metrics and "time share was spent" in r.notes for r in models)

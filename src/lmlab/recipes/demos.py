@@ -40,14 +40,14 @@ def _budget(data: DemoData, cap: float = 90.0) -> float:
     return max(0.0, min(cap, data.seconds_left()))
 
 
-def _plan(data: DemoData, budget: float, model, score) -> tuple[float, int]:
+def plan_scoring(data: DemoData, budget: float, model, score, train_share: float = TRAIN_SHARE) -> tuple[float, int]:
     """(seconds left for training, stride of the scored test sentences) once the scoring is paid for.
 
     ``score(sentences)`` is timed on every PROBE-th test sentence (with the untrained model: the
     same cost) and scaled up, with a quarter to spare. When scoring the whole test stream would
     take more than ``SCORE_SHARE`` of the share, every ``stride``-th test sentence is scored instead
     (same counting rule, a systematic sample of the same stream; the row says so). Training gets
-    the share's rest, at most ``TRAIN_SHARE`` of it."""
+    the share's rest, at most ``train_share`` of it."""
     began = time.monotonic()
     sample = data.test_sentences[::PROBE] or data.test_sentences
     model.eval()
@@ -56,7 +56,15 @@ def _plan(data: DemoData, budget: float, model, score) -> tuple[float, int]:
     per_sentence = (time.monotonic() - began) / max(len(sample), 1) * 1.25
     stride = max(1, math.ceil(per_sentence * len(data.test_sentences) / (SCORE_SHARE * budget)))
     scoring = per_sentence * len(data.test_sentences[::stride])
-    return min(TRAIN_SHARE * budget, data.seconds_left() - scoring - 0.1 * budget), stride
+    return min(train_share * budget, data.seconds_left() - scoring - 0.1 * budget), stride
+
+
+def scored_note(data: DemoData, stride: int) -> str:
+    """What a row adds to its notes when it scored every ``stride``-th test sentence ("" for all of them)."""
+    if stride == 1:
+        return ""
+    return (f"; scored on every {stride}th test sentence ({len(data.test_sentences[::stride]):,} of "
+            f"{len(data.test_sentences):,}: the whole stream would not fit its time share)")
 
 
 def _fit_and_score(data: DemoData, budget: float, model, trainer, score, family: str, label: str):
@@ -66,17 +74,14 @@ def _fit_and_score(data: DemoData, budget: float, model, trainer, score, family:
     from ..recipes.word_lm import train_for
 
     with torch.no_grad():
-        seconds, stride = _plan(data, budget, model, score)
+        seconds, stride = plan_scoring(data, budget, model, score)
     if seconds < 3:
         return DemoRow(family, f"{label} (skipped)",
                        notes=f"scoring the test stream alone would take most of its {budget:.0f} s share")
     steps, took = train_for(trainer, seconds, 10**9)
     model.eval()
-    scored = data.test_sentences[::stride]
-    note = "" if stride == 1 else (f"; scored on every {stride}th test sentence ({len(scored):,} of "
-                                   f"{len(data.test_sentences):,}: the whole stream would not fit its time share)")
     with torch.no_grad():
-        return steps, took, score(scored), note
+        return steps, took, score(data.test_sentences[::stride]), scored_note(data, stride)
 
 
 def _quiet(seed: int, lr: float):
@@ -236,9 +241,10 @@ def xlnet_demo(data: DemoData) -> list[DemoRow]:
 # ----------------------------------------------------------------------------- encoder-decoders on g2p
 
 SEQ2SEQ_TASK = "g2p"
-SEQ2SEQ = {"steps": 200, "batch_size": 32, "lr": 2e-3, "max_train": 20000, "max_eval": 100, "max_len": 32}
+SEQ2SEQ = {"steps": 100, "batch_size": 32, "lr": 2e-3, "max_train": 5000, "max_eval": 50, "max_len": 32}
 SEQ2SEQ_SIZE = {"d_model": 64, "n_heads": 2, "n_encoder_layers": 2, "n_decoder_layers": 2, "d_ff": 256}
-SEQ2SEQ_PRETRAIN = {"steps": 60, "batch_size": 16, "seq_len": 64, "max_documents": 1500, "vocab_size": 2000}
+SEQ2SEQ_PRETRAIN = {"steps": 40, "batch_size": 16, "seq_len": 64, "max_documents": 500, "vocab_size": 2000}
+T5_TOKENIZER_PAIRS = 3000  # T5's unigram tokenizer is trained on the first training pairs' words and phonemes
 
 
 def seq2seq_baselines(pairs: dict) -> list[tuple[str, list[str], str]]:
@@ -277,7 +283,8 @@ def _seq2seq_folder(family: str, folder: Path, data: DemoData, pairs: dict):
     if family == "t5":
         from ..models.t5 import T5Config, T5ForConditionalGeneration
 
-        texts = [s for s, _ in pairs["train"]] + [t for _, t in pairs["train"]]
+        first = pairs["train"][:T5_TOKENIZER_PAIRS]
+        texts = [s for s, _ in first] + [t for _, t in first]
         tok = train_tokenizer("unigram", texts, vocab_size=400)
         pad, eos = tok.token_to_id("<pad>"), tok.token_to_id("</s>")
         model = T5ForConditionalGeneration(T5Config(
@@ -286,7 +293,8 @@ def _seq2seq_folder(family: str, folder: Path, data: DemoData, pairs: dict):
             n_decoder_layers=SEQ2SEQ_SIZE["n_decoder_layers"], dropout=0.1, pad_token_id=pad, eos_token_id=eos,
             decoder_start_token_id=pad, max_length=64))
         return model.save_pretrained(folder, extra_files=tok.files()), \
-            "unigram tokenizer of the g2p training words and pronunciations, random initialisation (no pretraining)"
+            (f"unigram tokenizer of the first {T5_TOKENIZER_PAIRS:,} g2p training words and pronunciations, random "
+             "initialisation (no pretraining)")
     from ..recipes.denoise import DataSpec, TokenizerSpec, prepare
 
     p = SEQ2SEQ_PRETRAIN
