@@ -35,7 +35,7 @@ SMOOTHING_FRACTIONS = (0.1, 0.3, 1.0)
 # the n-grams take seconds; BERT trains and fine-tunes four models; the neural LMs, ELMo, GPT and
 # Transformer-XL each pay for scoring the whole test stream one sentence at a time.
 SHARE_WEIGHTS = {"ngram": 0.5, "adaptive": 1.0, "neural": 1.5, "elmo": 1.5, "embeddings": 1.25, "gpt": 1.5,
-                 "bert": 3.0, "transfo-xl": 1.5, "xlnet": 1.0, "seq2seq": 3.0}
+                 "bert": 3.0, "transfo-xl": 1.5, "xlnet": 1.5, "seq2seq": 3.0}
 
 
 def plan_shares(seconds: float, names: list[str]) -> dict[str, float]:
