@@ -123,13 +123,18 @@ def test_smoothing_grid_stops_between_methods(tmp_path):
     assert {r.method for r in rows} == {SMOOTHING_METHODS[0]} and {r.order for r in rows} == {2, 3}
 
 
-def test_shares_follow_the_weights():
-    from lmlab.cli.demo import SHARE_WEIGHTS, plan_shares
+def test_shares_are_floors_then_weights():
+    from lmlab.cli.demo import SHARE_FLOORS, SHARE_WEIGHTS, plan_shares
 
-    plan = plan_shares(100.0, ["ngram", "bert", "unlisted"])
+    names = ["ngram", "bert", "unlisted"]
+    plan = plan_shares(100.0, names)
     assert sum(plan.values()) == pytest.approx(100.0)
-    assert plan["bert"] / plan["ngram"] == pytest.approx(SHARE_WEIGHTS["bert"] / SHARE_WEIGHTS["ngram"])
-    assert plan["unlisted"] == pytest.approx(100.0 / (SHARE_WEIGHTS["ngram"] + SHARE_WEIGHTS["bert"] + 1.0))
+    rest = 100.0 - SHARE_FLOORS["ngram"] - SHARE_FLOORS["bert"]
+    unit = rest / (SHARE_WEIGHTS["ngram"] + SHARE_WEIGHTS["bert"] + 1.0)
+    assert plan["bert"] == pytest.approx(SHARE_FLOORS["bert"] + SHARE_WEIGHTS["bert"] * unit)
+    assert plan["unlisted"] == pytest.approx(unit)  # no floor, weight 1
+    short = plan_shares(40.0, names)  # the floors do not fit: in order until the time runs out
+    assert short == {"ngram": SHARE_FLOORS["ngram"], "bert": 40.0 - SHARE_FLOORS["ngram"], "unlisted": 0.0}
 
 
 def test_scoring_a_sample_when_the_whole_stream_does_not_fit(tmp_path):

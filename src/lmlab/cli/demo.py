@@ -31,18 +31,33 @@ HARD_STOP = 0.9  # a family's training is stopped at this fraction of its time s
 SMOOTHING_SECONDS = 30.0  # at most this (and 10% of --budget) is kept for the smoothing-method grid
 SMOOTHING_METHODS = ["add-one", "good-turing", "katz", "jelinek-mercer", "witten-bell", "absolute", "kn", "mkn"]
 SMOOTHING_FRACTIONS = (0.1, 0.3, 1.0)
-# Relative time shares (1.0 when a group is not listed), from the families' measured costs on 2 cores:
-# the n-grams take seconds; BERT trains and fine-tunes four models; the neural LMs, ELMo, GPT and
-# Transformer-XL each pay for scoring the whole test stream one sentence at a time.
-SHARE_WEIGHTS = {"ngram": 0.5, "adaptive": 1.0, "neural": 1.5, "elmo": 1.5, "embeddings": 1.25, "gpt": 1.5,
+# Time shares: each group first gets the least it needs to produce a row at all (its recipe's own
+# threshold plus one model: the n-grams build in seconds, a BERT-style row pretrains and fine-tunes
+# a model, the seq2seq group trains one encoder-decoder), then the rest by relative weight (1.0 when
+# a group is not listed), from the families' measured costs on 2 cores: BERT and seq2seq train four
+# models each; the neural LMs, ELMo, GPT and Transformer-XL pay for scoring the test stream.
+SHARE_FLOORS = {"ngram": 8.0, "adaptive": 12.0, "neural": 14.0, "elmo": 18.0, "embeddings": 10.0, "gpt": 14.0,
+                "bert": 35.0, "transfo-xl": 18.0, "xlnet": 35.0, "seq2seq": 30.0}
+SHARE_WEIGHTS = {"ngram": 1.0, "adaptive": 1.5, "neural": 1.5, "elmo": 1.5, "embeddings": 1.25, "gpt": 1.5,
                  "bert": 3.0, "transfo-xl": 1.5, "xlnet": 1.5, "seq2seq": 3.0}
 
 
 def plan_shares(seconds: float, names: list[str]) -> dict[str, float]:
-    """Each group's share of ``seconds`` by :data:`SHARE_WEIGHTS` (the plan announced up front; a group's
-    actual share is recomputed from the time left when it starts, so time a group does not use goes on)."""
+    """Each group's share of ``seconds``: its floor (:data:`SHARE_FLOORS`), then the rest by
+    :data:`SHARE_WEIGHTS`; when the floors alone do not fit, the groups in order get their floors
+    until the time runs out (the later ones get nothing and are skipped, saying so). This is the plan
+    announced up front; a group's actual share is recomputed from the time left when it starts, so
+    time a group does not use goes to the ones after it."""
+    floors = [SHARE_FLOORS.get(name, 0.0) for name in names]
+    if sum(floors) >= seconds:
+        plan, left = {}, seconds
+        for name, floor in zip(names, floors):
+            plan[name] = min(floor, left)
+            left -= plan[name]
+        return plan
     weights = [SHARE_WEIGHTS.get(name, 1.0) for name in names]
-    return {name: seconds * w / sum(weights) for name, w in zip(names, weights)}
+    rest = seconds - sum(floors)
+    return {name: floor + rest * w / sum(weights) for name, floor, w in zip(names, floors, weights)}
 
 
 def register(app: typer.Typer) -> None:
