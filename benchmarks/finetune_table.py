@@ -80,7 +80,11 @@ def main() -> None:
     parser.add_argument("--out", default="", help="append each row as a JSON line here")
     parser.add_argument("--md", default="", help="write the Markdown table here")
     parser.add_argument("--records", default="", help="write lmlab.report records (one per run) into this folder")
+    parser.add_argument("--record", default="", help="write an lmlab.report record of the printed results into this folder")
     args = parser.parse_args()
+    if args.record:  # the printed numbers as one lmlab record
+        from lmlab.report.bench import record_at_exit
+        record_at_exit(args.record, __file__)
     import torch
 
     from lmlab.recipes.finetune import finetune_from_scratch

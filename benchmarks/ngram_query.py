@@ -72,7 +72,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--arpa-rounds", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--record", default="", help="write an lmlab.report record of the printed results into this folder")
     args = ap.parse_args()
+    if args.record:  # the printed numbers as one lmlab record
+        from lmlab.report.bench import record_at_exit
+        record_at_exit(args.record, __file__)
     lmplz, note = build_lmplz()
     if lmplz is None:
         sys.exit(note)

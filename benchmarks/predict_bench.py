@@ -79,7 +79,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--budget", type=float, default=170.0, help="seconds for the whole run (rounds stop early)")
     parser.add_argument("--out", default="")
+    parser.add_argument("--record", default="", help="write an lmlab.report record of the printed results into this folder")
     args = parser.parse_args()
+    if args.record:  # the printed numbers as one lmlab record
+        from lmlab.report.bench import record_at_exit
+        record_at_exit(args.record, __file__)
     begun = time.perf_counter()
     torch.set_num_threads(args.threads)
     import lmlab

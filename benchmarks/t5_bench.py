@@ -148,7 +148,11 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--record", default="", help="write an lmlab.report record of the printed results into this folder")
     args = parser.parse_args()
+    if args.record:  # the printed numbers as one lmlab record
+        from lmlab.report.bench import record_at_exit
+        record_at_exit(args.record, __file__)
     torch.set_num_threads(args.threads)
 
     from lmlab.tasks.generation import GenerationConfig, translate

@@ -71,7 +71,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--record", default="", help="write an lmlab.report record of the printed results into this folder")
     args = parser.parse_args()
+    if args.record:  # the printed numbers as one lmlab record
+        from lmlab.report.bench import record_at_exit
+        record_at_exit(args.record, __file__)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     ours = XLNetLMHeadModel(XLNetConfig(vocab_size=V, d_model=H, n_layers=L, n_heads=A, d_ff=FF, dropout=0.1,

@@ -218,11 +218,12 @@ FAMILIES: dict[str, Family] = {
                "lmlab.models.xlnet:PRESETS", base_preset="xlnet-tiny",
                tiny={"vocab_size": 60, "d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64},
                recipe="lmlab.recipes.xlnet:build", hf="lmlab.interop.hf_xlnet:load_hf", hf_types=("xlnet",),
-               capabilities=frozenset({"encode"}),
+               demo="lmlab.recipes.demos:xlnet_demo", demo_name="xlnet", capabilities=frozenset({"encode"}),
                summary="XLNet: permutation LM, two-stream relative attention, partial prediction"),
         Family("t5", "lmlab.models.t5:T5ForConditionalGeneration", "lmlab.models.t5:T5Config", "lmlab.models.t5:PRESETS",
                base_preset="t5-tiny", tiny={"vocab_size": 60, "d_model": 32, "d_kv": 8, "d_ff": 64, "n_heads": 4},
                recipe="lmlab.recipes.seq2seq:build", hf="lmlab.interop.hf_t5:load_t5", hf_types=("t5",),
+               demo="lmlab.recipes.demos:seq2seq_demo", demo_name="seq2seq",  # with Transformer, BART, MASS
                capabilities=frozenset({"translate", "encode"}),
                summary="T5: text-to-text encoder-decoder, span corruption, relative position bias"),
         Family("bart", "lmlab.models.bart:BartForConditionalGeneration", "lmlab.models.bart:BartConfig",

@@ -31,6 +31,33 @@ HARD_STOP = 0.9  # a family's training is stopped at this fraction of its time s
 SMOOTHING_SECONDS = 30.0  # at most this (and 10% of --budget) is kept for the smoothing-method grid
 SMOOTHING_METHODS = ["add-one", "good-turing", "katz", "jelinek-mercer", "witten-bell", "absolute", "kn", "mkn"]
 SMOOTHING_FRACTIONS = (0.1, 0.3, 1.0)
+# Time shares: each group first gets the least it needs to produce a row at all (its recipe's own
+# threshold plus one model: the n-grams build in seconds, a BERT-style row pretrains and fine-tunes
+# a model, the seq2seq group trains one encoder-decoder), then the rest by relative weight (1.0 when
+# a group is not listed), from the families' measured costs on 2 cores: BERT and seq2seq train four
+# models each; the neural LMs, ELMo, GPT and Transformer-XL pay for scoring the test stream.
+SHARE_FLOORS = {"ngram": 8.0, "adaptive": 12.0, "neural": 14.0, "elmo": 18.0, "embeddings": 10.0, "gpt": 14.0,
+                "bert": 35.0, "transfo-xl": 18.0, "xlnet": 35.0, "seq2seq": 30.0}
+SHARE_WEIGHTS = {"ngram": 1.0, "adaptive": 1.5, "neural": 1.5, "elmo": 1.5, "embeddings": 1.25, "gpt": 1.5,
+                 "bert": 3.0, "transfo-xl": 1.5, "xlnet": 1.5, "seq2seq": 3.0}
+
+
+def plan_shares(seconds: float, names: list[str]) -> dict[str, float]:
+    """Each group's share of ``seconds``: its floor (:data:`SHARE_FLOORS`), then the rest by
+    :data:`SHARE_WEIGHTS`; when the floors alone do not fit, the groups in order get their floors
+    until the time runs out (the later ones get nothing and are skipped, saying so). This is the plan
+    announced up front; a group's actual share is recomputed from the time left when it starts, so
+    time a group does not use goes to the ones after it."""
+    floors = [SHARE_FLOORS.get(name, 0.0) for name in names]
+    if sum(floors) >= seconds:
+        plan, left = {}, seconds
+        for name, floor in zip(names, floors):
+            plan[name] = min(floor, left)
+            left -= plan[name]
+        return plan
+    weights = [SHARE_WEIGHTS.get(name, 1.0) for name in names]
+    rest = seconds - sum(floors)
+    return {name: floor + rest * w / sum(weights) for name, floor, w in zip(names, floors, weights)}
 
 
 def register(app: typer.Typer) -> None:
@@ -38,8 +65,9 @@ def register(app: typer.Typer) -> None:
     def demo(
         small: bool = typer.Option(False, "--small", help="Use wiki-vital-small (~2,500 documents)."),
         budget: float = typer.Option(0.0, "--budget", help="Seconds the whole run may take (0: 170 with --small, else "
-                                   "540): each family gets a share, its training is stopped at 90% of the share, "
-                                   "families with no time left are skipped."),
+                                   "540): each family gets a share (announced up front); its work is stopped at "
+                                   "90% of the share (between steps, epochs, chunks or models) and the row says "
+                                   "it was cut; families with no time left are skipped."),
         out: Path = typer.Option(Path("runs/demo"), "--out", help="Where report.md (and ppl.png) go."),
         only: str = typer.Option("", "--only", help="Comma-separated demo groups to run: baseline," + ",".join(registry.demo_groups())),
         seed: int = typer.Option(0, help="Seed for every family."),
@@ -77,10 +105,12 @@ def register(app: typer.Typer) -> None:
         end -= reserve
         todo = [name for name in groups if name in wanted]
         if todo:
-            err_console.print(f"[dim]budget {budget:.0f} s: each of {len(todo)} families gets an equal share of the "
-                              f"time left when it starts (~{max(end - time.monotonic(), 0) / len(todo):.0f} s now; "
-                              f"its training is stopped at {HARD_STOP:.0%} of its share): {', '.join(todo)}"
-                              f"{f'; {reserve:.0f} s kept for the smoothing-method grid' if smoothing else ''}[/dim]")
+            plan = plan_shares(max(end - time.monotonic(), 0.0), todo)
+            err_console.print(f"[dim]budget {budget:.0f} s: shares of the time left (a family's work is stopped at "
+                              f"{HARD_STOP:.0%} of its share; time a family leaves unused goes to the next): "
+                              + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in plan.items())
+                              + (f"; {reserve:.0f} s kept for the smoothing-method grid" if smoothing else "")
+                              + "[/dim]")
         from ..train.budget import OverBudget, stop_training_at  # imports torch: not for --help
 
         for i, name in enumerate(todo):
@@ -89,7 +119,7 @@ def register(app: typer.Typer) -> None:
                 err_console.print(f"[yellow]skipping {name}: --budget {budget:.0f} s spent[/yellow]")
                 rows.append(DemoRow(name, "(skipped)", notes="time budget spent"))
                 continue
-            share = left / (len(todo) - i)
+            share = plan_shares(left, todo[i:])[name]
             data.deadline = time.monotonic() + share  # what the family's recipe sees as its own budget
             began = time.monotonic()
             # training past HARD_STOP of the share is stopped (between steps); the rest is the scoring's
@@ -139,19 +169,22 @@ def register(app: typer.Typer) -> None:
 def smoothing_grid(data) -> list:
     """Chen & Goodman's comparison on the demo's split: methods x orders 2-3 x three training sizes.
 
-    Stops adding training sizes when the time left would not cover the next (each size costs
-    about three times the one before)."""
+    Runs one method (both orders) at a time and stops between methods when the time left would not
+    cover the next one (timed on the one before; each training size costs about three times the one
+    before), so the grid stays inside the time kept for it."""
     from ..recipes.ngram import compare_methods
 
     rows: list = []
     last = 0.0
-    for fraction in SMOOTHING_FRACTIONS:
-        if rows and data.seconds_left() < 4 * last:
-            break
-        began = time.monotonic()
-        rows += compare_methods(data.train_sentences, data.valid_sentences, data.test_sentences,
-                                methods=SMOOTHING_METHODS, orders=(2, 3), fractions=(fraction,))
-        last = time.monotonic() - began
+    for k, fraction in enumerate(SMOOTHING_FRACTIONS):
+        for method in SMOOTHING_METHODS:
+            guess = last * (3.0 if method == SMOOTHING_METHODS[0] and k else 1.0)
+            if rows and data.seconds_left() < 1.25 * guess:
+                return rows
+            began = time.monotonic()
+            rows += compare_methods(data.train_sentences, data.valid_sentences, data.test_sentences,
+                                    methods=[method], orders=(2, 3), fractions=(fraction,))
+            last = time.monotonic() - began
     return rows
 
 

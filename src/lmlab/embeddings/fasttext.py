@@ -181,7 +181,8 @@ class FastText:
         self._sub_ptr, self._sub_idx = self._subword_table()
 
     def train(self, sentences: Sequence[Sequence[str]], verbose: bool = False,
-              progress: Callable[[int, float], None] | None = None) -> FastText:
+              progress: Callable[[int, float], None] | None = None,
+              stop: Callable[[], bool] | None = None) -> FastText:
         if self.vocab is None:
             raise UsageError("fastText: call build_vocab(sentences) before train()")
         c = self.config
@@ -204,13 +205,15 @@ class FastText:
         name = f"fasttext {'sg' if c.sg else 'cbow'}"
         self.history = run_epochs(corpus, c.epochs, c.workers, c.seed, train_chunk, name, verbose, progress,
                                   weights=(self.wi, self.syn1neg, self.syn1),
-                                  loss_bound=untrained_loss(c.negative, self._huffman[2] if c.hs else None) * 20)
+                                  loss_bound=untrained_loss(c.negative, self._huffman[2] if c.hs else None) * 20,
+                                  stop=stop)
         self.train_seconds = time.perf_counter() - t0
         return self
 
     def fit(self, sentences: Sequence[Sequence[str]], verbose: bool = False,
-            progress: Callable[[int, float], None] | None = None) -> FastText:
-        return self.build_vocab(sentences).train(sentences, verbose=verbose, progress=progress)
+            progress: Callable[[int, float], None] | None = None,
+            stop: Callable[[], bool] | None = None) -> FastText:
+        return self.build_vocab(sentences).train(sentences, verbose=verbose, progress=progress, stop=stop)
 
     def word_vector(self, word: str) -> np.ndarray:
         """The mean of the word's input rows; out-of-vocabulary words use their n-grams alone."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -110,7 +110,9 @@ class GloVe:
         self.train_seconds = 0.0
         self.n_cells = 0
 
-    def fit(self, sentences: Sequence[Sequence[str]], verbose: bool = False) -> GloVe:
+    def fit(self, sentences: Sequence[Sequence[str]], verbose: bool = False,
+            stop: Callable[[], bool] | None = None) -> GloVe:
+        """Count co-occurrences, then train; ``stop()`` is asked before each epoch (True: no further epoch)."""
         c = self.config
         t0 = time.perf_counter()
         self.vocab = Vocab.build(sentences, c.min_count)
@@ -137,6 +139,8 @@ class GloVe:
         self.history = []
         try:
             for epoch in range(c.epochs):
+                if stop is not None and stop():
+                    break
                 te = time.perf_counter()
                 perm = rng.permutation(x.size)  # a fresh visiting order, laid out contiguously
                 r_, c_, l_, f_ = rows[perm], cols[perm], logx[perm], fx[perm]

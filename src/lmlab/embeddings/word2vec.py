@@ -289,6 +289,7 @@ class EpochStats:
     words: int           # words trained (after sub-sampling)
     seconds: float
     words_per_second: float  # in-vocabulary words (before sub-sampling) per second, as gensim's "effective"
+    fraction: float = 1.0    # of the epoch's chunks that ran (below 1 when a ``stop()`` callback cut it)
 
 
 def check_finite(name: str, epoch: int, loss: float, weights: Sequence[np.ndarray], loss_bound: float) -> None:
@@ -313,12 +314,16 @@ def check_finite(name: str, epoch: int, loss: float, weights: Sequence[np.ndarra
 
 def run_epochs(corpus: EncodedCorpus, epochs: int, workers: int, seed: int, train_chunk: Callable,
                name: str, verbose: bool, progress: Callable[[int, float], None] | None = None,
-               weights: Sequence[np.ndarray] = (), loss_bound: float = math.inf) -> list[EpochStats]:
+               weights: Sequence[np.ndarray] = (), loss_bound: float = math.inf,
+               stop: Callable[[], bool] | None = None) -> list[EpochStats]:
     """Run ``train_chunk(chunk, epoch, chunk_seed) -> (loss, n_pred, n_trained)`` over every chunk.
 
     With ``workers > 1`` the chunks of an epoch go to a thread pool (the compiled kernels release
     the GIL; the shared matrices are updated Hogwild-style). ``progress(epoch, fraction)`` is called
     as chunks finish. After every epoch the loss and ``weights`` are checked (:func:`check_finite`).
+    ``stop()`` (e.g. :func:`lmlab.train.budget.stop_after`) is asked before each chunk: once it is
+    True no further chunk starts, the epoch's stats count the chunks that ran (``fraction``) and
+    training ends there.
     """
     if workers < 1:
         raise UsageError(f"workers must be >= 1, got {workers}")
@@ -326,15 +331,23 @@ def run_epochs(corpus: EncodedCorpus, epochs: int, workers: int, seed: int, trai
     history: list[EpochStats] = []
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     n_chunks = len(corpus.chunks)
+
+    def run(job):
+        return None if stop is not None and stop() else train_chunk(*job)
+
     try:
         for epoch in range(epochs):
             t0 = time.perf_counter()
             jobs = [(epoch * n_chunks + c, chunk, chunk_seed(seed, epoch, c))
                     for c, chunk in enumerate(corpus.chunks)]
-            results = pool.map(lambda job: train_chunk(*job), jobs) if pool else (train_chunk(*j) for j in jobs)
+            results = pool.map(run, jobs) if pool else (run(j) for j in jobs)
             loss = 0.0
-            n_pred = n_trained = 0
-            for done, (l, p, t) in enumerate(results, start=1):
+            n_pred = n_trained = ran = 0
+            for done, result in enumerate(results, start=1):
+                if result is None:
+                    continue
+                l, p, t = result
+                ran += 1
                 loss += l
                 n_pred += p
                 n_trained += t
@@ -342,12 +355,16 @@ def run_epochs(corpus: EncodedCorpus, epochs: int, workers: int, seed: int, trai
                     progress(epoch, done / n_chunks)
             seconds = time.perf_counter() - t0
             stats = EpochStats(epoch + 1, loss / max(n_pred, 1), n_trained, seconds,
-                               corpus.n_words / max(seconds, 1e-9))
+                               corpus.n_words * ran / n_chunks / max(seconds, 1e-9), ran / max(n_chunks, 1))
+            if ran == 0:
+                break
             history.append(stats)
             check_finite(name, epoch + 1, stats.loss, weights, loss_bound)
             if verbose:
                 print(f"{name} epoch {epoch + 1}/{epochs}: loss {stats.loss:.4f}, "
                       f"{stats.words_per_second:,.0f} words/s, {seconds:.2f} s", file=sys.stderr)
+            if ran < n_chunks:
+                break
     finally:
         if pool is not None:
             pool.shutdown()
@@ -414,7 +431,8 @@ class Word2Vec:
         return self
 
     def train(self, sentences: Sequence[Sequence[str]], verbose: bool = False,
-              progress: Callable[[int, float], None] | None = None) -> Word2Vec:
+              progress: Callable[[int, float], None] | None = None,
+              stop: Callable[[], bool] | None = None) -> Word2Vec:
         if self.vocab is None:
             raise UsageError("word2vec: call build_vocab(sentences) before train()")
         c = self.config
@@ -437,13 +455,15 @@ class Word2Vec:
         name = f"word2vec {'sg' if c.sg else 'cbow'}"
         self.history = run_epochs(corpus, c.epochs, c.workers, c.seed, train_chunk, name, verbose, progress,
                                   weights=(self.syn0, self.syn1neg, self.syn1),
-                                  loss_bound=untrained_loss(c.negative, self._code_lens if c.hs else None) * 20)
+                                  loss_bound=untrained_loss(c.negative, self._code_lens if c.hs else None) * 20,
+                                  stop=stop)
         self.train_seconds = time.perf_counter() - t0
         return self
 
     def fit(self, sentences: Sequence[Sequence[str]], verbose: bool = False,
-            progress: Callable[[int, float], None] | None = None) -> Word2Vec:
-        return self.build_vocab(sentences).train(sentences, verbose=verbose, progress=progress)
+            progress: Callable[[int, float], None] | None = None,
+            stop: Callable[[], bool] | None = None) -> Word2Vec:
+        return self.build_vocab(sentences).train(sentences, verbose=verbose, progress=progress, stop=stop)
 
     @property
     def wv(self) -> Vectors:

@@ -44,6 +44,10 @@ TABLES = (
      lambda r: "test ppl" in r.metrics),
     ("Classifiers and taggers", "test split", lambda r: any(k in r.metrics for k in
                                                              ("accuracy", "macro-F1", "entity F1"))),
+    ("Sequence-to-sequence", "cmudict g2p test words, greedy decoding; PER and WER in percent (lower is better), "
+     "BLEU and chrF 0-100", lambda r: "PER" in r.metrics or "BLEU" in r.metrics),
+    ("Benchmarks", "numbers printed by benchmarks/*.py --record DIR (each card gives the command)",
+     lambda r: r.group == "benchmark"),
     ("Word vectors and other rows", "", lambda r: True),
 )
 
@@ -315,6 +319,9 @@ def card_html(record: Record) -> str:
     parts.append(f"<p class='meta'>corpus {_esc(record.corpus)}:{_esc(record.split)}, sha256 "
                  f"{_esc(record.corpus_sha256[:16])}…, tokenizer {_esc(record.tokenizer or '-')}, seed "
                  f"{_esc(record.seed)}</p>")
+    if record.train_flops:
+        parts.append(f"<p class='meta'>training FLOPs {record.train_flops:.3g} ({_esc(record.flops_formula)})"
+                     f"{f', {fmt(record.train_seconds)} s' if record.train_seconds else ''}</p>")
     if record.config:
         parts.append(f"<pre>{_esc(json.dumps(record.config, indent=2, ensure_ascii=False))}</pre>")
     parts.append("</details>")

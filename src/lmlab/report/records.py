@@ -67,6 +67,8 @@ UNITS = {
     "comparison ppl": "perplexity per word", "softmax test ppl": "perplexity per word", "tokens/s": "tokens per second",
     "accuracy": "fraction", "macro-F1": "fraction", "entity F1": "fraction", "analogy acc": "fraction",
     "analogy coverage": "fraction", "WS353 ρ": "Spearman", "SimLex ρ": "Spearman",
+    "PER": "percent (phoneme error rate)", "WER": "percent (word error rate)", "BLEU": "BLEU, 0-100",
+    "chrF": "chrF, 0-100",
 }
 
 
@@ -96,6 +98,7 @@ class Record:
     seed: int | None = None
     parameters: int | None = None
     train_flops: float | None = None
+    flops_formula: str = ""          # how train_flops was computed (e.g. lmlab.report.bench.FLOPS_6ND)
     train_seconds: float | None = None
     machine: dict = field(default_factory=dict)
     lmlab_version: str = ""
@@ -203,18 +206,38 @@ def read_records(paths) -> list[Record]:
     return records
 
 
+def demo_train_flops(row) -> tuple[float | None, str]:
+    """(training FLOPs, formula) of a demo row whose parameters and training tokens are known (its config's
+    ``steps`` x batch x tokens per row), by 6·N·D (:data:`lmlab.report.bench.FLOPS_6ND`); (None, "") otherwise:
+    the n-gram and adaptive rows count, they do not multiply-add, and rows without a config say nothing."""
+    from .bench import FLOPS_6ND, transformer_train_flops
+
+    config = getattr(row, "config", None) or {}
+    parameters = getattr(row, "parameters", None)
+    steps = config.get("steps")
+    batch = config.get("batch", config.get("batch_size"))
+    length = config.get("bptt", config.get("segment", config.get("seq_len")))
+    if not (parameters and steps and batch and length):
+        return None, ""
+    what = " (pretraining only)" if "finetune" in config else ""
+    return transformer_train_flops(parameters, steps * batch * length), \
+        f"{FLOPS_6ND}; D = {steps} steps x {batch} x {length} tokens{what}"
+
+
 def from_demo_row(row, group: str, *, corpus: str, corpus_sha256: str, tokenizer: str, counting_rule: str,
                   seed: int, commit: str, host: dict) -> Record:
     """The record of one ``lmlab demo`` row."""
     from .. import __version__
 
     generation, year = place(row.model)
+    flops, formula = demo_train_flops(row)
     return Record(
         model=row.model, family=row.family, metrics={k: float(v) for k, v in row.metrics.items()},
         units={k: UNITS.get(k, "") for k in row.metrics}, generation=generation,
         year=getattr(row, "year", None) or year, group=group, corpus=corpus, split="test",
         corpus_sha256=corpus_sha256, tokenizer=tokenizer, counting_rule=counting_rule if "test ppl" in row.metrics else "",
-        seed=seed, parameters=getattr(row, "parameters", None), train_seconds=row.train_seconds, machine=host,
+        seed=seed, parameters=getattr(row, "parameters", None), train_flops=flops, flops_formula=formula,
+        train_seconds=row.train_seconds, machine=host,
         lmlab_version=__version__, git_commit=commit, config=dict(getattr(row, "config", {}) or {}),
         log=getattr(row, "log", None), verified=getattr(row, "verified", "") or "", notes=row.notes)
 

@@ -57,6 +57,7 @@ def lineage_markdown(data: DemoData, stats: list[list], rows: list[DemoRow], ela
 GROUPS = (
     ("language models", lambda r: "test ppl" in r.metrics),
     ("classifiers", lambda r: any("acc" in m and "analogy" not in m for m in r.metrics)),
+    ("sequence-to-sequence (g2p; PER/WER %, lower is better)", lambda r: "PER" in r.metrics),
     ("word vectors and other rows", lambda r: True),
 )
 
