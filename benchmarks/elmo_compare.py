@@ -275,7 +275,7 @@ def main() -> None:
         return f"{statistics.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})"
 
     names = list(dict.fromkeys(name for name, _ in results))
-    lines = [f"| features | rotten-tomatoes accuracy | wnut16 entity F1 |", "|---|---|---|"]
+    lines = ["| features | rotten-tomatoes accuracy | wnut16 entity F1 |", "|---|---|---|"]
     lines += [f"| {n} | {cell(results.get((n, 'rt'), []))} | {cell(results.get((n, 'ner'), []))} |" for n in names]
     lines.append(f"| baseline: majority class / all-O | {baselines.get('rt', float('nan')):.3f} | "
                  f"{baselines.get('ner', float('nan')):.3f} |")
