@@ -129,6 +129,13 @@ def average_rows(table, reviews) -> torch.Tensor:
     return torch.tensor(np.stack(out), dtype=torch.float32)
 
 
+def cell(values: list[float]) -> str:
+    """A table cell: mean (min–max) over the seeds, or a dash."""
+    if not values:
+        return "—"
+    return f"{statistics.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--elmo", required=True)
@@ -268,11 +275,6 @@ def main() -> None:
                 record(label, "bert", "wnut16", seed,
                        {"entity_f1": scores["entity_f1"], "all_o_baseline": baselines.get("ner", 0.0)},
                        time.perf_counter() - t0, {"steps": args.bert_ner_steps, "lr": 1e-3, "batch": 32})
-
-    def cell(values):
-        if not values:
-            return "—"
-        return f"{statistics.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})"
 
     names = list(dict.fromkeys(name for name, _ in results))
     lines = ["| features | rotten-tomatoes accuracy | wnut16 entity F1 |", "|---|---|---|"]
