@@ -136,6 +136,13 @@ def cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})"
 
 
+def table_lines(results: dict[tuple[str, str], list[float]], names: list[str], ner: str = "wnut16") -> list[str]:
+    """The Markdown table: one row per system, rotten-tomatoes accuracy and ``ner`` entity F1."""
+    lines = [f"| features | rotten-tomatoes accuracy | {ner} entity F1 |", "|---|---|---|"]
+    return lines + [f"| {n} | {cell(results.get((n, 'rt'), []))} | {cell(results.get((n, 'ner'), []))} |"
+                    for n in names]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--elmo", required=True)
@@ -277,8 +284,7 @@ def main() -> None:
                        time.perf_counter() - t0, {"steps": args.bert_ner_steps, "lr": 1e-3, "batch": 32})
 
     names = list(dict.fromkeys(name for name, _ in results))
-    lines = ["| features | rotten-tomatoes accuracy | wnut16 entity F1 |", "|---|---|---|"]
-    lines += [f"| {n} | {cell(results.get((n, 'rt'), []))} | {cell(results.get((n, 'ner'), []))} |" for n in names]
+    lines = table_lines(results, names)
     lines.append(f"| baseline: majority class / all-O | {baselines.get('rt', float('nan')):.3f} | "
                  f"{baselines.get('ner', float('nan')):.3f} |")
     text = (f"{args.seeds} seeds, mean (min–max). NER head: BiLSTM {args.hidden}x2, {args.ner_epochs} epochs, "

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from elmo_compare import cell  # noqa: E402
+from elmo_compare import table_lines  # noqa: E402
 
 from lmlab.recipes import elmo as elmo_recipe  # noqa: E402
 from lmlab.tasks import tagging  # noqa: E402
@@ -135,9 +135,7 @@ def main() -> None:
                 results.setdefault((name, "ner"), []).append(f1)
                 print(f"{name} seed {seed} {args.ner} entity F1 {f1:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
-    lines = [f"| features | rotten-tomatoes accuracy | {args.ner} entity F1 |", "|---|---|---|"]
-    lines += [f"| {name} | {cell(results.get((name, 'rt'), []))} | {cell(results.get((name, 'ner'), []))} |"
-              for name, *_ in systems]
+    lines = table_lines(results, [name for name, *_ in systems], args.ner)
     text = (f"ELMo `{args.elmo}`; {args.seeds} seeds, mean (min–max); classification {args.steps} steps, "
             f"NER {args.ner_steps} steps, batch 32, max_train {args.max_train or 'all'}\n\n" + "\n".join(lines) + "\n")
     print(text)
