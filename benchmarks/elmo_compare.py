@@ -143,6 +143,13 @@ def table_lines(results: dict[tuple[str, str], list[float]], names: list[str], n
                     for n in names]
 
 
+def show(text: str, path: str) -> None:
+    """Print the table's text and write it to ``path`` (when given)."""
+    print(text)
+    if path:
+        Path(path).write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--elmo", required=True)
@@ -289,9 +296,7 @@ def main() -> None:
                  f"{baselines.get('ner', float('nan')):.3f} |")
     text = (f"{args.seeds} seeds, mean (min–max). NER head: BiLSTM {args.hidden}x2, {args.ner_epochs} epochs, "
             f"lr {args.ner_lr}, O weight {args.o_weight}.\n\n" + "\n".join(lines) + "\n")
-    print(text)
-    if args.md:
-        Path(args.md).write_text(text, encoding="utf-8")
+    show(text, args.md)
 
 
 if __name__ == "__main__":

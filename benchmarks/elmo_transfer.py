@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from elmo_compare import table_lines  # noqa: E402
+from elmo_compare import show, table_lines  # noqa: E402
 
 from lmlab.recipes import elmo as elmo_recipe  # noqa: E402
 from lmlab.tasks import tagging  # noqa: E402
@@ -138,9 +138,7 @@ def main() -> None:
     lines = table_lines(results, [name for name, *_ in systems], args.ner)
     text = (f"ELMo `{args.elmo}`; {args.seeds} seeds, mean (min–max); classification {args.steps} steps, "
             f"NER {args.ner_steps} steps, batch 32, max_train {args.max_train or 'all'}\n\n" + "\n".join(lines) + "\n")
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+    show(text, args.out)
 
 
 if __name__ == "__main__":
