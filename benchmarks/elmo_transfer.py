@@ -21,15 +21,18 @@ Prints a markdown table (mean, min–max over the seeds) and writes it to ``--ou
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from lmlab.recipes import elmo as elmo_recipe
-from lmlab.tasks import tagging
-from lmlab.tasks.classification import FinetuneSpec
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from elmo_compare import show, table_lines  # noqa: E402
+
+from lmlab.recipes import elmo as elmo_recipe  # noqa: E402
+from lmlab.tasks import tagging  # noqa: E402
+from lmlab.tasks.classification import FinetuneSpec  # noqa: E402
 
 
 def static_vectors(kind: str, corpus: str, dim: int, cache: Path) -> Path:
@@ -132,19 +135,10 @@ def main() -> None:
                 results.setdefault((name, "ner"), []).append(f1)
                 print(f"{name} seed {seed} {args.ner} entity F1 {f1:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
-    def cell(values):
-        if not values:
-            return "—"
-        return f"{statistics.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})"
-
-    lines = [f"| features | rotten-tomatoes accuracy | {args.ner} entity F1 |", "|---|---|---|"]
-    lines += [f"| {name} | {cell(results.get((name, 'rt'), []))} | {cell(results.get((name, 'ner'), []))} |"
-              for name, *_ in systems]
+    lines = table_lines(results, [name for name, *_ in systems], args.ner)
     text = (f"ELMo `{args.elmo}`; {args.seeds} seeds, mean (min–max); classification {args.steps} steps, "
             f"NER {args.ner_steps} steps, batch 32, max_train {args.max_train or 'all'}\n\n" + "\n".join(lines) + "\n")
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+    show(text, args.out)
 
 
 if __name__ == "__main__":

@@ -131,25 +131,36 @@ def test_the_fixture_has_no_softmax_so_it_says_what_is_missing(elmo, tmp_path):
         load_allennlp(FIXTURE / "options.json", FIXTURE / "lm_weights.hdf5", vocab)
 
 
-def test_weights_with_a_softmax_and_a_vocabulary_score_as_by_hand(tmp_path):
-    """bilm-tf's softmax/W, softmax/b (made up here: the fixture has none) + its vocabulary file:
-    forward and backward log-probabilities equal log_softmax(W h + b) of the biLM's top layer."""
+WORDS = ["<S>", "</S>", "<UNK>", "the", "cat", "sat", "on", "mat"]
+
+
+def _with_softmax(folder: Path, softmax: bool = True, vocab: bool = True):
+    """A bilm-tf folder: the fixture's options and weights, plus a made-up softmax/W, softmax/b over
+    WORDS (the fixture has none) and their vocab.txt. -> (folder, W, b)."""
     import shutil
 
-    from lmlab.recipes.elmo import load_any, perplexities
-
-    words = ["<S>", "</S>", "<UNK>", "the", "cat", "sat", "on", "mat"]
-    folder = tmp_path / "bilm"
     folder.mkdir()
     shutil.copy(FIXTURE / "options.json", folder / "options.json")
     shutil.copy(FIXTURE / "lm_weights.hdf5", folder / "weights.hdf5")
     g = np.random.default_rng(0)
-    W, b = g.normal(size=(len(words), 16)).astype(np.float32), g.normal(size=len(words)).astype(np.float32)
-    with h5py.File(folder / "weights.hdf5", "a") as fout:
-        fout.create_dataset("softmax/W", data=W)
-        fout.create_dataset("softmax/b", data=b)
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    W, b = g.normal(size=(len(WORDS), 16)).astype(np.float32), g.normal(size=len(WORDS)).astype(np.float32)
+    if softmax:
+        with h5py.File(folder / "weights.hdf5", "a") as fout:
+            fout.create_dataset("softmax/W", data=W)
+            fout.create_dataset("softmax/b", data=b)
+    if vocab:
+        (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    return folder, W, b
+
+
+def test_weights_with_a_softmax_and_a_vocabulary_score_as_by_hand(tmp_path):
+    """bilm-tf's softmax/W, softmax/b (made up here: the fixture has none) + its vocabulary file:
+    forward and backward log-probabilities equal log_softmax(W h + b) of the biLM's top layer."""
+    from lmlab.recipes.elmo import load_any, perplexities
+
+    folder, W, b = _with_softmax(tmp_path / "bilm")
     model, lowercase = load_any(folder)
+    words = WORDS
     assert not lowercase and model.config.vocab_size == len(words)
     assert torch.equal(model.spelling[2], model.chars.words(["<UNK>"])[0])  # bilm-tf's spelling of <UNK>
     sentence = ["the", "cat", "sat", "on", "the", "mat"]
@@ -172,3 +183,31 @@ def test_weights_with_a_softmax_and_a_vocabulary_score_as_by_hand(tmp_path):
     again = load_allennlp(options, weights, folder / "vocab.txt")
     for (k, x), (_, y) in zip(model.state_dict().items(), again.state_dict().items()):
         assert torch.equal(x, y), k
+
+
+def test_eval_ppl_on_a_bilm_tf_folder_and_one_line_errors(tmp_path, cli):
+    """``lmlab eval ppl BILM_TF_FOLDER FILE``: the mean perplexity (and forward / backward) equal
+    the library's; without the softmax or without vocab.txt, a one-line error and no traceback."""
+    import math
+
+    from lmlab.recipes.elmo import load_any, perplexities
+
+    folder, _, _ = _with_softmax(tmp_path / "bilm")
+    sentences = [["the", "cat", "sat", "on", "the", "mat"], ["the", "dog", "sat"]]
+    (tmp_path / "text.txt").write_text("\n".join(" ".join(s) for s in sentences) + "\n")
+    proc = cli("eval", "ppl", str(folder), str(tmp_path / "text.txt"), "--pretokenized", "--json")
+    assert proc.returncode == 0, proc.stderr
+    reported = json.loads(proc.stdout)
+    model, _ = load_any(folder)
+    want = perplexities(model, sentences, ["<s>", "</s>", "<unk>", *WORDS[3:]])
+    assert reported["family"] == "elmo (bilm-tf)" and reported["tokens"] == 11 and reported["oov"] == 1
+    assert reported["ppl"] == pytest.approx(want["mean"].perplexity, rel=1e-5)
+    assert reported["forward_perplexity"] == pytest.approx(want["forward"].perplexity, rel=1e-5)
+    assert reported["backward_perplexity"] == pytest.approx(want["backward"].perplexity, rel=1e-5)
+    assert math.isfinite(reported["ppl"]) and reported["ppl"] > 1
+    for name, kwargs, message in (("nosoftmax", dict(softmax=False), "no softmax (softmax/W, softmax/b)"),
+                                  ("novocab", dict(vocab=False), "no vocab.txt beside them")):
+        bad, _, _ = _with_softmax(tmp_path / name, **kwargs)
+        proc = cli("eval", "ppl", str(bad), str(tmp_path / "text.txt"), "--pretokenized")
+        assert proc.returncode != 0
+        assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -66,6 +66,7 @@ def ppl(
     """Exact perplexity of any LM family (per word; </s> counted, <s> not; subword models also per token and bits per byte)."""
     from ..eval.perplexity import PerplexityResult, word_perplexity
 
+    extra: dict[str, float] = {}  # the forward / backward perplexities of a bilm-tf ELMo
     if model_dir.is_file() and model_dir.name.endswith((".arpa", ".arpa.gz", ".lmbin")):
         from ..ngram import load_model
 
@@ -77,6 +78,14 @@ def ppl(
                                   sentences=ev.sentences)
         warn_oov(model.vocab.index, sentences)
         family = "ngram (binary)" if model_dir.name.endswith(".lmbin") else "ngram (ARPA)"
+    elif (model_dir / "options.json").is_file():  # bilm-tf / AllenNLP ELMo: options.json + weights.hdf5 + vocab.txt
+        from ..recipes.elmo import bilm_tf_perplexities
+
+        sentences, where = _sentences(target, corpus, pretokenized)
+        with status(f"scoring {len(sentences):,} sentences"):
+            both = bilm_tf_perplexities(model_dir, sentences)
+        result, family = both["mean"], "elmo (bilm-tf)"
+        extra = {"forward_perplexity": both["forward"].perplexity, "backward_perplexity": both["backward"].perplexity}
     else:
         from ..pretrained import load, read_model_config, read_word_vocabulary, split_config
 
@@ -97,6 +106,7 @@ def ppl(
 
                 result = subword_perplexity(model, tokenizer, sentences, model.config.eos_token_id)
     numbers = result.as_dict()
+    numbers.update(extra)
     if as_json:
         print(json.dumps({"model": str(model_dir), "family": family, "text": where, **numbers}))
         return

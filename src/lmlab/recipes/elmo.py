@@ -93,6 +93,29 @@ def load_any(path) -> tuple[elmo.ElmoLM, bool]:
     return elmo.ElmoLM.from_pretrained(path), True
 
 
+def bilm_tf_perplexities(path, sentences: list[list[str]]) -> dict[str, PerplexityResult]:
+    """``lmlab eval ppl BILM_TF_FOLDER``: forward, backward and mean perplexity of a folder with
+    bilm-tf's ``options.json`` + ``weights.hdf5`` (with ``softmax/W``, ``softmax/b``) + ``vocab.txt``;
+    a one-line :class:`CheckpointError` when the softmax or the vocabulary is missing."""
+    from pathlib import Path
+
+    from ..errors import CheckpointError
+    from ..interop.allennlp import BILM_TF_SPECIALS, has_softmax, read_vocabulary
+
+    path = Path(path)
+    model, _ = load_any(path)  # errors for a missing weights file
+    weights = next(path / n for n in ("weights.hdf5", "lm_weights.hdf5") if (path / n).is_file())
+    vocab = next((path / n for n in ("vocab.txt", "vocabulary.txt") if (path / n).is_file()), None)
+    if not has_softmax(weights):
+        raise CheckpointError(f"{weights}: no softmax (softmax/W, softmax/b) to score with: these ELMo weights "
+                              "are an encoder only (released ELMo weights have none)")
+    if vocab is None:
+        raise CheckpointError(f"{path}: the weights have a softmax but there is no vocab.txt beside them "
+                              "(bilm-tf's vocabulary file, one word a line in softmax order)")
+    words = [BILM_TF_SPECIALS.get(w, w) for w in read_vocabulary(vocab)]
+    return perplexities(model, sentences, words)
+
+
 def contextual_vectors(model: elmo.ElmoLM, sentences: list[list[str]], layer: str = "mix",
                        batch_size: int = 32) -> list[torch.Tensor]:
     """Per sentence a (n_tokens, 2P) tensor: ``layer`` "mix" (the model's scalar mix), "top", or
