@@ -64,15 +64,16 @@ def build_models(V: int, vocab: list[str], L: int, mems: list[int], args) -> dic
 
     models = {}
     torch.manual_seed(args.seed)
-    models["GPT (context L)"] = (gpt.GPTLanguageModel(gpt.GPTConfig(
-        vocab_size=V, max_length=L, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
-        d_ff=4 * args.d_model, dropout=args.dropout, attn_dropout=0.0)), None)
+    if not args.no_gpt:
+        models["GPT (context L)"] = (gpt.GPTLanguageModel(gpt.GPTConfig(
+            vocab_size=V, max_length=L, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
+            d_ff=4 * args.d_model, dropout=args.dropout, attn_dropout=0.0)), None)
     for M in mems:
         torch.manual_seed(args.seed)
         config = transfo_xl.TransfoXLConfig(
             cutoffs=[], div_val=1, d_model=args.d_model, d_embed=args.d_model, n_head=args.heads,
             d_head=args.d_model // args.heads, d_inner=4 * args.d_model, n_layer=args.layers, mem_len=M,
-            dropout=args.dropout, dropatt=0.0)
+            dropout=args.dropout, dropatt=0.0, pre_lnorm=args.pre_lnorm)
         models[f"Transformer-XL, train memory {M}"] = (transfo_xl.build(config, vocab), M)
     return models
 
@@ -166,6 +167,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-test-tokens", type=int, default=0, help="first N test tokens (0: all)")
+    parser.add_argument("--no-gpt", action="store_true", help="Transformer-XL rows only (to run them in parallel)")
+    parser.add_argument("--pre-lnorm", action="store_true",
+                        help="pre-LN Transformer-XL (the GPT is pre-LN; see benchmarks/transfo_xl_ablation.py)")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -173,7 +177,7 @@ def main() -> None:
     from lmlab.train.log import measure_matmul_flops
 
     L = args.L
-    mems = [int(m) * L for m in args.mems.split(",")]
+    mems = [int(m) * L for m in args.mems.split(",") if m.strip()]
     eval_mems = [int(m) * L for m in args.eval_mems.split(",")]
     vocab, bos, train_ids, train_starts, test_ids = word_data(args.vocab)
     V = len(vocab)
@@ -187,12 +191,14 @@ def main() -> None:
              f"`python benchmarks/transfo_xl_context.py --L {L} --mems {args.mems} --eval-mems {args.eval_mems} "
              f"--steps {args.steps} --batch {args.batch} --lanes {args.lanes} --d-model {args.d_model} "
              f"--layers {args.layers} --heads {args.heads} --threads {args.threads}"
-             f"{f' --max-test-tokens {args.max_test_tokens}' if args.max_test_tokens else ''}`  ",
+             f"{f' --max-test-tokens {args.max_test_tokens}' if args.max_test_tokens else ''}"
+             f" --vocab {args.vocab} --lr {args.lr}{' --pre-lnorm' if args.pre_lnorm else ''}"
+             f"{' --no-gpt' if args.no_gpt else ''}`  ",
              f"{args.layers} layers x d {args.d_model}, {args.heads} heads, FFN {4 * args.d_model}, full tied softmax "
              f"over |V| = {V}; segment L = {L}, {args.batch} lanes, {args.steps} steps = "
              f"{args.steps * args.batch * L:,} training tokens ({args.steps * args.batch * L / len(train_ids):.2f} "
              f"epochs of {len(train_ids):,}), AdamW lr {args.lr} cosine, warm-up {args.warmup}, clip {args.clip}, "
-             f"dropout {args.dropout}, seed {args.seed}. Test stream: {test.numel():,} tokens in {args.lanes} lanes. "
+             f"dropout {args.dropout}, seed {args.seed}, Transformer-XL {'pre' if args.pre_lnorm else 'post'}-LN. Test stream: {test.numel():,} tokens in {args.lanes} lanes. "
              f"{platform.machine()}, torch {torch.__version__}, {args.threads} threads, fp32 matmul peak "
              f"{peak / 1e9:.0f} GFLOP/s; load average at start {load} (a shared machine: times are indicative).\n"]
     ppl_rows, bucket_rows, speed_rows = [], [], []
