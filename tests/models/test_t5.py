@@ -113,7 +113,7 @@ def test_cached_decoding_uses_the_new_querys_position():
     # a block of several new queries after a cached prefix works too
     cache = steps.new_cache(2, 40)
     steps.next_token_logits(dec[:, :25], None, cache)
-    block = model.logits(model.decode(dec[:, 25:], cache.extras["memory"], cache.extras["memory_mask"], cache))
+    block = model.logits(model.decode(dec[:, 25:], cache.extras["memory"], cache.extras.get("memory_mask"), cache))
     torch.testing.assert_close(block, full[:, 25:], atol=1e-5, rtol=0)
 
 
@@ -278,3 +278,33 @@ def test_recipe_refuses_what_it_cannot_train():
         seq2seq.build(RunFile({"family": "t5", "objective": {"num_sentinels": 2}}))
     with pytest.raises(ConfigError, match="noise_density"):
         seq2seq.build(RunFile({"family": "t5", "objective": {"noise_density": 0.0}}))
+
+
+def test_bias_from_the_lookup_equals_the_bucket_rule_beyond_max_distance():
+    """The precomputed buckets of -D .. D, clamped, give every offset's bucket (offsets past D share
+    the last one), for a block of queries and for single decoding steps before and past D."""
+    from lmlab.models.t5 import RelativePositionBias
+
+    for bidirectional in (True, False):
+        torch.manual_seed(0)
+        bias = RelativePositionBias(3, bidirectional, num_buckets=8, max_distance=12)
+        for T, S, offset in ((30, 30, 0), (5, 40, 35), (1, 7, 6), (1, 13, 12), (1, 30, 29), (1, 30, 4)):
+            key = torch.arange(S)[None, :] - torch.arange(offset, offset + T)[:, None]
+            expected = bias.table(relative_position_bucket(key, bidirectional, 8, 12)).permute(2, 0, 1)[None]
+            assert torch.equal(bias(T, S, offset), expected), (bidirectional, T, S, offset)
+
+
+def test_a_source_without_padding_gives_what_it_gives_beside_a_padded_one():
+    """A batch without padding runs attention with no mask at all; its rows equal the same rows
+    in a batch whose other row is padded (the masked path), logits and greedy outputs."""
+    model = tiny()
+    src = torch.randint(2, 50, (1, 11))
+    other = torch.randint(2, 50, (1, 11))
+    other[0, 6:] = 0
+    dec = torch.randint(2, 50, (1, 6))
+    with torch.no_grad():
+        alone = model(src, dec)
+        beside = model(torch.cat([src, other]), dec.repeat(2, 1))[:1]
+    torch.testing.assert_close(alone, beside, atol=1e-5, rtol=0)
+    config = GenerationConfig(max_new_tokens=8)
+    assert torch.equal(translate(model, src, config=config), translate(model, torch.cat([src, other]), config=config)[:1])

@@ -46,8 +46,16 @@ from torch import Tensor, nn
 
 from .. import pretrained
 from ..errors import ConfigError, UsageError
-from ..nn.attention import KVCache, TransformerLayer, combine_masks, cross_attention, self_attention
+from ..nn.attention import (
+    KVCache,
+    TransformerLayer,
+    combine_masks,
+    cross_attention,
+    optional_key_mask,
+    self_attention,
+)
 from ..nn.decoding import EncoderDecoderSteps
+from ..nn.dropout import Dropout
 from ..nn.feedforward import FeedForward, activation_module
 from ..nn.norms import PostNormResidual
 from ..nn.positional import LearnedPositions
@@ -146,14 +154,24 @@ class BartStack(nn.Module):
         self.layernorm_embedding = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.layers = nn.ModuleList(_layer(config, cross) for _ in range(config.n_decoder_layers if cross
                                                                          else config.n_encoder_layers))
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.max_length = config.max_length
+
+    def _check(self, last: int) -> None:
+        if last >= self.max_length:
+            raise UsageError(f"position {last} exceeds the model's max_length={self.max_length}")
 
     def embed(self, token_vectors: Tensor, positions: Tensor) -> Tensor:
         """Dropout(LN(E[x]·s + P[t + 2])): token vectors (B, T, C), positions (B, T) or (T,) from 0."""
-        if int(positions.max()) >= self.max_length:
-            raise UsageError(f"position {int(positions.max())} exceeds the model's max_length={self.max_length}")
+        self._check(int(positions.max()))
         return self.dropout(self.layernorm_embedding(token_vectors + self.positions(positions + POSITION_OFFSET)))
+
+    def embed_from(self, token_vectors: Tensor, start: int) -> Tensor:
+        """:meth:`embed` at the consecutive positions start .. start + T - 1: a slice of the table, no gather."""
+        T = token_vectors.shape[1]
+        self._check(start + T - 1)
+        rows = self.positions.weight[start + POSITION_OFFSET:start + POSITION_OFFSET + T]  # (T, C)
+        return self.dropout(self.layernorm_embedding(token_vectors + rows))
 
 
 class BartModel(nn.Module):
@@ -167,15 +185,19 @@ class BartModel(nn.Module):
         self.decoder = BartStack(config, cross=True)
         self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
 
+    def embed_tokens(self, ids: Tensor) -> Tensor:
+        """E[x]·s: (B, T) -> (B, T, C); BART's s = 1 costs nothing."""
+        vectors = self.shared(ids)
+        return vectors if self.embed_scale == 1.0 else vectors * self.embed_scale
+
     def source_key_mask(self, src_ids: Tensor) -> Tensor:
         """(B, S) ids -> (B, 1, 1, S): True at real (non-pad) source tokens."""
         return (src_ids != self.config.pad_token_id)[:, None, None, :]
 
     def encode(self, src_ids: Tensor) -> Tensor:
         """z = Enc(x): (B, S) -> (B, S, C); padding is never attended to."""
-        S = src_ids.shape[1]
-        x = self.encoder.embed(self.shared(src_ids) * self.embed_scale, torch.arange(S, device=src_ids.device))
-        mask = combine_masks(self.source_key_mask(src_ids))
+        x = self.encoder.embed_from(self.embed_tokens(src_ids), 0)
+        mask = combine_masks(optional_key_mask(self.source_key_mask(src_ids)))
         for layer in self.encoder.layers:
             x = layer(x, mask=mask)
         return x
@@ -188,11 +210,11 @@ class BartModel(nn.Module):
         positions in the sentence); by default T positions counted on from the cache's length.
         Targets are right-padded, so the causal mask alone keeps real positions from padding.
         """
-        start = cache.length if cache is not None else 0
         T = tgt_ids.shape[1]
         if positions is None:
-            positions = torch.arange(start, start + T, device=tgt_ids.device)
-        x = self.decoder.embed(self.shared(tgt_ids) * self.embed_scale, positions)
+            x = self.decoder.embed_from(self.embed_tokens(tgt_ids), cache.length if cache is not None else 0)
+        else:
+            x = self.decoder.embed(self.embed_tokens(tgt_ids), positions)
         for i, layer in enumerate(self.decoder.layers):
             x = layer(x, is_causal=T > 1, memory=memory, memory_mask=memory_mask,
                       cache=cache.layers[i] if cache is not None else None,
@@ -213,14 +235,10 @@ def _init_weights(module: nn.Module, std: float, pad_token_id: int) -> None:
         module.model.shared.weight[pad_token_id].zero_()
 
 
-class BartForConditionalGeneration(pretrained.PretrainedMixin, nn.Module):
-    """(source ids (B, S), decoder input ids (B, T) | None) -> logits (B, T, V).
+class _BartPretrained(pretrained.PretrainedMixin, nn.Module):
+    """What both heads share: a validated config and the :class:`BartModel` under ``model.``;
+    a subclass adds its head, then calls :func:`_init_weights`."""
 
-    Without decoder inputs, the source shifted right is used (Hugging Face's behaviour), which is
-    what a denoising autoencoder reconstructs.
-    """
-
-    family = "bart"
     config_class = BartConfig
 
     def __init__(self, config: BartConfig) -> None:
@@ -228,6 +246,19 @@ class BartForConditionalGeneration(pretrained.PretrainedMixin, nn.Module):
         config.validate()
         self.config = config
         self.model = BartModel(config)
+
+
+class BartForConditionalGeneration(_BartPretrained):
+    """(source ids (B, S), decoder input ids (B, T) | None) -> logits (B, T, V).
+
+    Without decoder inputs, the source shifted right is used (Hugging Face's behaviour), which is
+    what a denoising autoencoder reconstructs.
+    """
+
+    family = "bart"
+
+    def __init__(self, config: BartConfig) -> None:
+        super().__init__(config)
         self.register_buffer("final_logits_bias", torch.zeros(1, config.vocab_size))
         _init_weights(self, config.init_std, config.pad_token_id)
 
@@ -252,7 +283,8 @@ class BartForConditionalGeneration(pretrained.PretrainedMixin, nn.Module):
         c = self.config
         if src_mask is not None and not torch.equal(src_mask.bool(), src_ids != c.pad_token_id):
             raise UsageError("BART masks its source by pad_token_id; src_mask must equal src_ids != pad")
-        return EncoderDecoderSteps(self.encode(src_ids), self.source_key_mask(src_ids), self.decode, self.logits,
+        return EncoderDecoderSteps(self.encode(src_ids), optional_key_mask(self.source_key_mask(src_ids)),
+                                   self.decode, self.logits,
                                    c.n_decoder_layers, c.max_length, c.decoder_start_token_id, c.eos_token_id,
                                    c.pad_token_id)
 
@@ -260,7 +292,7 @@ class BartForConditionalGeneration(pretrained.PretrainedMixin, nn.Module):
         if tgt_ids is None:
             tgt_ids = shift_tokens_right(src_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
         memory = self.encode(src_ids)
-        return self.logits(self.decode(tgt_ids, memory, self.source_key_mask(src_ids)))
+        return self.logits(self.decode(tgt_ids, memory, optional_key_mask(self.source_key_mask(src_ids))))
 
 
 class BartClassificationHead(nn.Module):
@@ -276,17 +308,13 @@ class BartClassificationHead(nn.Module):
         return self.out_proj(self.dropout(torch.tanh(self.dense(self.dropout(h)))))
 
 
-class BartForSequenceClassification(pretrained.PretrainedMixin, nn.Module):
+class BartForSequenceClassification(_BartPretrained):
     """ids (B, T) -> (B, num_labels) from the decoder state at each row's last ``</s>`` (§3.1)."""
 
     family = "bart-classifier"
-    config_class = BartConfig
 
     def __init__(self, config: BartConfig) -> None:
-        super().__init__()
-        config.validate()
-        self.config = config
-        self.model = BartModel(config)
+        super().__init__(config)
         self.classification_head = BartClassificationHead(config.d_model, config.num_labels,
                                                           config.classifier_dropout)
         _init_weights(self, config.init_std, config.pad_token_id)

@@ -47,9 +47,17 @@ from torch import Tensor, nn
 
 from .. import pretrained
 from ..errors import ConfigError, UsageError
-from ..nn.attention import KVCache, LayerKV, attention, combine_masks
+from ..nn.attention import (
+    KVCache,
+    LayerKV,
+    attention,
+    causal_mask,
+    combine_masks,
+    masked_bias,
+    optional_key_mask,
+)
 from ..nn.decoding import EncoderDecoderSteps
-from ..nn.dropout import Dropout
+from ..nn.dropout import Dropout, dropout
 from ..nn.norms import PreNormResidual, RMSNorm
 
 
@@ -137,18 +145,31 @@ def relative_position_bucket(relative_position: Tensor, bidirectional: bool, num
 
 
 class RelativePositionBias(nn.Module):
-    """b[h, i, j] = table[bucket(j - i), h]: (1, H, T, S) for queries at ``offset .. offset + T``."""
+    """b[h, i, j] = table[bucket(j - i), h]: (1, H, T, S) for queries at ``offset .. offset + T``.
+
+    Every offset at or beyond ``max_distance`` shares the last bucket of its side, so the buckets of
+    the offsets -max_distance .. max_distance are computed once (``lookup``, a buffer outside the
+    state dict) and any j - i is clamped into that range. A decoding step (one query at position
+    ``offset`` over the keys 0 .. offset) then reads one contiguous slice of ``lookup``.
+    """
 
     def __init__(self, n_heads: int, bidirectional: bool, num_buckets: int, max_distance: int) -> None:
         super().__init__()
         self.bidirectional, self.num_buckets, self.max_distance = bidirectional, num_buckets, max_distance
         self.table = nn.Embedding(num_buckets, n_heads)
+        offsets = torch.arange(-max_distance, max_distance + 1)
+        self.register_buffer("lookup", relative_position_bucket(offsets, bidirectional, num_buckets, max_distance),
+                             persistent=False)  # (2·max_distance + 1,): bucket of j - i = lookup[j - i + max_distance]
 
     def forward(self, T: int, S: int, offset: int = 0) -> Tensor:
+        D = self.max_distance
+        if T == 1 and offset <= D and S - 1 - offset <= D:  # j - i = -offset .. S - 1 - offset, all within ±D
+            bucket = self.lookup[D - offset:D - offset + S]                  # (S,)
+            return self.table(bucket).t()[None, :, None, :]                  # (S, H) -> (1, H, 1, S)
         device = self.table.weight.device
         query = torch.arange(offset, offset + T, device=device)[:, None]  # (T, 1) absolute query positions
         key = torch.arange(S, device=device)[None, :]                   # (1, S)
-        bucket = relative_position_bucket(key - query, self.bidirectional, self.num_buckets, self.max_distance)
+        bucket = self.lookup[(key - query).clamp(-D, D) + D]              # (T, S)
         return self.table(bucket).permute(2, 0, 1).unsqueeze(0)          # (T, S, H) -> (1, H, T, S)
 
 
@@ -189,8 +210,15 @@ class T5Attention(nn.Module):
             elif cache is not None:
                 k, v = cache.append(k, v)                                      # (B, H, past + T, D)
         dropout_p = self.dropout if self.training else 0.0
-        y = attention(q, k, v, mask=mask, attn_bias=attn_bias, is_causal=is_causal, dropout_p=dropout_p,
-                      scale=1.0)
+        if attn_bias is not None and attn_bias.requires_grad and mask is None and not is_causal:
+            # training the bias table: SDPA has no kernel that returns a gradient for its float mask and
+            # falls back to a math path with extra passes over the scores (· 1.0, a "safe" softmax)
+            scores = torch.matmul(q, k.transpose(-2, -1)) + attn_bias                    # (B, H, T, S)
+            weights = dropout(torch.softmax(scores.float(), dim=-1).to(q.dtype), dropout_p)
+            y = torch.matmul(weights, v)                                                  # (B, H, T, D)
+        else:
+            y = attention(q, k, v, mask=mask, attn_bias=attn_bias, is_causal=is_causal, dropout_p=dropout_p,
+                          scale=1.0)
         return self.o(y.transpose(1, 2).reshape(B, T, self.n_heads * self.d_kv))  # (B, H, T, D) -> (B, T, H·D)
 
 
@@ -234,13 +262,14 @@ class T5Block(nn.Module):
         self.feed_forward_residual = residual()
 
     def forward(self, x: Tensor, mask: Tensor | None, attn_bias: Tensor | None, is_causal: bool = False,
-                memory: Tensor | None = None, memory_mask: Tensor | None = None,
+                memory: Tensor | None = None, memory_bias: Tensor | None = None,
                 cache: LayerKV | None = None, cross_cache: LayerKV | None = None) -> Tensor:
+        """``memory_bias``: the cross-attention's key mask as an additive float mask (0 / -inf, (B, 1, 1, S))."""
         x = self.self_attn_residual(
             x, lambda h: self.self_attn(h, mask=mask, attn_bias=attn_bias, is_causal=is_causal, cache=cache))
         if self.cross_attn is not None:
             x = self.cross_attn_residual(
-                x, lambda h: self.cross_attn(h, mask=memory_mask, memory=memory, cache=cross_cache))
+                x, lambda h: self.cross_attn(h, attn_bias=memory_bias, memory=memory, cache=cross_cache))
         return self.feed_forward_residual(x, self.feed_forward)
 
 
@@ -263,11 +292,17 @@ class T5Stack(nn.Module):
         """x (B, T, C) embedded; ``mask`` the encoder's key mask (B, 1, 1, T); the decoder is causal."""
         T = x.shape[1]
         past = cache.length if cache is not None else 0
-        bias = self.relative_bias(T, past + T, offset=past)  # (1, H, T, past + T), computed once per stack
+        # the bias, the key mask and the causal mask merged once per stack (as HF's position_bias), not per layer
+        bias = self.relative_bias(T, past + T, offset=past)  # (1, H, T, past + T)
+        if self.decoder and T > 1:
+            mask = combine_masks(mask, causal_mask(T, past + T, device=x.device))
+        if mask is not None:
+            bias = masked_bias(bias, mask)                   # (B | 1, H, T, past + T), -inf where masked
+        # the cross-attention's key mask as an additive float mask, converted once (SDPA would do it per layer)
+        memory_bias = None if memory_mask is None else masked_bias(x.new_zeros(()), memory_mask)
         x = self.dropout(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, mask=mask, attn_bias=bias, is_causal=self.decoder and T > 1, memory=memory,
-                      memory_mask=memory_mask,
+            x = block(x, mask=None, attn_bias=bias, memory=memory, memory_bias=memory_bias,
                       cache=cache.layers[i] if cache is not None else None,
                       cross_cache=cache.cross_layers[i] if cache is not None else None)
         return self.dropout(self.final_norm(x))
@@ -326,7 +361,7 @@ class T5ForConditionalGeneration(pretrained.PretrainedMixin, nn.Module):
     def encode(self, src_ids: Tensor, mask: Tensor | None = None) -> tuple[Tensor, None]:
         """z = Enc(x): (B, S) -> ((B, S, C), None); ``mask`` (B, S) 1 = real token (default: ids != pad)."""
         key_mask = self.source_key_mask(src_ids) if mask is None else mask.bool()[:, None, None, :]
-        return self.encoder(self.shared(src_ids), mask=combine_masks(key_mask)), None
+        return self.encoder(self.shared(src_ids), mask=combine_masks(optional_key_mask(key_mask))), None
 
     def decode(self, decoder_ids: Tensor, memory: Tensor, memory_mask: Tensor,
                cache: KVCache | None = None) -> Tensor:
@@ -342,7 +377,7 @@ class T5ForConditionalGeneration(pretrained.PretrainedMixin, nn.Module):
     def forward(self, src_ids: Tensor, decoder_ids: Tensor, src_mask: Tensor | None = None) -> Tensor:
         memory, _ = self.encode(src_ids, src_mask)
         key_mask = self.source_key_mask(src_ids) if src_mask is None else src_mask.bool()[:, None, None, :]
-        return self.logits(self.decode(decoder_ids, memory, key_mask))
+        return self.logits(self.decode(decoder_ids, memory, optional_key_mask(key_mask)))
 
     def labels_to_decoder_inputs(self, labels: Tensor) -> Tensor:
         """(B, T) targets -> (B, T) decoder inputs: [start, y_1, ..., y_{T-1}] (pad stays pad)."""
@@ -371,6 +406,6 @@ def T5Steps(model: T5ForConditionalGeneration, src_ids: Tensor,  # noqa: N802 - 
     config = model.config
     memory, _ = model.encode(src_ids, src_mask)                                    # (B, S, C)
     key_mask = model.source_key_mask(src_ids) if src_mask is None else src_mask.bool()[:, None, None, :]
-    return EncoderDecoderSteps(memory, key_mask, model.decode, model.logits, config.n_decoder_layers,
+    return EncoderDecoderSteps(memory, optional_key_mask(key_mask), model.decode, model.logits, config.n_decoder_layers,
                                config.max_length, config.decoder_start_token_id, config.eos_token_id,
                                config.pad_token_id)

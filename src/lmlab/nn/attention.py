@@ -157,6 +157,15 @@ def combine_masks(*masks: Tensor | None) -> Tensor | None:
     return result | ~result.any(dim=-1, keepdim=True)
 
 
+def optional_key_mask(mask: Tensor | None) -> Tensor | None:
+    """None when a boolean key mask allows every key (a batch without padding), else the mask.
+
+    Attention without a mask runs SDPA's unmasked kernel and skips merging the mask into a bias
+    in every layer; the result is the same (a mask that allows everything adds 0 to every score).
+    """
+    return None if mask is None or bool(mask.all()) else mask
+
+
 def masked_bias(attn_bias: Tensor, mask: Tensor | None) -> Tensor:
     """One additive float mask from a score bias and a boolean mask: the bias where the mask is
     True, -inf where it is False (broadcast to both shapes; the bias alone when there is no mask).

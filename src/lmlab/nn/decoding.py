@@ -21,7 +21,10 @@ from .attention import KVCache
 
 
 class EncoderDecoderSteps:
-    def __init__(self, memory: Tensor, memory_mask: Tensor,
+    """``memory_mask`` (B, 1, 1, S), or None when every source position is real (the decoder then
+    attends without a mask)."""
+
+    def __init__(self, memory: Tensor, memory_mask: Tensor | None,
                  decode: Callable[[Tensor, Tensor, Tensor, KVCache | None], Tensor],
                  logits: Callable[[Tensor], Tensor], n_decoder_layers: int, max_positions: int,
                  decoder_start_token_id: int, eos_token_id: int, pad_token_id: int) -> None:
@@ -37,15 +40,20 @@ class EncoderDecoderSteps:
         return torch.full((self.memory.shape[0], 1), self.decoder_start_token_id, dtype=torch.long,
                           device=self.memory.device)
 
-    def _expanded(self, rows: int) -> tuple[Tensor, Tensor]:
+    def _expanded(self, rows: int) -> tuple[Tensor, Tensor | None]:
         factor = rows // self.memory.shape[0]  # beam search asks for B * K rows
-        return (self.memory.repeat_interleave(factor, dim=0),
-                self.memory_mask.repeat_interleave(factor, dim=0))
+        if factor == 1:
+            return self.memory, self.memory_mask
+        mask = None if self.memory_mask is None else self.memory_mask.repeat_interleave(factor, dim=0)
+        return self.memory.repeat_interleave(factor, dim=0), mask
 
     def new_cache(self, batch_size: int, max_length: int) -> KVCache:
         n = self.n_decoder_layers
         cache = KVCache(n, max_length, num_cross_layers=n)
-        cache.extras["memory"], cache.extras["memory_mask"] = self._expanded(batch_size)
+        memory, memory_mask = self._expanded(batch_size)
+        cache.extras["memory"] = memory  # extras are reordered with the beams; a mask only when there is one
+        if memory_mask is not None:
+            cache.extras["memory_mask"] = memory_mask
         return cache
 
     def next_token_logits(self, input_ids: Tensor, attention_mask: Tensor | None,
@@ -53,6 +61,6 @@ class EncoderDecoderSteps:
         if cache is None:
             memory, memory_mask = self._expanded(input_ids.shape[0])
         else:
-            memory, memory_mask = cache.extras["memory"], cache.extras["memory_mask"]
+            memory, memory_mask = cache.extras["memory"], cache.extras.get("memory_mask")
         states = self.decode(input_ids, memory, memory_mask, cache)
         return self.logits(states[:, -1])  # (B, V)
