@@ -17,7 +17,8 @@ from _ngramkit import KENLM
 from lmlab.errors import DataError
 from lmlab.ngram import read_arpa, read_binary, write_binary
 from lmlab.ngram.binary import _PREFIX, _children, _header_crc
-from lmlab.ngram.counts import encode, encode_text
+from lmlab.ngram.counts import encode
+from lmlab.ngram.textenc import encode_text
 
 pytest.importorskip("numba")
 

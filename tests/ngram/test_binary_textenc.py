@@ -10,7 +10,8 @@ from _ngramkit import KENLM
 
 from lmlab.errors import DataError
 from lmlab.ngram import read_arpa, read_binary, textenc, write_binary
-from lmlab.ngram.counts import Vocabulary, encode, encode_text
+from lmlab.ngram.counts import Vocabulary, encode
+from lmlab.ngram.textenc import encode_text
 
 pytest.importorskip("numba")
 

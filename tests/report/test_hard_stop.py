@@ -138,7 +138,7 @@ def test_shares_are_floors_then_weights():
 
 
 def test_scoring_a_sample_when_the_whole_stream_does_not_fit(tmp_path):
-    from lmlab.recipes import demos
+    from lmlab.recipes import scoring
 
     data = _data(tmp_path, 40)
     slow = []
@@ -154,9 +154,9 @@ def test_scoring_a_sample_when_the_whole_stream_does_not_fit(tmp_path):
         slow.append(len(sentences))
         time.sleep(0.05 * len(sentences))
 
-    seconds, stride = demos.plan_scoring(data, 10.0, Model(), score)
-    assert stride >= math.ceil(0.05 * 1.25 * 80 / (demos.SCORE_SHARE * 10.0)) == 2
-    assert slow == [len(data.test_sentences[::demos.PROBE])] and seconds == pytest.approx(6.0)
+    seconds, stride = scoring.plan_scoring(data, 10.0, Model(), score)
+    assert stride >= math.ceil(0.05 * 1.25 * 80 / (scoring.SCORE_SHARE * 10.0)) == 2
+    assert slow == [len(data.test_sentences[::scoring.PROBE])] and seconds == pytest.approx(6.0)
 
 
 def test_xlnet_and_seq2seq_rows_say_why_they_did_not_run(tmp_path, monkeypatch):

@@ -7,16 +7,16 @@
 
 Stages: :mod:`.counts` (sorted numpy count tables), :mod:`.smoothing` (one class per
 method), :mod:`.model` (back-off query, perplexity, sampling), :mod:`.arpa`
-(the text file format), :mod:`.binary` (the memory-mapped binary file; :func:`load_model`
-reads either), :mod:`.prune` (count cut-offs, Stolcke relative-entropy pruning).
+(the text file format; :func:`load_model` reads it or a binary file), :mod:`.binary` (the
+memory-mapped binary file), :mod:`.prune` (count cut-offs, Stolcke relative-entropy pruning).
 :mod:`.pipeline` runs them in order (count -> adjust -> estimate -> prune, lmplz's
 stages, with stage callbacks); :func:`build` and ``lmlab ngram build`` both go through it.
 """
 
 from __future__ import annotations
 
-from .arpa import read_arpa, write_arpa
-from .binary import load_model, read_binary, write_binary
+from .arpa import load_model, read_arpa, write_arpa
+from .binary import read_binary, write_binary
 from .counts import NgramCounts, Vocabulary, count_ngrams, count_text
 from .model import Evaluation, NgramModel
 from .pipeline import PipelineConfig, StageEvent, Text

@@ -39,6 +39,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -815,3 +816,13 @@ def _read_streaming(path: str) -> NgramModel:
     if state != "end" or n != order:
         raise _Fallback
     return NgramModel(vocab, keys, lp, bo, {"method": "arpa", "source": str(path)})
+
+
+def load_model(path: str | os.PathLike, verify: bool | str = "auto") -> NgramModel:
+    """An n-gram model from an ARPA file (plain or .gz) or a binary one, told apart by the first bytes."""
+    from .binary import is_binary, read_binary
+
+    p = Path(path)
+    if p.is_file() and is_binary(p):
+        return read_binary(p, verify=verify)
+    return read_arpa(p)  # (which names a missing file)

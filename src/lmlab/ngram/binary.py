@@ -45,7 +45,6 @@ import json
 import os
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -526,15 +525,5 @@ def read_binary(path: str | os.PathLike, verify: bool | str = "auto") -> BinaryN
     return model
 
 
-def load_model(path: str | os.PathLike, verify: bool | str = "auto") -> NgramModel:
-    """An n-gram model from an ARPA file (plain or .gz) or a binary one, told apart by the first bytes."""
-    from .arpa import read_arpa
-
-    p = Path(path)
-    if p.is_file() and is_binary(p):
-        return read_binary(p, verify=verify)
-    return read_arpa(p)  # (which names a missing file)
-
-
-__all__ = ["MAGIC", "SUFFIX", "VERSION", "BinaryNgramModel", "Quantized", "is_binary", "load_model", "read_binary",
+__all__ = ["MAGIC", "SUFFIX", "VERSION", "BinaryNgramModel", "Quantized", "is_binary", "read_binary",
            "write_binary"]

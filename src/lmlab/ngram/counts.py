@@ -106,20 +106,6 @@ def encode(sentences, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray, int]:
     return ids, pos, n_oov
 
 
-def encode_text(data: bytes | str, vocab: Vocabulary, where: str = "text") -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Tokenized text (one sentence per line) -> (ids, pos, n_oov, n_sentences), as :func:`encode` of
-    ``[line.split() for line in lines if line.strip()]`` gives, split in one pass per piece of the text
-    (:func:`lmlab.ngram.textenc.encode_pieces`: with numba, a compiled pass over the bytes)."""
-    from .textenc import encode_pieces
-
-    parts = list(encode_pieces(data, vocab, where))
-    if not parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, 0
-    ids = np.concatenate([p[0] for p in parts])
-    pos = np.concatenate([p[1] for p in parts])
-    return ids, pos, sum(p[2] for p in parts), sum(p[3] for p in parts)
-
-
 class KeyIndex:
     """Open-addressing hash over one sorted key table: key -> row, vectorised (no Python loop per key).
 

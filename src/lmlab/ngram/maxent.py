@@ -505,7 +505,7 @@ class MaxentModel:
 def load_maxent(path: Path, config: dict) -> MaxentModel:
     """Read ``X.maxent.json`` and its safetensors file (and the base ARPA when μ > 0)."""
     from ..io import load_tensors
-    from .binary import load_model
+    from .arpa import load_model
 
     here = path.resolve().parent
     tensors = {k: v.numpy() for k, v in load_tensors(here / config["weights"]).items()}
@@ -540,7 +540,7 @@ def load_adapted(path: str | Path):
 
     It lives here, not in :mod:`lmlab.ngram.adaptive`, because only this module sees all three kinds
     (maxent builds on adaptive, never the other way round)."""
-    from .binary import load_model
+    from .arpa import load_model
 
     path = Path(path)
     config = read_config(path)

@@ -1,6 +1,6 @@
 """Tokenized text -> the id stream a model scores, in pieces and without a Python object per token.
 
-:func:`lmlab.ngram.counts.encode_text` (and :meth:`NgramModel.evaluate_text`) read a test
+:func:`encode_text` (and :meth:`NgramModel.evaluate_text`) read a test
 file here. The text is cut into pieces of about :data:`PIECE` bytes, each ending after a
 newline (a sentence never straddles two pieces, so a piece is scored on its own and only one
 piece's ids are in memory at a time). With numba, a piece is split and looked up in one
@@ -19,9 +19,14 @@ and positions (``<s>`` at 0).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..errors import DataError
+
+if TYPE_CHECKING:
+    from .counts import Vocabulary
 
 PIECE = 4 << 20  # bytes of text per piece (cut after the next newline)
 _FNV_OFFSET = 0xCBF29CE484222325
@@ -216,6 +221,18 @@ def lookup_spans(data: np.ndarray, lo: np.ndarray, hi: np.ndarray, vocab) -> np.
     kernels[3](data, np.ascontiguousarray(lo, dtype=np.int64), np.ascontiguousarray(hi, dtype=np.int64),
                table, bits, blob, starts, ends, out)
     return out
+
+
+def encode_text(data: bytes | str, vocab: Vocabulary, where: str = "text") -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Tokenized text (one sentence per line) -> (ids, pos, n_oov, n_sentences), as :func:`encode` of
+    ``[line.split() for line in lines if line.strip()]`` gives, split in one pass per piece of the text
+    (:func:`encode_pieces`: with numba, a compiled pass over the bytes)."""
+    parts = list(encode_pieces(data, vocab, where))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, 0
+    ids = np.concatenate([p[0] for p in parts])
+    pos = np.concatenate([p[1] for p in parts])
+    return ids, pos, sum(p[2] for p in parts), sum(p[3] for p in parts)
 
 
 def encode_pieces(data: bytes | str, vocab, where: str = "text", size: int | None = None):

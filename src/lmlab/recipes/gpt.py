@@ -243,7 +243,7 @@ def run_demo(data: DemoData) -> list[DemoRow]:
     train = TrainConfig.quiet(seed=data.seed, max_steps=10**9, lr=3e-3, warmup_steps=30, weight_decay=0.0, clip_norm=1.0)
     trainer = Trainer(model, CausalLMObjective(), LMBlocks(stream, seq_len, batch_size, seed=data.seed), train,
                       Path(data.out_dir) / "gpt")
-    from .demos import plan_scoring, scored_note
+    from .scoring import plan_scoring, scored_note
 
     with torch.no_grad():  # scoring is timed up front; a share too small for the whole test stream scores a sample
         seconds, stride = plan_scoring(data, budget, model, lambda s: word_perplexity(model, s, vocab), 0.75)

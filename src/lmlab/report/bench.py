@@ -16,8 +16,8 @@ stripped). They become the metrics of one :class:`~lmlab.report.records.Record` 
 to ``DIR/<script>-<UTC time>.json``; ``lmlab report DIR`` reads it. A script that printed no number
 writes no record.
 
-Training FLOPs of a benchmark are not known from its output; :func:`transformer_train_flops` is the
-stated formula (6·N·D) that records use where the parameter count N and the training tokens D are.
+Training FLOPs of a benchmark are not known from its output;
+:func:`lmlab.report.records.transformer_train_flops` (re-exported here) is the stated formula (6·N·D) that records use where the parameter count N and the training tokens D are.
 """
 
 from __future__ import annotations
@@ -30,13 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-FLOPS_6ND = "6*N*D (N parameters, D training tokens: forward 2N + backward 4N multiply-adds per token; Kaplan et al. 2020)"
+from .records import FLOPS_6ND, Record, git_commit, machine, transformer_train_flops
+
 NUMBER = re.compile(r"^\**([-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?)\s*(?:x|s|ms|MB|GB|%|tok/s|\*\*)*\**$", re.IGNORECASE)
-
-
-def transformer_train_flops(parameters: int, tokens: float) -> float:
-    """Training FLOPs of a dense network by :data:`FLOPS_6ND`."""
-    return 6.0 * float(parameters) * float(tokens)
 
 
 def _number(cell: str) -> float | None:
@@ -107,7 +103,6 @@ def record_at_exit(folder: str | Path, script: str, family: str = "benchmark"):
     def write() -> None:
         from .. import __version__
         from ..io import atomic_write_text
-        from .records import Record, git_commit, machine
 
         metrics = metrics_from_text("".join(tee.parts))
         if not metrics:
@@ -123,3 +118,6 @@ def record_at_exit(folder: str | Path, script: str, family: str = "benchmark"):
 
     atexit.register(write)
     return write
+
+
+__all__ = ["FLOPS_6ND", "metrics_from_text", "record_at_exit", "transformer_train_flops"]

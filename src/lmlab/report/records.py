@@ -98,7 +98,7 @@ class Record:
     seed: int | None = None
     parameters: int | None = None
     train_flops: float | None = None
-    flops_formula: str = ""          # how train_flops was computed (e.g. lmlab.report.bench.FLOPS_6ND)
+    flops_formula: str = ""          # how train_flops was computed (e.g. FLOPS_6ND)
     train_seconds: float | None = None
     machine: dict = field(default_factory=dict)
     lmlab_version: str = ""
@@ -206,12 +206,18 @@ def read_records(paths) -> list[Record]:
     return records
 
 
+FLOPS_6ND = "6*N*D (N parameters, D training tokens: forward 2N + backward 4N multiply-adds per token; Kaplan et al. 2020)"
+
+
+def transformer_train_flops(parameters: int, tokens: float) -> float:
+    """Training FLOPs of a dense network by :data:`FLOPS_6ND`."""
+    return 6.0 * float(parameters) * float(tokens)
+
+
 def demo_train_flops(row) -> tuple[float | None, str]:
     """(training FLOPs, formula) of a demo row whose parameters and training tokens are known (its config's
-    ``steps`` x batch x tokens per row), by 6·N·D (:data:`lmlab.report.bench.FLOPS_6ND`); (None, "") otherwise:
+    ``steps`` x batch x tokens per row), by 6·N·D (:data:`FLOPS_6ND`); (None, "") otherwise:
     the n-gram and adaptive rows count, they do not multiply-add, and rows without a config say nothing."""
-    from .bench import FLOPS_6ND, transformer_train_flops
-
     config = getattr(row, "config", None) or {}
     parameters = getattr(row, "parameters", None)
     steps = config.get("steps")
