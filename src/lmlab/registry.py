@@ -115,7 +115,7 @@ class Family:
         if capability not in self.capabilities:
             able = ", ".join(n for n, f in FAMILIES.items() if capability in f.capabilities)
             what = CAPABILITIES[capability].split(" (")[0]
-            raise UsageError(f"{command}: a {self.name!r} model has no {capability!r} capability ({what}); "
+            raise UsageError(f"{command}: a {self.name!r} model cannot do {capability!r} ({what}); "
                              f"families that can: {able}")
 
 

@@ -166,7 +166,7 @@ def test_electra_without_a_generator_refuses_in_one_line(tmp_path):
     model.save_pretrained(tmp_path / "electra", extra_files=tokenizer_files(tok))
     head = clf.SequenceClassifier.on(lmlab.load(tmp_path / "electra"), ["neg", "pos"], max_len=16)
     clf.save_classifier(head, tok, tmp_path / "classifier", str(tmp_path / "electra"), {"data": {}})
-    _one_line_refusal(tmp_path / "classifier", "a 'classifier' model has no 'fill-mask' capability .*families that can: .*electra")
+    _one_line_refusal(tmp_path / "classifier", "a 'classifier' model cannot do 'fill-mask' .*families that can: .*electra")
     save_hf(model, tmp_path / "hf", tokenizer_files=tok.files())     # the discriminator alone
     _one_line_refusal(tmp_path / "hf", "ElectraDiscriminator has none .*generator")
 
@@ -176,4 +176,4 @@ def test_other_families_refuse_fill_mask_in_one_line(tmp_path, family):
     row = registry.get(family)
     torch.manual_seed(0)
     row.model_class()(row.config_from({}, {})).save_pretrained(tmp_path / family)
-    _one_line_refusal(tmp_path / family, f"a {family!r} model has no 'fill-mask' capability \\(predicts masked tokens\\)")
+    _one_line_refusal(tmp_path / family, f"a {family!r} model cannot do 'fill-mask' \\(predicts masked tokens\\)")
