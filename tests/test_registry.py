@@ -244,9 +244,10 @@ def _check_encode(name, model):
 
 
 def _check_fill_mask(name, model):
+    from lmlab.tasks.predict import masked_lm_logits
+
     ids = torch.randint(5, 50, (2, 6))
-    hidden, _ = model.encode(ids)
-    logits = model.mlm_logits(hidden)
+    logits = masked_lm_logits(model, ids)  # ELECTRA: its generator; the others: mlm_logits on encode
     assert logits.shape == (2, 6, model.config.vocab_size)
     probs = torch.softmax(logits.float(), dim=-1).sum(-1)
     torch.testing.assert_close(probs, torch.ones_like(probs))

@@ -114,7 +114,8 @@ class Family:
         """Refuse a command this family cannot run, naming the families that can."""
         if capability not in self.capabilities:
             able = ", ".join(n for n, f in FAMILIES.items() if capability in f.capabilities)
-            raise UsageError(f"{command}: a {self.name!r} model cannot {CAPABILITIES[capability].split(' (')[0]}; "
+            what = CAPABILITIES[capability].split(" (")[0]
+            raise UsageError(f"{command}: a {self.name!r} model cannot do {capability!r} ({what}); "
                              f"families that can: {able}")
 
 
@@ -193,7 +194,7 @@ FAMILIES: dict[str, Family] = {
                "lmlab.models.electra:PRESETS", base_preset="electra-small",
                tiny={"d_embedding": 128, "d_model": 128, "n_layers": 2, "n_heads": 4, "d_ff": 512},
                recipe="lmlab.recipes.bert_family:build", hf="lmlab.interop.hf_bert:load_hf", hf_types=("electra",),
-               capabilities=frozenset({"encode"}), summary="ELECTRA: replaced-token detection"),
+               capabilities=frozenset({"encode", "fill-mask"}), summary="ELECTRA: replaced-token detection"),
         Family("classifier", "lmlab.tasks.classification:SequenceClassifier",
                "lmlab.tasks.classification:ClassifierConfig",
                tiny={"encoder_family": "bert", "encoder": {**_BERT_TINY, "vocab_size": 60, "max_length": 32},

@@ -20,7 +20,9 @@ Design points from the paper, all implemented here:
   logits, so the discriminator loss cannot reach the generator (the paper trains it by MLM only).
 
 The discriminator (:class:`ElectraDiscriminator`) is what gets fine-tuned and what Hugging Face's
-``ElectraForPreTraining`` holds (:mod:`lmlab.interop.hf_bert`). The objective (masking, the
+``ElectraForPreTraining`` holds (:mod:`lmlab.interop.hf_bert`); the generator is a masked LM
+(HF's ``ElectraForMaskedLM``), run alone by :meth:`ElectraForPreTraining.masked_lm_logits` (the
+``fill-mask`` pipeline of an ELECTRA pretraining folder). The objective (masking, the
 weighted loss) is ``objectives/rtd.py``. The blocks it shares with BERT unchanged come from
 ``nn/``: the embeddings (at size E), the post-LN encoder layer and the N(0, 0.02) initialiser.
 
@@ -179,10 +181,13 @@ class ElectraGeneratorHead(nn.Module):
         self.norm = nn.LayerNorm(config.d_embedding, eps=config.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
-    def forward(self, embedded: Tensor, attention_mask: Tensor | None, selected: Tensor,
+    def forward(self, embedded: Tensor, attention_mask: Tensor | None, selected: Tensor | None,
                 token_embedding: Tensor) -> Tensor:
-        """embedded (B, T, E), selected (B, T) bool -> logits at the selected positions (N, V)."""
-        h = self.encoder(embedded, attention_mask)[selected]                  # (N, H_G)
+        """embedded (B, T, E), selected (B, T) bool -> logits at the selected positions (N, V)
+        (``selected`` None: at every position, (B, T, V))."""
+        h = self.encoder(embedded, attention_mask)                            # (B, T, H_G)
+        if selected is not None:
+            h = h[selected]                                                   # (N, H_G)
         return F.linear(self.norm(self.activation(self.transform(h))), token_embedding, self.bias)
 
 
@@ -216,13 +221,18 @@ class ElectraForPreTraining(pretrained.PretrainedMixin, nn.Module):
         """The encoder protocol, on the discriminator (what ELECTRA fine-tunes): (hidden, None)."""
         return self.discriminator.encode(input_ids, attention_mask, segment_ids)
 
+    def masked_lm_logits(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                         selected: Tensor | None = None, segment_ids: Tensor | None = None) -> Tensor:
+        """The generator as a masked LM (what HF's ``ElectraForMaskedLM`` is): input ids (B, T) with
+        mask tokens -> p_G logits (N, V) at the ``selected`` (B, T) positions (None: (B, T, V))."""
+        embeddings = self.discriminator.embeddings
+        return self.generator(embeddings(input_ids, segment_ids), attention_mask, selected,
+                              embeddings.token.weight)
+
     def forward(self, masked_ids: Tensor, original_ids: Tensor, selected: Tensor,
                 segment_ids: Tensor | None = None, attention_mask: Tensor | None = None,
                 sampler: torch.Generator | None = None) -> ElectraOutput:
-        embeddings = self.discriminator.embeddings
-        token_embedding = embeddings.token.weight
-        generator_logits = self.generator(embeddings(masked_ids, segment_ids), attention_mask, selected,
-                                          token_embedding)                                    # (N, V)
+        generator_logits = self.masked_lm_logits(masked_ids, attention_mask, selected, segment_ids)   # (N, V)
         with torch.no_grad():  # x̂ ~ p_G: sampling is not differentiated (§2)
             probs = torch.softmax(generator_logits.detach().float(), dim=-1)
             sampled = torch.multinomial(probs, 1, generator=sampler).squeeze(1) if probs.numel() else \

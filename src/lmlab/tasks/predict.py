@@ -6,7 +6,7 @@ then ``pipe("a text")`` or ``pipe([...texts], batch_size=64)`` returns plain dic
 | task | model folder | one input gives |
 |---|---|---|
 | ``text-classification`` | ``lmlab finetune``'s (family ``classifier``) | ``{"label", "score"}``; ``top_k=k``: a list of k, best first (``top_k=None``: every label) |
-| ``fill-mask`` | every family with the ``fill-mask`` capability (BERT, RoBERTa, SpanBERT, ALBERT) | a list of ``top_k`` ``{"score", "token", "token_str", "sequence"}``, one mask token per input |
+| ``fill-mask`` | every family with the ``fill-mask`` capability (BERT, RoBERTa, SpanBERT, ALBERT; ELECTRA: its generator) | a list of ``top_k`` ``{"score", "token", "token_str", "sequence"}``, one mask token per input |
 | ``text-generation`` | every family with the ``generate`` capability (GPT) | ``{"generated_text"}``: the prompt and its continuation |
 | ``text2text-generation`` | every encoder-decoder (``translate``: T5, BART, MASS, Transformer) | ``{"generated_text"}``: the output for the input |
 
@@ -202,9 +202,31 @@ class TextClassificationPipeline(_Pipeline):
         return ranked_labels(probs, config.labels, top_k)
 
 
+def check_masked_lm(model) -> None:
+    """A one-line refusal of a model with no masked-LM head (an ELECTRA discriminator: no generator)."""
+    if hasattr(model, "masked_lm_logits") or (hasattr(model, "mlm_logits") and hasattr(model, "encode")):
+        return
+    name = type(model).__name__
+    hint = " (an ELECTRA discriminator alone: fill-mask runs the generator of a pretraining folder)" \
+        if getattr(model, "family", None) == "electra" else ""
+    raise UsageError(f"fill-mask needs a masked LM head; a {name} has none{hint}")
+
+
+def masked_lm_logits(model, input_ids: Tensor, attention_mask: Tensor | None = None,
+                     selected: Tensor | None = None) -> Tensor:
+    """An MLM family's logits (N, V) at the ``selected`` (B, T) positions (None: (B, T, V)): the
+    model's own ``masked_lm_logits`` where it has one (ELECTRA: the generator, not the encoder it
+    fine-tunes), else ``mlm_logits`` on ``encode``'s hidden states (BERT, RoBERTa, SpanBERT, ALBERT)."""
+    check_masked_lm(model)
+    if hasattr(model, "masked_lm_logits"):
+        return model.masked_lm_logits(input_ids, attention_mask, selected)
+    hidden, _ = model.encode(input_ids, attention_mask)
+    return model.mlm_logits(hidden, selected)
+
+
 class FillMaskPipeline(_Pipeline):
     """The ``top_k`` most likely tokens at each mask token of each text (a folder of an MLM family:
-    BERT, RoBERTa, SpanBERT, ALBERT). As Hugging Face's ``fill-mask`` pipeline: a text with one mask
+    BERT, RoBERTa, SpanBERT, ALBERT, or ELECTRA's pretraining folder, through its generator). As Hugging Face's ``fill-mask`` pipeline: a text with one mask
     gives a list of ``{"score", "token", "token_str", "sequence"}``; a text with several gives one
     such list per mask, in order (each mask is predicted from the text with every mask in place —
     the masks are filled independently, not jointly); ``sequence`` is the text with that one mask
@@ -213,8 +235,7 @@ class FillMaskPipeline(_Pipeline):
     def _run(self, items: list, batch_size: int, top_k: int = 5) -> list:
         from .classification import encode_texts, text_format
 
-        if not hasattr(self.model, "mlm_logits"):
-            raise UsageError(f"fill-mask needs a masked LM (mlm_logits); a {type(self.model).__name__} has none")
+        check_masked_lm(self.model)
         if top_k < 1:
             raise UsageError(f"top_k must be >= 1, got {top_k}")
         mask_id = self.tokenizer.special_ids().get("mask")
@@ -233,9 +254,9 @@ class FillMaskPipeline(_Pipeline):
         with torch.inference_mode():
             for batch in self._batches([len(r) for r in ids], batch_size, "filling masks"):
                 input_ids, mask = self._padded([ids[i] for i in batch], fmt.pad)
-                hidden, _ = self.model.encode(input_ids, mask)
                 selected = input_ids == mask_id                                       # (B, T)
-                p = torch.softmax(self.model.mlm_logits(hidden, selected).float(), dim=-1)   # (N, V), row-major
+                p = torch.softmax(masked_lm_logits(self.model, input_ids, mask, selected).float(),
+                                  dim=-1)                                             # (N, V), row-major
                 scores, tokens = p.topk(min(top_k, p.shape[-1]))
                 first = 0
                 for i in batch:
