@@ -155,7 +155,7 @@ def seq2seq(
 ) -> None:
     """BLEU, chrF, ROUGE (and PER / WER for g2p) of a fine-tuned encoder-decoder, decoded as lmlab finetune did."""
     from ..tasks.predict import model_folder
-    from ..tasks.seq2seq import evaluate_seq2seq
+    from ..tasks.seq2seq import check_decoding_options, evaluate_seq2seq, folder_max_length
 
     if split and split not in ("valid", "test"):
         raise UsageError(f"--split must be valid or test, got {split!r}")
@@ -164,6 +164,8 @@ def seq2seq(
         if value < 0:
             raise UsageError(f"{option} must be >= 0 (0: the fine-tuning's), got {value}")
     folder = model_folder(model_dir)
+    check_decoding_options({"length_penalty": length_penalty, "max_source_len": max_source_length or None,
+                            "max_target_len": max_target_length or None}, folder_max_length(folder))
     with status(f"decoding with {folder}"):
         scores = evaluate_seq2seq(folder, data or None, split or None, None if max_eval < 0 else max_eval,
                                   num_beams or None, length_penalty, max_source_length or None,
