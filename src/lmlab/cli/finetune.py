@@ -13,7 +13,9 @@ albert, electra, gpt, ... — ``lmlab.registry``), with its tokenizer. DATA: ``r
 ``--label-field``, ``--text-pair-field``, ``--split-field``, else a seeded 80/10/10 split).
 With an encoder-decoder MODEL_DIR (t5, bart, mass, transformer), ``g2p``, ``kjv-web``, ``wiki-desc``
 and a pairs file (``.jsonl`` of ``{"source", "target"}`` or a ``.tsv`` of source<TAB>target) fine-tune
-it as sequence-to-sequence (:mod:`lmlab.tasks.seq2seq`).
+it as sequence-to-sequence (:mod:`lmlab.tasks.seq2seq`); ``--num-beams``, ``--length-penalty``,
+``--max-source-length`` and ``--max-target-length`` set its decoding and lengths, are recorded in the
+folder and are the defaults of ``lmlab predict`` / ``lmlab eval seq2seq``.
 Prints validation and test accuracy, macro-F1 and the majority-class baseline, writes
 ``scores.json`` and the fine-tuned folder ``OUT/model`` (``lmlab.load``, ``lmlab predict``,
 ``lmlab eval classify``). ``--resume`` continues an interrupted run exactly. The library side is
@@ -32,7 +34,7 @@ import typer
 
 from ..errors import UsageError
 from ..report.cards import finetune_record
-from .common import console, fresh_output_dir, status, table
+from .common import console, decoding_option, fresh_output_dir, status, table
 
 
 def _data_licence(task: str) -> str:
@@ -205,13 +207,10 @@ def register(app: typer.Typer) -> None:
                                                "text-to-text classification; default: on for T5 folders)"),
         layers: str = typer.Option("", "--layers", help="ELMo folders: the layers the scalar mix reads: all "
                                                         "(default), top, or numbers 0 (char-CNN) .. L, e.g. 1"),
-        num_beams: int = typer.Option(None, help="seq2seq: beam width of the test decoding, recorded for lmlab "
-                                                 "predict / eval seq2seq (default 1: greedy)"),
-        length_penalty: float = typer.Option(None, help="seq2seq: beam search's length penalty (default 1.0)"),
-        max_source_length: int = typer.Option(None, help="seq2seq: source tokens kept, specials included "
-                                                         "(default 64; at most the model's max_length)"),
-        max_target_length: int = typer.Option(None, help="seq2seq: target tokens kept in training, </s> included, "
-                                                         "and output tokens at most (default 64)"),
+        num_beams: int = decoding_option("num_beams", "finetune"),
+        length_penalty: float = decoding_option("length_penalty", "finetune"),
+        max_source_length: int = decoding_option("max_source_len", "finetune"),
+        max_target_length: int = decoding_option("max_target_len", "finetune"),
     ) -> None:
         """Fine-tune an encoder (or train one from scratch) on a task or a labelled file; report test scores."""
         from ..io import atomic_write_text

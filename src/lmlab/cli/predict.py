@@ -22,6 +22,7 @@ from pathlib import Path
 import typer
 
 from ..errors import DataError, UsageError
+from .common import decoding_option
 
 
 def read_inputs(source: str, text_field: str) -> list[str]:
@@ -73,11 +74,9 @@ def register(app: typer.Typer) -> None:
         max_new_tokens: int = typer.Option(None, help="text-generation: tokens to add at most (default 30); "
                                                       "text2text-generation: output tokens at most (default: a "
                                                       "fine-tuned folder's --max-target-length, else 30)"),
-        num_beams: int = typer.Option(None, help="text2text-generation: beam width (default: the fine-tuning's, else 1)"),
-        length_penalty: float = typer.Option(None, help="text2text-generation: beam search's length penalty "
-                                                        "(default: the fine-tuning's, else 1.0)"),
-        max_source_length: int = typer.Option(None, help="text2text-generation: input tokens kept (default: the "
-                                                         "fine-tuning's, else the model's max_length)"),
+        num_beams: int = decoding_option("num_beams", "predict"),
+        length_penalty: float = decoding_option("length_penalty", "predict"),
+        max_source_length: int = decoding_option("max_source_len", "predict"),
         threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)"),
     ) -> None:
         """Label, fill or continue texts with a saved model; one JSON object per input."""

@@ -30,7 +30,8 @@
 The fine-tuned model is saved to ``out_dir/model`` (with its tokenizer or vocabularies, and the spec in
 its config.json) and the scores to ``out_dir/scores.json``, with a few example outputs.
 :func:`evaluate_seq2seq` (``lmlab eval seq2seq``) scores a saved folder again with the same settings;
-:class:`Text2TextGenerationPipeline` (``lmlab predict``) decodes texts with it.
+:class:`Text2TextGenerationPipeline` (``lmlab predict``) decodes texts with it, by default with the recorded
+beams, length penalty and lengths (:func:`saved_spec`; a folder without them: the old defaults).
 """
 
 from __future__ import annotations
