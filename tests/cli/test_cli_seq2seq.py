@@ -93,7 +93,7 @@ def test_t5_on_a_jsonl_pairs_file_finetune_predict_eval(cli, tmp_path, sentences
     assert line["text"] == sentences[0] and isinstance(line["generated_text"], str)
     # the library pipeline gives the same text
     pipe = lmlab.pipeline("text2text-generation", out / "model")
-    assert pipe(sentences[0], max_new_tokens=30)["generated_text"] == line["generated_text"]
+    assert pipe(sentences[0])["generated_text"] == line["generated_text"]
 
 
 def test_bart_on_a_tsv_pairs_file(cli, tmp_path, sentences, tiny_bart_folder):
@@ -196,3 +196,93 @@ def test_t5_text_to_text_classification_on_rotten_tomatoes(cli, tmp_path):
     run = cli("predict", str(out), text)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout.strip().splitlines()[-1])["label"] == best["label"]
+    # lmlab eval classify reproduces the test numbers lmlab finetune printed
+    run = cli("eval", "classify", str(out), "--json")
+    assert run.returncode == 0, run.stderr
+    again = json.loads(run.stdout.strip().splitlines()[-1])
+    assert again["n"] == scores["n_test"] and again["split"] == "test"
+    for name in ("accuracy", "macro_f1", "majority_baseline"):
+        assert again[name] == scores[name], name
+
+
+# --------------------------------------------------------------------------- decoding options (issue 16)
+
+
+def _g2p_transformer_folder(path):
+    from lmlab.recipes.seq2seq import BOS, EOS, PAD, PairVocab, g2p_entries
+
+    train, _, _ = g2p_entries()
+    vocab = PairVocab.for_g2p(train[:5000])
+    model = _transformer(len(vocab.source), len(vocab.target), PAD, BOS, EOS, share=False)
+    return model.save_pretrained(path, extra_files=vocab.files(), metadata={"data": {"task": "g2p"}}), vocab
+
+
+def test_decoding_options_are_recorded_and_reused_by_predict_and_eval(cli, tmp_path):
+    """``--num-beams 3 --max-target-length 8 ...`` go into the recorded spec; ``lmlab predict`` and ``lmlab eval
+    seq2seq`` decode with them unless told otherwise (outputs are phonemes: one token each)."""
+    from lmlab.tasks.seq2seq import evaluate_seq2seq
+
+    folder, vocab = _g2p_transformer_folder(tmp_path / "tr")
+    out = tmp_path / "ft"
+    run = cli("finetune", str(folder), "g2p", "--steps", "3", "--batch-size", "8", "--max-train", "64",
+              "--threads", "1", "--num-beams", "3", "--length-penalty", "0.6", "--max-source-length", "16",
+              "--max-target-length", "8", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    spec = json.loads((out / "model" / "config.json").read_text())["finetuned"]["spec"]
+    assert (spec["num_beams"], spec["length_penalty"], spec["max_source_len"], spec["max_target_len"]) == (3, 0.6, 16, 8)
+    _scores_agree(cli, out)  # eval seq2seq with no options: the recorded beams, penalty and lengths
+    pipe = lmlab.pipeline("text2text-generation", out / "model")
+    assert pipe.defaults == {"max_new_tokens": 8, "num_beams": 3, "length_penalty": 0.6, "max_source_len": 16}
+    word = "internationalisation"
+    run = cli("predict", str(out), word)
+    assert run.returncode == 0, run.stderr
+    produced = json.loads(run.stdout.strip().splitlines()[-1])["generated_text"]
+    assert produced == pipe(word)["generated_text"]
+    assert len(produced.split()) <= 8 and all(p in vocab.target for p in produced.split())
+    # an option on predict wins over the recorded one
+    run = cli("predict", str(out), word, "--max-new-tokens", "2", "--num-beams", "1")
+    assert run.returncode == 0, run.stderr
+    produced = json.loads(run.stdout.strip().splitlines()[-1])["generated_text"]
+    assert produced == pipe(word, max_new_tokens=2, num_beams=1)["generated_text"]
+    assert len(produced.split()) <= 2
+    # and on eval seq2seq (the library call behind it)
+    short = evaluate_seq2seq(out / "model", max_eval=5, max_target_len=3)
+    assert all(len(e["output"].split()) <= 3 for e in short["examples"])
+
+
+def test_an_old_folder_without_the_options_decodes_as_before(tmp_path):
+    """A fine-tuned folder of an older lmlab records no decoding keys: the old defaults (greedy, 64 tokens)."""
+    from lmlab.tasks.seq2seq import saved_spec
+
+    folder, _ = _g2p_transformer_folder(tmp_path / "tr")
+    config = json.loads((folder / "config.json").read_text())
+    config["finetuned"] = {"task": "g2p", "data": "g2p", "spec": {"steps": 3}}
+    (folder / "config.json").write_text(json.dumps(config))
+    spec = saved_spec(folder)
+    assert (spec.num_beams, spec.length_penalty, spec.max_source_len, spec.max_target_len) == (1, 1.0, 64, 64)
+    pipe = lmlab.pipeline("text2text-generation", folder)
+    assert pipe.defaults["num_beams"] == 1 and pipe.defaults["max_new_tokens"] == 64
+
+
+@pytest.mark.parametrize("command", [
+    ("finetune", "{model}", "{pairs}", "--num-beams", "0"),
+    ("finetune", "{model}", "{pairs}", "--max-target-length", "1"),
+    ("finetune", "{model}", "{pairs}", "--max-source-length", "65"),  # the model's max_length is 64
+    ("finetune", "{model}", "{pairs}", "--length-penalty", "nan"),
+    ("finetune", "{model}", "{pairs}", "--length-penalty", "inf"),
+    ("predict", "{model}", "a text", "--num-beams", "0"),
+    ("predict", "{model}", "a text", "--max-source-length", "1000"),
+    ("eval", "seq2seq", "{model}", "{pairs}", "--max-target-length", "1"),
+    ("eval", "seq2seq", "{model}", "{pairs}", "--length-penalty", "nan"),
+], ids=lambda c: " ".join(c[:1] + c[-2:]))
+def test_bad_decoding_options_are_one_line_errors(cli, tmp_path, command):
+    folder = _t5_folder(tmp_path / "t5", ["a b c", "d e f"] * 20)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"source": "a b", "target": "c"}) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = [a.format(model=folder, pairs=pairs) for a in command]
+    run = cli(*args, *(["--out", str(out)] if command[0] == "finetune" else []))
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert command[-2] in run.stderr, run.stderr
+    assert not out.exists()

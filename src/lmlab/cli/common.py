@@ -152,3 +152,24 @@ def check_range(option: str, value, minimum=None, maximum=None, above=None, mean
             want = f"in [{minimum}, {maximum}]"
         raise UsageError(f"{option} must be {want}, got {value}" + (f" ({meaning})" if meaning else ""))
     return value
+
+
+# the seq2seq decoding options of ``lmlab finetune`` and ``lmlab predict`` (lmlab.tasks.seq2seq.DECODING_OPTIONS):
+# what each sets, then its default on finetune and on predict (where the fine-tuned folder's value comes first)
+_DECODING_HELP = {
+    "num_beams": ("beam width", "1: greedy"),
+    "length_penalty": ("beam search's length penalty", "1.0"),
+    "max_source_len": ("source tokens kept, specials included; at most the model's max_length", "64"),
+    "max_target_len": ("target tokens kept in training (</s> included) and output tokens at most", "64"),
+}
+
+
+def decoding_option(name: str, command: str):
+    """The typer option of one seq2seq decoding setting (``name``: a Seq2SeqFinetuneSpec field) on
+    ``command`` (``finetune``: recorded in the folder; ``predict``: default the folder's record)."""
+    import typer
+
+    what, default = _DECODING_HELP[name]
+    if command == "finetune":
+        return typer.Option(None, help=f"seq2seq: {what} (default {default}); recorded for lmlab predict / eval")
+    return typer.Option(None, help=f"text2text-generation: {what} (default: the fine-tuning's, else {default})")

@@ -148,20 +148,28 @@ def seq2seq(
     split: str = typer.Option("", help="valid | test (default: the fine-tuning's)"),
     max_eval: int = typer.Option(-1, help="pairs decoded and scored (-1: the fine-tuning's)"),
     num_beams: int = typer.Option(0, help="beam width (0: the fine-tuning's)"),
+    length_penalty: float = typer.Option(None, help="beam search's length penalty (default: the fine-tuning's)"),
+    max_source_length: int = typer.Option(0, help="source tokens kept (0: the fine-tuning's)"),
+    max_target_length: int = typer.Option(0, help="output tokens at most (0: the fine-tuning's)"),
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
 ) -> None:
     """BLEU, chrF, ROUGE (and PER / WER for g2p) of a fine-tuned encoder-decoder, decoded as lmlab finetune did."""
     from ..tasks.predict import model_folder
-    from ..tasks.seq2seq import evaluate_seq2seq
+    from ..tasks.seq2seq import check_decoding_options, evaluate_seq2seq, folder_max_length
 
     if split and split not in ("valid", "test"):
         raise UsageError(f"--split must be valid or test, got {split!r}")
-    if num_beams < 0:
-        raise UsageError(f"--num-beams must be >= 0, got {num_beams}")
+    for option, value in (("--num-beams", num_beams), ("--max-source-length", max_source_length),
+                          ("--max-target-length", max_target_length)):
+        if value < 0:
+            raise UsageError(f"{option} must be >= 0 (0: the fine-tuning's), got {value}")
     folder = model_folder(model_dir)
+    check_decoding_options({"length_penalty": length_penalty, "max_source_len": max_source_length or None,
+                            "max_target_len": max_target_length or None}, folder_max_length(folder))
     with status(f"decoding with {folder}"):
         scores = evaluate_seq2seq(folder, data or None, split or None, None if max_eval < 0 else max_eval,
-                                  num_beams or None)
+                                  num_beams or None, length_penalty, max_source_length or None,
+                                  max_target_length or None)
     numbers = {k: v for k, v in scores.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     if as_json:
         print(json.dumps({"model": str(folder), "task": scores["task"], "eval_split": scores["eval_split"],

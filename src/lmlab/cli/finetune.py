@@ -13,7 +13,9 @@ albert, electra, gpt, ... — ``lmlab.registry``), with its tokenizer. DATA: ``r
 ``--label-field``, ``--text-pair-field``, ``--split-field``, else a seeded 80/10/10 split).
 With an encoder-decoder MODEL_DIR (t5, bart, mass, transformer), ``g2p``, ``kjv-web``, ``wiki-desc``
 and a pairs file (``.jsonl`` of ``{"source", "target"}`` or a ``.tsv`` of source<TAB>target) fine-tune
-it as sequence-to-sequence (:mod:`lmlab.tasks.seq2seq`).
+it as sequence-to-sequence (:mod:`lmlab.tasks.seq2seq`); ``--num-beams``, ``--length-penalty``,
+``--max-source-length`` and ``--max-target-length`` set its decoding and lengths, are recorded in the
+folder and are the defaults of ``lmlab predict`` / ``lmlab eval seq2seq``.
 Prints validation and test accuracy, macro-F1 and the majority-class baseline, writes
 ``scores.json`` and the fine-tuned folder ``OUT/model`` (``lmlab.load``, ``lmlab predict``,
 ``lmlab eval classify``). ``--resume`` continues an interrupted run exactly. The library side is
@@ -32,7 +34,7 @@ import typer
 
 from ..errors import UsageError
 from ..report.cards import finetune_record
-from .common import console, fresh_output_dir, status, table
+from .common import console, decoding_option, fresh_output_dir, status, table
 
 
 def _data_licence(task: str) -> str:
@@ -55,8 +57,22 @@ OTHER_TASKS = {
 }
 
 
+def _decoding(model_dir: Path, decoding: dict, allowed: tuple[str, ...]) -> dict:
+    """The seq2seq options given (spec field -> value), range-checked against the model folder; a one-line
+    UsageError for one the task does not use."""
+    from ..tasks.seq2seq import DECODING_OPTIONS, check_decoding_options, folder_max_length
+
+    unused = [DECODING_OPTIONS[k] for k, v in decoding.items() if v is not None and k not in allowed]
+    if unused:
+        raise UsageError(f"{', '.join(unused)}: only for fine-tuning an encoder-decoder on source -> target pairs"
+                         + (" (text-to-text classification takes the lengths only)" if allowed else ""))
+    given = any(v is not None for v in decoding.values())
+    return check_decoding_options(decoding, folder_max_length(model_dir) if given and model_dir else None)
+
+
 def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, steps: int, batch_size: int,
-                max_len: int, lr: float, max_train: int, seed: int, threads: int, crf: bool) -> None:
+                max_len: int, lr: float, max_train: int, seed: int, threads: int, crf: bool,
+                decoding: dict | None = None) -> None:
     """Tagging, QA, sentence pairs and seq2seq tasks through their own ``finetune_*`` (lmlab.tasks)."""
     import dataclasses
     import importlib
@@ -71,6 +87,8 @@ def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, st
     given = {"steps": steps, "batch_size": batch_size, "lr": lr, "max_train": max_train, "seed": seed,
              "threads": threads or (1 if module_name == "seq2seq" else 0),
              "max_len": max_len, "crf": crf}
+    seq2seq = module_name == "seq2seq"
+    given.update(_decoding(model_dir, decoding or {}, tuple(fields) if seq2seq else ()))
     spec = spec_class(**{k: v for k, v in given.items() if k in fields})
     spec.validate()
     read_model_config(model_dir)
@@ -87,12 +105,14 @@ def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, st
 
 
 def _text_to_text(model_dir: Path, task: str, out: Path | None, force: bool, *, steps: int, batch_size: int,
-                  lr: float, max_train: int, seed: int, threads: int, text_field: str, label_field: str) -> None:
+                  lr: float, max_train: int, seed: int, threads: int, text_field: str, label_field: str,
+                  decoding: dict) -> None:
     """Classification as generating the label word (:func:`lmlab.tasks.seq2seq.finetune_text_to_text`)."""
     from ..tasks.seq2seq import Seq2SeqFinetuneSpec, finetune_text_to_text
 
+    lengths = _decoding(model_dir, decoding, ("max_source_len", "max_target_len"))
     spec = Seq2SeqFinetuneSpec(steps=steps, batch_size=batch_size, lr=lr, max_train=max_train, max_eval=0,
-                               seed=seed, threads=threads or 1)
+                               seed=seed, threads=threads or 1, **lengths)
     spec.validate()
     out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{Path(task).stem}", force)
     with status(f"fine-tuning {model_dir} on {task} (text-to-text: the label word is generated, {steps} steps)"):
@@ -187,6 +207,10 @@ def register(app: typer.Typer) -> None:
                                                "text-to-text classification; default: on for T5 folders)"),
         layers: str = typer.Option("", "--layers", help="ELMo folders: the layers the scalar mix reads: all "
                                                         "(default), top, or numbers 0 (char-CNN) .. L, e.g. 1"),
+        num_beams: int = decoding_option("num_beams", "finetune"),
+        length_penalty: float = decoding_option("length_penalty", "finetune"),
+        max_source_length: int = decoding_option("max_source_len", "finetune"),
+        max_target_length: int = decoding_option("max_target_len", "finetune"),
     ) -> None:
         """Fine-tune an encoder (or train one from scratch) on a task or a labelled file; report test scores."""
         from ..io import atomic_write_text
@@ -200,6 +224,8 @@ def register(app: typer.Typer) -> None:
             usage = f"lmlab finetune {builds[0]} FILE DATA" if builds else "lmlab finetune MODEL_DIR DATA"
             raise UsageError(f"expected {wanted} argument{'s' if wanted > 1 else ''} ({usage}), got {len(args)}")
         model_dir, task = (None, args[0]) if builds else (Path(args[0]), args[1])
+        decoding = {"num_beams": num_beams, "length_penalty": length_penalty, "max_source_len": max_source_length,
+                    "max_target_len": max_target_length}
         spec = FinetuneSpec(task=task, text_field=text_field, label_field=label_field,
                             text_pair_field=text_pair_field, split_field=split_field,
                             valid_fraction=valid_fraction, test_fraction=test_fraction, steps=steps, epochs=epochs,
@@ -217,20 +243,21 @@ def register(app: typer.Typer) -> None:
 
             if is_pairs_for_encoder_decoder(model_dir, task, text_field):  # a source -> target file
                 _other_task(model_dir, task, out, force, steps=steps, batch_size=batch_size, max_len=max_len, lr=lr,
-                            max_train=max_train, seed=seed, threads=threads, crf=crf)
+                            max_train=max_train, seed=seed, threads=threads, crf=crf, decoding=decoding)
                 return
 
             if wants_text_to_text(model_dir, text_to_text):
                 _text_to_text(model_dir, task, out, force, steps=steps, batch_size=batch_size, lr=lr,
                               max_train=max_train, seed=seed, threads=threads, text_field=text_field,
-                              label_field=label_field)
+                              label_field=label_field, decoding=decoding)
                 return
         if task in OTHER_TASKS:
             if model_dir is None:
                 raise UsageError(f"{task} needs a pretrained MODEL_DIR (lmlab finetune MODEL_DIR {task})")
             _other_task(model_dir, task, out, force, steps=steps, batch_size=batch_size, max_len=max_len, lr=lr,
-                        max_train=max_train, seed=seed, threads=threads, crf=crf)
+                        max_train=max_train, seed=seed, threads=threads, crf=crf, decoding=decoding)
             return
+        _decoding(model_dir, decoding, ())
         spec.validate()
         if model_dir is not None:
             from ..pretrained import read_model_config

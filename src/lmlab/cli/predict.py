@@ -22,6 +22,7 @@ from pathlib import Path
 import typer
 
 from ..errors import DataError, UsageError
+from .common import decoding_option
 
 
 def read_inputs(source: str, text_field: str) -> list[str]:
@@ -70,7 +71,12 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(32, help="inputs per batch (sorted by length)"),
         top_k: int = typer.Option(0, help="labels (or mask fillers) per input (0: the task's default: 1 label, 5 tokens)"),
         text_field: str = typer.Option("text", help="the text field of a .jsonl INPUT"),
-        max_new_tokens: int = typer.Option(30, help="text-generation: tokens to add at most"),
+        max_new_tokens: int = typer.Option(None, help="text-generation: tokens to add at most (default 30); "
+                                                      "text2text-generation: output tokens at most (default: a "
+                                                      "fine-tuned folder's --max-target-length, else 30)"),
+        num_beams: int = decoding_option("num_beams", "predict"),
+        length_penalty: float = decoding_option("length_penalty", "predict"),
+        max_source_length: int = decoding_option("max_source_len", "predict"),
         threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)"),
     ) -> None:
         """Label, fill or continue texts with a saved model; one JSON object per input."""
@@ -80,7 +86,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
         if top_k < 0:
             raise UsageError(f"--top-k must be >= 0 (0: the task's default), got {top_k}")
-        if max_new_tokens < 0:
+        if max_new_tokens is not None and max_new_tokens < 0:
             raise UsageError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
         if out is not None:
             check_output(out, inputs=[source, model_dir], force=force)
@@ -88,6 +94,14 @@ def register(app: typer.Typer) -> None:
 
         folder = model_folder(model_dir)
         task = task or default_task(folder)
+        decoding = {"num_beams": num_beams, "length_penalty": length_penalty, "max_source_len": max_source_length}
+        if task != "text2text-generation" and any(v is not None for v in decoding.values()):
+            raise UsageError("--num-beams, --length-penalty and --max-source-length are for text2text-generation "
+                             f"(an encoder-decoder's folder), not {task}")
+        if task == "text2text-generation":
+            from ..tasks.seq2seq import check_decoding_options, folder_max_length
+
+            decoding = check_decoding_options(decoding, folder_max_length(folder))
         texts = read_inputs(source, text_field)
         import torch
 
@@ -99,8 +113,14 @@ def register(app: typer.Typer) -> None:
             options["top_k"] = top_k or 1
         elif task == "fill-mask":
             options["top_k"] = top_k or 5
-        elif task in ("text-generation", "text2text-generation"):
-            options["max_new_tokens"] = max_new_tokens
+        elif task == "text-generation":
+            options["max_new_tokens"] = 30 if max_new_tokens is None else max_new_tokens
+        elif task == "text2text-generation":  # unless given, the fine-tuning's settings (pipe.defaults)
+            options.update(decoding)
+            if max_new_tokens is not None:
+                options["max_new_tokens"] = max_new_tokens
+            elif not pipe.use_saved(folder):
+                options["max_new_tokens"] = 30
         results = pipe(texts, batch_size=batch_size, **options)
         lines = []
         for text, result in zip(texts, results):

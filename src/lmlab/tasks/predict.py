@@ -83,7 +83,9 @@ def _check_task(task: str) -> None:
 
 def pipeline(task: str | None, model, tokenizer=None, progress: bool = False):
     """The pipeline of ``task`` (None: the folder's default) on ``model``: a folder, or a loaded
-    model with its ``tokenizer``."""
+    model with its ``tokenizer``. A ``text2text-generation`` pipeline of a fine-tuned folder decodes with
+    the fine-tuning's recorded beams, length penalty and lengths unless a call names its own."""
+    folder = None
     if isinstance(model, str | Path):
         from .. import registry
         from ..data.tokenizers import load_tokenizer
@@ -113,6 +115,8 @@ def pipeline(task: str | None, model, tokenizer=None, progress: bool = False):
     _check_task(task)
     pipe = _resolve(PIPELINES[task])(model, tokenizer)
     pipe.progress = progress
+    if folder is not None and task == "text2text-generation":
+        pipe.use_saved(folder)
     return pipe
 
 

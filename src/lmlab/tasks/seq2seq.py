@@ -30,12 +30,14 @@
 The fine-tuned model is saved to ``out_dir/model`` (with its tokenizer or vocabularies, and the spec in
 its config.json) and the scores to ``out_dir/scores.json``, with a few example outputs.
 :func:`evaluate_seq2seq` (``lmlab eval seq2seq``) scores a saved folder again with the same settings;
-:class:`Text2TextGenerationPipeline` (``lmlab predict``) decodes texts with it.
+:class:`Text2TextGenerationPipeline` (``lmlab predict``) decodes texts with it, by default with the recorded
+beams, length penalty and lengths (:func:`saved_spec`; a folder without them: the old defaults).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,8 +72,10 @@ class Seq2SeqFinetuneSpec:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_source_len", "max_target_len"):
-            if getattr(self, name) < 3:
-                raise ConfigError(f"{name} must be >= 3, got {getattr(self, name)}")
+            if getattr(self, name) < 2:
+                raise ConfigError(f"{name} must be >= 2, got {getattr(self, name)}")
+        if not math.isfinite(self.length_penalty):
+            raise ConfigError(f"length_penalty must be a finite number, got {self.length_penalty}")
         if self.eval_split not in ("valid", "test"):
             raise ConfigError(f"eval_split must be valid or test, got {self.eval_split!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -79,6 +83,54 @@ class Seq2SeqFinetuneSpec:
 
 
 Pairs = list[tuple[str, str]]
+
+# the decoding settings a fine-tuning records (its spec's field -> the command-line option naming it)
+DECODING_OPTIONS = {"num_beams": "--num-beams", "length_penalty": "--length-penalty",
+                    "max_source_len": "--max-source-length", "max_target_len": "--max-target-length"}
+
+
+def check_decoding_options(given: dict, max_length: int | None = None) -> dict:
+    """``given`` (spec field -> value, None: not given) without its Nones, after the range checks of
+    ``--num-beams`` (>= 1), ``--length-penalty`` (finite) and ``--max-source-length`` /
+    ``--max-target-length`` (>= 2 and at most the model's ``max_length``); a one-line UsageError otherwise."""
+    out = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        option = DECODING_OPTIONS[name]
+        if name == "num_beams" and value < 1:
+            raise UsageError(f"{option} must be >= 1, got {value}")
+        if name == "length_penalty" and not math.isfinite(value):
+            raise UsageError(f"{option} must be a finite number, got {value}")
+        if name in ("max_source_len", "max_target_len"):
+            if value < 2:
+                raise UsageError(f"{option} must be >= 2, got {value}")
+            if max_length is not None and value > max_length:
+                raise UsageError(f"{option} must be <= the model's max_length ({max_length}), got {value}")
+        out[name] = value
+    return out
+
+
+def folder_max_length(folder: str | Path) -> int | None:
+    """The ``max_length`` (positions) in a saved folder's config.json, or None when it names none."""
+    from ..pretrained import read_model_config, split_config
+
+    _, fields, _ = split_config(read_model_config(folder), f"{folder}/config.json")
+    value = fields.get("max_length")
+    return value if isinstance(value, int) else None
+
+
+def saved_spec(folder: str | Path) -> Seq2SeqFinetuneSpec | None:
+    """The Seq2SeqFinetuneSpec a fine-tuned folder recorded (config.json's ``finetuned.spec``; keys an older
+    lmlab did not write take their defaults), or None for a folder that records no fine-tuning."""
+    from ..pretrained import read_model_config
+
+    finetuned = read_model_config(folder).get("finetuned")
+    if not isinstance(finetuned, dict):
+        return None
+    saved = finetuned.get("spec") or {}
+    known = set(Seq2SeqFinetuneSpec.__dataclass_fields__)
+    return Seq2SeqFinetuneSpec(**{k: v for k, v in saved.items() if k in known})
 
 
 # --------------------------------------------------------------------------- the tasks' pairs
@@ -364,23 +416,28 @@ def evaluate_pairs(model, codec: Seq2SeqCodec, task: str, pairs: Pairs, spec: Se
 
 
 def evaluate_seq2seq(model_dir: str | Path, data: str | None = None, split: str | None = None,
-                     max_eval: int | None = None, num_beams: int | None = None) -> dict:
+                     max_eval: int | None = None, num_beams: int | None = None, length_penalty: float | None = None,
+                     max_source_len: int | None = None, max_target_len: int | None = None) -> dict:
     """Scores of a saved encoder-decoder on ``data`` (default: the task it was fine-tuned on), with the
-    fine-tuning's decoding settings unless given: ``lmlab eval seq2seq`` reproduces ``lmlab finetune``'s."""
+    fine-tuning's decoding settings (beams, length penalty, source and target lengths) unless given:
+    ``lmlab eval seq2seq`` reproduces ``lmlab finetune``'s."""
     from ..pretrained import read_model_config
 
-    with_defaults = read_model_config(model_dir).get("finetuned", {})
-    saved = with_defaults.get("spec", {})
-    known = {f for f in Seq2SeqFinetuneSpec.__dataclass_fields__}
-    spec = Seq2SeqFinetuneSpec(**{k: v for k, v in saved.items() if k in known})
+    recorded = read_model_config(model_dir).get("finetuned", {})
+    spec = saved_spec(model_dir) or Seq2SeqFinetuneSpec()
     spec.eval_split = split or spec.eval_split
     spec.max_eval = spec.max_eval if max_eval is None else max_eval
-    spec.num_beams = num_beams or spec.num_beams
+    overrides = {"num_beams": num_beams, "length_penalty": length_penalty, "max_source_len": max_source_len,
+                 "max_target_len": max_target_len}
+    for name, value in check_decoding_options(overrides).items():
+        setattr(spec, name, value)
     spec.validate()
-    data = data or with_defaults.get("data")
+    data = data or recorded.get("data")
     if not data:
         raise UsageError(f"{model_dir}: not a fine-tuned seq2seq folder; name the DATA to evaluate on")
     model, codec = load_model(model_dir)
+    check_decoding_options({k: getattr(spec, k) for k in ("max_source_len", "max_target_len")},
+                           model.config.max_length)
     task, splits = task_pairs(data)
     pairs = splits[spec.eval_split][: spec.max_eval]
     if not pairs:
@@ -470,9 +527,24 @@ class Text2TextGenerationPipeline:
     def __init__(self, model, tokenizer) -> None:
         self.model = model.eval()
         self.codec = tokenizer if isinstance(tokenizer, Seq2SeqCodec) else Seq2SeqCodec(model, tokenizer=tokenizer)
+        # the call's defaults; a fine-tuned folder's pipeline takes its recorded ones (:meth:`use_saved`)
+        self.defaults = {"max_new_tokens": 64, "num_beams": 1, "length_penalty": 1.0, "max_source_len": 0}
 
-    def __call__(self, inputs, batch_size: int = 32, max_new_tokens: int = 64, num_beams: int = 1,
-                 max_source_len: int = 0):
+    def use_saved(self, folder: str | Path) -> bool:
+        """Decode as the fine-tuning recorded in ``folder`` did (its beams, length penalty, source and target
+        lengths) unless a call says otherwise; False (the defaults kept) for a folder not fine-tuned."""
+        spec = saved_spec(folder)
+        if spec is None:
+            return False
+        self.defaults = {"max_new_tokens": spec.max_target_len, "num_beams": spec.num_beams,
+                         "length_penalty": spec.length_penalty, "max_source_len": spec.max_source_len}
+        return True
+
+    def __call__(self, inputs, batch_size: int = 32, max_new_tokens: int | None = None, num_beams: int | None = None,
+                 max_source_len: int | None = None, length_penalty: float | None = None):
+        given = {"max_new_tokens": max_new_tokens, "num_beams": num_beams, "max_source_len": max_source_len,
+                 "length_penalty": length_penalty}
+        settings = {k: self.defaults[k] if v is None else v for k, v in given.items()}
         single = isinstance(inputs, str)
         texts = [inputs] if single else list(inputs)
         for i, text in enumerate(texts):
@@ -480,9 +552,10 @@ class Text2TextGenerationPipeline:
                 raise UsageError(f"input {i}: expected a string, got {type(text).__name__}")
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
-        limit = max_source_len or self.model.config.max_length
-        outputs = decode_sources(self.model, self.codec, texts, limit, max_new_tokens, num_beams,
-                                 batch_size=batch_size) if texts else []
+        limit = settings["max_source_len"] or self.model.config.max_length
+        outputs = decode_sources(self.model, self.codec, texts, limit, settings["max_new_tokens"],
+                                 settings["num_beams"], settings["length_penalty"], batch_size=batch_size) \
+            if texts else []
         results = [{"generated_text": text} for text in outputs]
         return results[0] if single else results
 
@@ -534,7 +607,6 @@ def finetune_text_to_text(model_dir: str | Path, task: str, spec: Seq2SeqFinetun
     file, as :func:`lmlab.tasks.classification.task_data` reads them); an example is classified as the label
     whose word sequence is most probable. Returns accuracy, macro-F1, the majority baseline, ``n_train``,
     ``n_test``, ``train_loss``; the model goes to ``out_dir/model`` with its labels (``text_to_text``)."""
-    from ..eval.metrics import accuracy, macro_f1
     from ..io import atomic_write_text
     from .classification import FinetuneSpec, task_data
 
@@ -549,21 +621,54 @@ def finetune_text_to_text(model_dir: str | Path, task: str, spec: Seq2SeqFinetun
     threads_before = torch.get_num_threads()
     try:
         train_loss = _fit(model, codec, train, spec, out_dir / "train")
-        scores = label_log_probs(model, codec, [text_to_text_source(e.text, e.pair) for e in test], data.labels,
-                                 spec.max_source_len)
+        scores = text_to_text_scores(model, codec, test, data.labels, spec.max_source_len)
     finally:
         torch.set_num_threads(threads_before)
-    gold = [data.labels.index(e.label) for e in test]
-    predicted = scores.argmax(dim=1).tolist()
-    counts = [sum(1 for y in gold if y == k) for k in range(len(data.labels))]
-    result = {"task": task, "accuracy": accuracy(gold, predicted), "macro_f1": macro_f1(gold, predicted),
-              "majority_baseline": max(counts) / len(gold), "n_train": len(train), "n_test": len(test),
+    result = {"task": task, **scores, "n_train": len(train), "n_test": len(test),
               "train_loss": train_loss, "labels": data.labels}
-    metadata = {"text_to_text": {"labels": data.labels, "max_source_len": spec.max_source_len, "data": data.source},
+    metadata = {"text_to_text": {"labels": data.labels, "max_source_len": spec.max_source_len, "data": data.source,
+                                 "scores": {k: result[k] for k in ("accuracy", "macro_f1", "majority_baseline",
+                                                                   "n_test")}},
                 "finetuned": {"task": task, "data": task, "spec": asdict(spec)}}
     model.save_pretrained(out_dir / "model", extra_files=codec.files(), metadata=metadata)
     atomic_write_text(out_dir / "scores.json", json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result
+
+
+def text_to_text_scores(model, codec: Seq2SeqCodec, examples, labels: list[str], max_source: int,
+                        batch_size: int = 32) -> dict:
+    """Accuracy, macro-F1 and the majority baseline of a text-to-text classifier on labelled ``examples``
+    (:class:`lmlab.tasks.data.Example`), each classified as its most probable label word sequence."""
+    from .classification import sequence_scores
+
+    logp = label_log_probs(model, codec, [text_to_text_source(e.text, e.pair) for e in examples], labels,
+                           max_source, batch_size)
+    return sequence_scores([labels.index(e.label) for e in examples], logp.argmax(dim=1).tolist())
+
+
+def evaluate_text_to_text(folder: str | Path, split: str = "test", batch_size: int = 32) -> dict:
+    """Scores of a :func:`finetune_text_to_text` folder on a split of the data it recorded (``lmlab eval
+    classify``): its test split, cut as the fine-tuning cut it, gives the numbers ``lmlab finetune`` printed."""
+    from ..pretrained import read_model_config
+    from .classification import data_from_source
+
+    meta = read_model_config(folder)["text_to_text"]
+    data = data_from_source(meta.get("data") or {})
+    examples = {"train": data.train, "valid": data.valid, "test": data.test}.get(split)
+    if examples is None:
+        raise UsageError(f"split must be train, valid or test, got {split!r}")
+    spec = saved_spec(folder) or Seq2SeqFinetuneSpec()
+    if split == "test" and spec.max_eval:
+        examples = examples[: spec.max_eval]
+    if not examples:
+        raise DataError(f"{folder}: the {split} split of its data is empty")
+    labels = list(meta["labels"])
+    unknown = sorted({e.label for e in examples} - set(labels))
+    if unknown:
+        raise DataError(f"{folder}: label {unknown[0]!r} in the {split} split is not one of the model's labels")
+    model, codec = load_model(folder)
+    scores = text_to_text_scores(model, codec, examples, labels, int(meta["max_source_len"]), batch_size)
+    return {"split": split, "n": len(examples), **scores, "recorded": meta.get("scores", {})}
 
 
 def wants_text_to_text(model_dir: str | Path, asked: bool | None) -> bool:
