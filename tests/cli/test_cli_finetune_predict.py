@@ -71,6 +71,7 @@ def test_finetune_eval_predict_round_trip(setup, cli):
                "--out", str(tmp / "ft"))
     assert done.returncode == 0, done.stderr
     assert "test accuracy" in done.stdout and "valid accuracy" in done.stdout
+    assert "step 6/6" in done.stderr and "ETA" in done.stderr  # the fine-tuning loop shows its progress
     scores = json.loads((tmp / "ft" / "scores.json").read_text())
     assert scores["classes"] == ["neg", "pos"] and scores["steps"] == 6
     # lmlab eval classify on the output folder reproduces the test numbers it printed

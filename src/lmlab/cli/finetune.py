@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -34,8 +35,18 @@ import typer
 
 from ..errors import UsageError
 from ..report.cards import finetune_record
-from .common import console, decoding_option, fresh_output_dir, status, table
+from .common import console, decoding_option, err_console, fresh_output_dir, status, table
 
+
+@contextmanager
+def training(message: str):
+    """Say what is fine-tuned, then train with the Trainer's progress shown (a bar on a terminal, a line
+    with the step, loss and ETA every 5% of the steps otherwise): no spinner, which would fight the bar."""
+    from ..train.trainer import nested_progress
+
+    err_console.print(f"[dim]{message}[/dim]")
+    with nested_progress("auto"):
+        yield
 
 def _data_licence(task: str) -> str:
     """The licence of a built-in task's source, for the model card (empty for a user's file)."""
@@ -93,7 +104,7 @@ def _other_task(model_dir: Path, task: str, out: Path | None, force: bool, *, st
     spec.validate()
     read_model_config(model_dir)
     out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{Path(task).stem}", force)
-    with status(f"fine-tuning {model_dir} on {task} ({kind}, {steps} steps)"):
+    with training(f"fine-tuning {model_dir} on {task} ({kind}, {steps} steps)"):
         scores = getattr(module, function)(model_dir, task, spec, out_dir)
     rows = [[k, v] for k, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     console.print(table(f"{task}: {model_dir}", ["metric", "value"], rows))
@@ -115,7 +126,7 @@ def _text_to_text(model_dir: Path, task: str, out: Path | None, force: bool, *, 
                                seed=seed, threads=threads or 1, **lengths)
     spec.validate()
     out_dir = fresh_output_dir(out or Path("runs") / f"finetune-{Path(task).stem}", force)
-    with status(f"fine-tuning {model_dir} on {task} (text-to-text: the label word is generated, {steps} steps)"):
+    with training(f"fine-tuning {model_dir} on {task} (text-to-text: the label word is generated, {steps} steps)"):
         scores = finetune_text_to_text(model_dir, task, spec, out_dir, text_field=text_field, label_field=label_field)
     rows = [["test accuracy", scores["accuracy"]], ["test macro-F1", scores["macro_f1"]],
             ["majority-class accuracy", scores["majority_baseline"]], ["train examples", scores["n_train"]],
@@ -273,7 +284,7 @@ def register(app: typer.Typer) -> None:
         out_dir = out or Path("runs") / f"finetune-{name}"
         out_dir = out_dir if resume else fresh_output_dir(out_dir, force)
         source = model_dir or from_scratch or vectors
-        with status(f"fine-tuning {source} on {task}"):
+        with training(f"fine-tuning {source} on {task}"):
             if from_scratch is not None:
                 from ..recipes.finetune import finetune_from_scratch
 

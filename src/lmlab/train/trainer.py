@@ -78,6 +78,8 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -93,6 +95,21 @@ from .checkpoint import RESUMABLE_CHANGES  # noqa: F401 - the train keys a resum
 from .schedules import Schedule
 
 # --------------------------------------------------------------------------- config
+
+
+_NESTED_PROGRESS: ContextVar[str] = ContextVar("lmlab_nested_progress", default="off")
+
+
+@contextmanager
+def nested_progress(mode: str = "auto"):
+    """Within it, the loops of :meth:`TrainConfig.quiet` show their progress (``mode`` as
+    ``train.progress``: "auto" is a bar on a terminal, else a line with the ETA every 5% of the
+    steps). ``lmlab finetune`` trains inside it; demo rows and benchmarks stay silent."""
+    token = _NESTED_PROGRESS.set(mode)
+    try:
+        yield
+    finally:
+        _NESTED_PROGRESS.reset(token)
 
 
 @dataclass
@@ -141,8 +158,9 @@ class TrainConfig:
     @classmethod
     def quiet(cls, **fields) -> TrainConfig:
         """A TrainConfig for a loop run inside another command (a demo row, a fine-tuning flow, a
-        benchmark): no progress bar, TensorBoard, loss plot or MFU estimate; ``fields`` as usual."""
-        return cls(**{"progress": "off", "tensorboard": False, "plot": False, "mfu": False, **fields})
+        benchmark): no TensorBoard, loss plot or MFU estimate, and no progress unless the caller is
+        inside :func:`nested_progress` (``lmlab finetune``); ``fields`` as usual."""
+        return cls(**{"progress": _NESTED_PROGRESS.get(), "tensorboard": False, "plot": False, "mfu": False, **fields})
 
     def validate(self) -> None:
         positive = {"max_steps": self.max_steps, "grad_accum": self.grad_accum, "log_every": self.log_every,
