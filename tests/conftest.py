@@ -34,6 +34,32 @@ def cli():
     return run_cli
 
 
+def run_in_process(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of ``lmlab ARGV`` run in this process through ``lmlab.cli.main.main``
+    (the same entry point and error handling as the console script, without a torch start-up per command)."""
+    import contextlib
+    import io
+
+    from lmlab.cli.main import main
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    saved = sys.stdin
+    sys.stdin = io.StringIO(stdin or "")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(list(argv))
+    except SystemExit as stop:
+        code = stop.code or 0
+    finally:
+        sys.stdin = saved
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def lmlab_main():
+    return run_in_process
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models: one torch thread is fastest, and the CI machine's two cores are shared by two

@@ -8,31 +8,11 @@ per command on the shared CI machine.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
-import sys
 
 import pytest
 import torch
-
-
-def lmlab_main(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``lmlab ARGV`` run in this process."""
-    from lmlab.cli.main import main
-
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    saved = sys.stdin
-    sys.stdin = io.StringIO(stdin or "")
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main(list(argv))
-    except SystemExit as stop:
-        code = stop.code or 0
-    finally:
-        sys.stdin = saved
-    return code, out.getvalue(), err.getvalue()
 
 
 def _error_line(stderr: str) -> str:
@@ -64,7 +44,7 @@ def setup(tmp_path_factory):
     return tmp
 
 
-def test_finetune_eval_predict_round_trip(setup, cli):
+def test_finetune_eval_predict_round_trip(setup, cli, lmlab_main):
     tmp = setup
     done = cli("finetune", str(tmp / "bert"), str(tmp / "reviews.csv"), "--text-field", "review", "--label-field",
                "sentiment", "--steps", "6", "--batch-size", "8", "--max-len", "24", "--lr", "1e-3", "--threads", "1",
@@ -111,14 +91,14 @@ def test_finetune_eval_predict_round_trip(setup, cli):
     (["--text-field", "review", "--label-field", "stars"], "no field 'stars' (fields: review, sentiment)"),
     (["--text-field", "review", "--label-field", "sentiment", "--optimizer", "sgd"], "optimizer must be adamw or adam"),
 ])
-def test_finetune_errors_are_one_line(setup, args, message):
+def test_finetune_errors_are_one_line(setup, args, message, lmlab_main):
     tmp = setup
     code, _, stderr = lmlab_main("finetune", str(tmp / "bert"), str(tmp / "reviews.csv"), *args, "--steps", "1",
                                  "--out", str(tmp / "bad"))
     assert code != 0 and message in _error_line(stderr)
 
 
-def test_finetune_argument_count_and_one_label(setup, tmp_path):
+def test_finetune_argument_count_and_one_label(setup, tmp_path, lmlab_main):
     code, _, stderr = lmlab_main("finetune", str(setup / "reviews.csv"))
     assert code != 0 and "expected 2 arguments (lmlab finetune MODEL_DIR DATA)" in _error_line(stderr)
     (tmp_path / "one.csv").write_text("text,label\ngood,pos\nnice,pos\n")
@@ -129,7 +109,7 @@ def test_finetune_argument_count_and_one_label(setup, tmp_path):
     assert code != 0 and "no texts" in _error_line(stderr)
 
 
-def test_from_scratch_and_vectors_through_the_cli(setup, tmp_path):
+def test_from_scratch_and_vectors_through_the_cli(setup, tmp_path, lmlab_main):
     tmp = setup
     (tmp_path / "scratch.toml").write_text('family = "bert"\n[tokenizer]\nkind = "wordpiece"\nvocab_size = 500\n'
                                            '[model]\nd_model = 16\nn_layers = 1\nn_heads = 2\nd_ff = 32\n')

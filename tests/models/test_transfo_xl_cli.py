@@ -5,8 +5,6 @@ recomputed every step), and beam search runs on the reordered memory."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -19,20 +17,9 @@ TINY = ["data.corpus=wiki-vital-small", "data.batch_size=4", "data.bptt=8", "dat
         "train.warmup_steps=1", "train.progress=off", "train.tensorboard=false", "train.plot=false"]
 
 
-def lmlab_main(*argv: str) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``lmlab ARGV`` run in this process."""
-    from lmlab.cli.main import main
-
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main(list(argv))
-    except SystemExit as stop:
-        code = stop.code or 0
-    return code, out.getvalue(), err.getvalue()
 
 
-def test_train_eval_and_generate_with_memory_from_the_cli(tmp_path):
+def test_train_eval_and_generate_with_memory_from_the_cli(tmp_path, lmlab_main):
     out = tmp_path / "xl"
     code, stdout, stderr = lmlab_main("train", str(ROOT / "configs" / "transfo_xl.toml"), *TINY, "--quick",
                                       "--out", str(out))

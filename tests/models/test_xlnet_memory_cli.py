@@ -4,9 +4,7 @@ model folder it wrote (the memory is a pretraining device; the classifier runs t
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 from pathlib import Path
 
@@ -15,17 +13,6 @@ from safetensors import safe_open
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def lmlab_main(*argv: str) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``lmlab ARGV`` run in this process."""
-    from lmlab.cli.main import main
-
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main(list(argv))
-    except SystemExit as stop:
-        code = stop.code or 0
-    return code, out.getvalue(), err.getvalue()
 
 
 TINY = ["data.corpus=wiki-vital-small", "data.max_documents=40", "data.seq_len=18", "data.batch_size=4",
@@ -35,7 +22,7 @@ TINY = ["data.corpus=wiki-vital-small", "data.max_documents=40", "data.seq_len=1
         "train.plot=false"]
 
 
-def test_xlnet_with_memory_trains_and_finetunes_from_the_cli(tmp_path):
+def test_xlnet_with_memory_trains_and_finetunes_from_the_cli(tmp_path, lmlab_main):
     from lmlab.data import sources
 
     out = tmp_path / "xlnet"
