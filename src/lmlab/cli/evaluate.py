@@ -124,12 +124,16 @@ def classify(
     """Accuracy, macro-F1 and the majority baseline of a fine-tuned classifier on its recorded data's split."""
     from ..tasks.classification import evaluate_folder
     from ..tasks.predict import model_folder
+    from ..tasks.seq2seq import evaluate_text_to_text, is_text_to_text_classifier
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
     folder = model_folder(model_dir)
     with status(f"scoring {folder} on its {split} split"):
-        scores = evaluate_folder(folder, split, batch_size)
+        if is_text_to_text_classifier(folder):  # in batches of 32 as its fine-tuning scored them (padding
+            scores = evaluate_text_to_text(folder, split)  # changes the float sums: a near-tie could flip)
+        else:
+            scores = evaluate_folder(folder, split, batch_size)
     recorded = scores.pop("recorded")
     if as_json:
         print(json.dumps({"model": str(folder), **scores}))

@@ -785,16 +785,11 @@ def finetune(model_dir: str | Path, spec: FinetuneSpec, out_dir: str | Path, res
 
 
 def evaluate_folder(folder: str | Path, split: str = "test", batch_size: int = 128) -> dict:
-    """Scores of a fine-tuned classifier folder on a split of the data it recorded (``lmlab eval classify``);
-    a text-to-text classifier (an encoder-decoder writing label words) through
-    :func:`lmlab.tasks.seq2seq.evaluate_text_to_text`, in batches of 32 as its fine-tuning scored
-    them (padding changes the float sums, so another batch size could flip a near-tie)."""
+    """Scores of a fine-tuned classifier folder on a split of the data it recorded (``lmlab eval classify``;
+    a text-to-text classifier, an encoder-decoder writing label words, is scored by
+    :func:`lmlab.tasks.seq2seq.evaluate_text_to_text` instead)."""
     from ..data.tokenizers import load_tokenizer
     from ..pretrained import CONFIG_NAME, load, read_model_config, split_config
-    from .seq2seq import evaluate_text_to_text, is_text_to_text_classifier
-
-    if is_text_to_text_classifier(folder):
-        return evaluate_text_to_text(folder, split)
 
     family, _, metadata = split_config(read_model_config(folder), f"{folder}/{CONFIG_NAME}")
     if family != "classifier":
