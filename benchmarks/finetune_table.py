@@ -100,7 +100,8 @@ TASKS = {  # metric key -> column; baseline key -> column; spec fields beyond st
     "bible-paraphrase": dict(spec="PairSpec", variants=PAIR_VARIANTS,
                              metrics={"accuracy": "test accuracy", "f1": "F1 (paraphrase)", "mrr": "ranking MRR"},
                              baselines={"majority_baseline": "majority class (accuracy)",
-                                        "majority_f1": "majority class (F1)"},
+                                        "majority_f1": "majority class (F1)",
+                                        "all_paraphrase_f1": "always paraphrase (F1)"},
                              base=dict(batch_size=32, max_len=64, lr=1e-3)),
     "wnut16": dict(spec="TaggingSpec", variants=TOKEN_VARIANTS,
                    metrics={"entity_f1_strict": "entity F1 (strict)", "entity_f1": "entity F1 (default)",
@@ -147,7 +148,8 @@ def baselines(task: str, data, spec) -> dict:
     if task == "bible-paraphrase":
         gold = [p.label for p in sample(data.test, spec.max_test, spec.seed + 1)]
         majority = max(set(gold), key=gold.count)
-        return {"majority_f1": metrics.binary_f1(gold, [majority] * len(gold), 1)}
+        return {"majority_f1": metrics.binary_f1(gold, [majority] * len(gold), 1),
+                "all_paraphrase_f1": metrics.binary_f1(gold, [1] * len(gold), 1)}
     if task == "wnut16":
         gold = [labels for _, labels in sample(data.test, spec.max_test, spec.seed + 1)]
         all_o = [["O"] * len(labels) for labels in gold]
