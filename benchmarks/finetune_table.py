@@ -23,7 +23,8 @@ tasks of ``lmlab finetune``, each through its own spec and ``finetune_*`` functi
 ``--max-train`` / ``--max-test`` examples (0: all): ``bible-paraphrase`` (PairSpec: 32 pairs x 64
 pieces, mean pooling, GPT last token; accuracy, F1 of "paraphrase" and ranking MRR beside the majority
 class and always-paraphrase), ``wnut16`` (TaggingSpec: 32 sentences x 64 pieces, BIO, first-piece
-alignment; strict and default entity F1 and token accuracy beside tagging everything O) and ``wiki-qa``
+alignment; strict and default entity F1 and token accuracy beside tagging everything O; ``msra-ner`` the
+same, Chinese characters in BIOES converted to BIO) and ``wiki-qa``
 (QASpec: 16 windows x 64 pieces, stride 32, questions cut to 24 pieces; SQuAD v2 EM / F1 in % with
 the threshold tuned on ``--max-test`` valid questions, beside always answering nothing). 64 pieces
 because the GPT folder's positions stop there. Their specs have no frozen-features or LM-loss option,
@@ -104,6 +105,7 @@ def skipped(task: str) -> list[tuple[str, str]]:
             for key, why in NOT_FOR.items() if key in extra and task != "rotten-tomatoes"]
 
 
+TAGGING = ("wnut16", "msra-ner")
 TASKS = {  # metric key -> column; baseline key -> column; spec fields beyond steps / seed / threads
     "rotten-tomatoes": dict(spec="FinetuneSpec", variants=VARIANTS,
                             metrics={"accuracy": "test accuracy", "macro_f1": "macro-F1"},
@@ -115,11 +117,11 @@ TASKS = {  # metric key -> column; baseline key -> column; spec fields beyond st
                                         "majority_f1": "majority class (F1)",
                                         "all_paraphrase_f1": "always paraphrase (F1)"},
                              base=dict(batch_size=32, max_len=64, lr=1e-3)),
-    "wnut16": dict(spec="TaggingSpec", variants=TOKEN_VARIANTS,
-                   metrics={"entity_f1_strict": "entity F1 (strict)", "entity_f1": "entity F1 (default)",
-                            "token_accuracy": "token accuracy"},
-                   baselines={"all_o_f1": "all-O entity F1", "all_o_token_accuracy": "all-O token accuracy"},
-                   base=dict(batch_size=32, max_len=64, lr=1e-3)),
+    **{name: dict(spec="TaggingSpec", variants=TOKEN_VARIANTS,
+                  metrics={"entity_f1_strict": "entity F1 (strict)", "entity_f1": "entity F1 (default)",
+                           "token_accuracy": "token accuracy"},
+                  baselines={"all_o_f1": "all-O entity F1", "all_o_token_accuracy": "all-O token accuracy"},
+                  base=dict(batch_size=32, max_len=64, lr=1e-3)) for name in TAGGING},
     "wiki-qa": dict(spec="QASpec", variants=TOKEN_VARIANTS,
                     metrics={"exact": "test EM (%)", "f1": "test F1 (%)"},
                     baselines={"no_answer_exact": "always no-answer EM / F1 (%)"},
@@ -139,10 +141,10 @@ def task_data(task: str, seed: int, cache: dict):
             if "verses" not in cache:
                 cache["verses"] = aligned_verses()
             cache[key] = verse_pairs(cache["verses"], 1, seed)
-        elif task == "wnut16":
+        elif task in TAGGING:
             from lmlab.tasks.tagging import builtin_data
 
-            cache[key] = builtin_data("wnut16")
+            cache[key] = builtin_data(task)
         else:
             from lmlab.data import qa_wiki
             from lmlab.tasks.qa import QAData
@@ -162,7 +164,7 @@ def baselines(task: str, data, spec) -> dict:
         majority = max(set(gold), key=gold.count)
         return {"majority_f1": metrics.binary_f1(gold, [majority] * len(gold), 1),
                 "all_paraphrase_f1": metrics.binary_f1(gold, [1] * len(gold), 1)}
-    if task == "wnut16":
+    if task in TAGGING:
         gold = [labels for _, labels in sample(data.test, spec.max_test, spec.seed + 1)]
         all_o = [["O"] * len(labels) for labels in gold]
         flat = [label for labels in gold for label in labels]
@@ -177,7 +179,7 @@ def baselines(task: str, data, spec) -> dict:
 def scratch_texts(task: str, data) -> list[str]:
     if task == "bible-paraphrase":
         return [text for p in data.train for text in (p.a, p.b)]
-    if task == "wnut16":
+    if task in TAGGING:
         return [" ".join(words) for words, _ in data.train]
     return [text for ex in data.train for text in (ex.question, ex.context)]
 
@@ -193,7 +195,7 @@ def run_task(task: str, folder: Path | None, spec, out: Path, scratch: Path, cac
 
     data = task_data(task, spec.seed, cache)
     by_folder, by_model = {"bible-paraphrase": (pairs.finetune_pairs, pairs.finetune_pair_model),
-                           "wnut16": (tagging.finetune_tagging, tagging.finetune_tagger),
+                           **{name: (tagging.finetune_tagging, tagging.finetune_tagger) for name in TAGGING},
                            "wiki-qa": (qa.finetune_qa, qa.finetune_qa_model)}[task]
     if folder is not None:
         scores = by_folder(folder, data, spec, out)

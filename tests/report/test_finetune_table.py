@@ -23,7 +23,7 @@ def table():
     return module
 
 
-@pytest.mark.parametrize("task", ["rotten-tomatoes", "bible-paraphrase", "wnut16", "wiki-qa"])
+@pytest.mark.parametrize("task", ["rotten-tomatoes", "bible-paraphrase", "wnut16", "msra-ner", "wiki-qa"])
 def test_every_variant_builds_its_tasks_spec(table, task):
     plan = table.TASKS[task]
     extra_fields = {} if task == "rotten-tomatoes" else {"max_train": 8, "max_test": 4}
@@ -34,7 +34,7 @@ def test_every_variant_builds_its_tasks_spec(table, task):
 
 def test_frozen_and_lm_loss_rows_are_skipped_with_a_reason_outside_classification(table):
     assert table.skipped("rotten-tomatoes") == []
-    for task in ("bible-paraphrase", "wnut16", "wiki-qa"):
+    for task in ("bible-paraphrase", "wnut16", "msra-ner", "wiki-qa"):
         rows = dict(table.skipped(task))
         assert len(rows) == 2 and all(table.TASKS[task]["spec"] in why for why in rows.values())
         kept = {label for label, _, _ in table.TASKS[task]["variants"]}
