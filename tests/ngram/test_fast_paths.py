@@ -103,3 +103,25 @@ def test_compiled_score_sentences_is_bit_identical(train_sentences, test_sentenc
     assert np.array_equal(a[0].view(np.int64), b[0].view(np.int64))
     for x, y in zip(a[1:], b[1:]):
         assert np.array_equal(x, y)
+
+
+def test_a_short_stream_is_scored_without_building_the_index(train_sentences, test_sentences, tmp_path, monkeypatch):
+    """One line against a big model: binary search in the sorted tables, no hash index built (its cost is
+    proportional to the model), the same numbers as the indexed and compiled scorers, bit for bit."""
+    from lmlab.ngram import model as model_module
+
+    write_arpa(build(train_sentences[:400], 4, "mkn"), tmp_path / "m.arpa")
+    short = test_sentences[:2]
+    lean = read_arpa(tmp_path / "m.arpa")
+    ids, pos, _ = encode(short, lean.vocab)
+    monkeypatch.setattr(model_module, "_INDEX_PER_POSITION", 0)  # no stream pays for the index (a model this small)
+    assert not lean.index_pays(len(ids)) and not lean.use_compiled(len(ids))
+    lp, order = lean.score_ids(ids, pos)
+    assert "index" not in lean._cache and "packed" not in lean._cache
+    indexed = read_arpa(tmp_path / "m.arpa")
+    indexed.index()                                                         # once built, it is used
+    assert indexed.index_pays(len(ids))
+    for compiled in (False, True):
+        lp_i, order_i = indexed.score_ids(ids, pos, compiled=compiled)
+        assert np.array_equal(lp.view(np.int64), lp_i.view(np.int64)) and np.array_equal(order, order_i)
+    assert lean.evaluate(short).perplexity == indexed.evaluate(short).perplexity

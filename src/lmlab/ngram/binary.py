@@ -414,7 +414,7 @@ class BinaryNgramModel(NgramModel):
     def index(self):
         return None
 
-    def use_compiled(self) -> bool:
+    def use_compiled(self, positions: int | None = None) -> bool:  # (the trie kernel needs no index)
         return self.order >= 2 and _trie_scorer() is not None
 
     def _score_compiled(self, ids: np.ndarray, pos: np.ndarray, compact: bool):

@@ -49,6 +49,7 @@ from .counts import (
 
 LOG10_ZERO = -99.0  # what ARPA files write for log10(0)
 _COMPILED_ABOVE = 1_000_000  # n-grams: above this, score with the numba kernel when numba is installed
+_INDEX_PER_POSITION = 8  # a stream of fewer positions than n-grams / 8 is scored by binary search (no index)
 
 
 def _emit(compact, t, p, w, value, m, out, sentence, logp, matched, is_oov, sent):
@@ -284,9 +285,19 @@ class NgramModel:
             self._cache["packed"] = (table, slot_off, masks, shifts, lpbo, closed)
         return self._cache["packed"]
 
-    def use_compiled(self) -> bool:
-        """Whether scoring runs the numba kernel: big models (> 1 M n-grams) with numba installed."""
-        return sum(self.sizes()) > _COMPILED_ABOVE and _compiled_scorer() is not None
+    def index_pays(self, positions: int) -> bool:
+        """Whether scoring a stream of ``positions`` positions pays for the hash index (built once, then
+        cached). Building it touches every n-gram of the model (seconds, and ~150 bytes per n-gram, for a
+        model of millions), so a stream with fewer than 1/:data:`_INDEX_PER_POSITION` as many positions
+        as the model has n-grams (one line scored against a big ARPA file) is looked up by binary search
+        in the sorted key tables instead: the same rows, so the same numbers."""
+        return "index" in self._cache or positions * _INDEX_PER_POSITION >= sum(self.sizes())
+
+    def use_compiled(self, positions: int | None = None) -> bool:
+        """Whether scoring runs the numba kernel: big models (> 1 M n-grams) with numba installed, and
+        (given ``positions``) a stream long enough to pay for the kernel's hash tables (:meth:`index_pays`)."""
+        return (sum(self.sizes()) > _COMPILED_ABOVE and _compiled_scorer() is not None
+                and (positions is None or self.index_pays(positions)))
 
     def score_ids(self, ids: np.ndarray, pos: np.ndarray, compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """log10 P(w_t | history) for every stream position; also the matched order per position.
@@ -295,11 +306,11 @@ class NgramModel:
         ``compiled``: run the numba kernel (same numbers, bit for bit); default: :meth:`use_compiled`.
         """
         if compiled is None:
-            compiled = self.use_compiled()
+            compiled = self.use_compiled(len(ids))
         if compiled and _compiled_scorer() is not None and self.order >= 2:
             logp, matched, _, _ = self._score_compiled(ids, pos, compact=False)
             return logp, matched
-        rows = match_positions(self.keys, self.V, ids, pos, self.index())
+        rows = match_positions(self.keys, self.V, ids, pos, self.index() if self.index_pays(len(ids)) else None)
         N = self.order
         # longest match: the highest order whose n-gram ending at t is listed
         matched = np.where(rows[0] >= 0, 1, 0)
@@ -352,7 +363,7 @@ class NgramModel:
                      compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`score_sentences` of an encoded stream (``ids``, ``pos`` as :func:`encode` gives)."""
         if compiled is None:
-            compiled = self.use_compiled()
+            compiled = self.use_compiled(len(ids))
         if compiled and _compiled_scorer() is not None and self.order >= 2:
             logp, matched, is_oov, sent = self._score_compiled(ids, pos, compact=True)
             return logp, is_oov, sent, matched
