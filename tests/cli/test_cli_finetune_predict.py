@@ -130,3 +130,12 @@ def test_from_scratch_and_vectors_through_the_cli(setup, tmp_path, lmlab_main):
     code, _, stderr = lmlab_main("finetune", "--from-scratch", str(tmp_path / "scratch.toml"), "--vectors",
                                  str(tmp_path / "vectors.txt"), str(tmp / "reviews.csv"))
     assert code != 0 and "choose one" in _error_line(stderr)
+
+
+def test_seq2seq_options_on_an_elmo_folder_are_refused(tmp_path, lmlab_main):
+    from pathlib import Path
+
+    elmo = Path(__file__).resolve().parents[1] / "fixtures" / "elmo"  # bilm-tf's layout (options.json)
+    code, _, stderr = lmlab_main("finetune", str(elmo), "rotten-tomatoes", "--num-beams", "3", "--out",
+                                 str(tmp_path / "o"))
+    assert code != 0 and "--num-beams" in _error_line(stderr) and not (tmp_path / "o").exists()

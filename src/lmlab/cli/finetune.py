@@ -48,6 +48,7 @@ def training(message: str):
     with nested_progress("auto"):
         yield
 
+
 def _data_licence(task: str) -> str:
     """The licence of a built-in task's source, for the model card (empty for a user's file)."""
     from ..data.sources import SOURCES
@@ -245,6 +246,11 @@ def register(app: typer.Typer) -> None:
                             lm_coef=lm_coef, freeze=freeze, layer=layer, head=head, head_hidden=head_hidden,
                             eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every, seed=seed,
                             threads=threads)
+        if model_dir is not None:
+            from ..recipes.elmo import is_elmo_folder
+
+            if is_elmo_folder(model_dir):  # an encoder: the seq2seq options are refused in one line
+                _decoding(model_dir, decoding, ())
         if model_dir is not None and _elmo(model_dir, task, spec, out, force, layers, crf, resume):
             return
         if layers:
