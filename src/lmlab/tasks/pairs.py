@@ -36,9 +36,8 @@ from torch import Tensor, nn
 from ..data.corpus import split_fraction
 from ..errors import ConfigError, DataError, UsageError
 from ..eval import metrics
-from ..pretrained import PretrainedMixin
 from ..protocols import LossOutput
-from .tagging import fit_head, frame_ids, sample, save_head
+from .tagging import EncoderHead, fit_head, frame_ids, sample, save_head
 
 POOLINGS = ("cls", "last", "mean")
 
@@ -65,21 +64,14 @@ class PairConfig:
             raise ConfigError(f"max_len={self.max_len} is too short for a pair")
 
 
-class PairClassifier(PretrainedMixin, nn.Module):
+class PairClassifier(EncoderHead):
     """encoder + pooling + dropout + linear -> (B, C) logits of a framed pair; family "pair-classifier"."""
 
     family = "pair-classifier"
     config_class = PairConfig
 
     def __init__(self, config: PairConfig, encoder: nn.Module | None = None) -> None:
-        super().__init__()
-        config.validate()
-        self.config = config
-        if encoder is None:
-            from .tagging import _fresh_encoder
-
-            encoder = _fresh_encoder(config)
-        self.encoder = encoder
+        super().__init__(config, encoder)
         d = self.encoder.config.d_model
         self.cls_dense = nn.Linear(d, d) if config.pooling == "cls" and not hasattr(self.encoder, "pooler") else None
         self.dropout = nn.Dropout(config.dropout)
@@ -92,20 +84,11 @@ class PairClassifier(PretrainedMixin, nn.Module):
     @classmethod
     def on(cls, pretrained_model: nn.Module, pooling: str | None = None, **fields) -> PairClassifier:
         """A new pair head on ``pretrained_model``'s encoder; pooling "last" for the causal gpt family, else "cls"."""
-        from .. import config as config_io
-        from .classification import encoder_of
-
         pooling = pooling or ("last" if pretrained_model.family == "gpt" else "cls")
-        config = PairConfig(encoder_family=pretrained_model.family, encoder=config_io.to_dict(pretrained_model.config),
-                            pooling=pooling, **fields)
-        return cls(config, encoder_of(pretrained_model))
+        return super().on(pretrained_model, pooling=pooling, **fields)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:  # -> (B, C)
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        from .classification import encode
-
-        hidden, pooled = encode(self.encoder, input_ids, attention_mask, self.config.segment_sep)
+        hidden, pooled, attention_mask = self.encoded(input_ids, attention_mask)
         if self.config.pooling == "mean":
             weights = attention_mask.to(hidden.dtype)[:, :, None]                       # (B, T, 1)
             vector = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)          # (B, H)

@@ -39,9 +39,8 @@ from torch import Tensor, nn
 from ..data.qa_wiki import QAExample
 from ..errors import ConfigError, DataError, UsageError
 from ..eval import metrics
-from ..pretrained import PretrainedMixin
 from ..protocols import LossOutput
-from .tagging import fit_head, frame_ids, sample, save_head, split_words
+from .tagging import EncoderHead, fit_head, frame_ids, sample, save_head, split_words
 
 
 @dataclass
@@ -67,41 +66,21 @@ class QAConfig:
                               f"{self.max_question_len} pieces")
 
 
-class QuestionAnswerer(PretrainedMixin, nn.Module):
+class QuestionAnswerer(EncoderHead):
     """encoder + linear -> (start logits (B, T), end logits (B, T)); a folder of family "qa"."""
 
     family = "qa"
     config_class = QAConfig
 
     def __init__(self, config: QAConfig, encoder: nn.Module | None = None) -> None:
-        super().__init__()
-        config.validate()
-        self.config = config
-        if encoder is None:
-            from .tagging import _fresh_encoder
-
-            encoder = _fresh_encoder(config)
-        self.encoder = encoder
+        super().__init__(config, encoder)
         self.dropout = nn.Dropout(config.dropout)
         self.span = nn.Linear(self.encoder.config.d_model, 2)
         nn.init.normal_(self.span.weight, std=0.02)
         nn.init.zeros_(self.span.bias)
 
-    @classmethod
-    def on(cls, pretrained_model: nn.Module, **fields) -> QuestionAnswerer:
-        from .. import config as config_io
-        from .classification import encoder_of
-
-        config = QAConfig(encoder_family=pretrained_model.family, encoder=config_io.to_dict(pretrained_model.config),
-                          **fields)
-        return cls(config, encoder_of(pretrained_model))
-
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        from .classification import encode
-
-        hidden, _ = encode(self.encoder, input_ids, attention_mask, self.config.segment_sep)
+        hidden, _, _ = self.encoded(input_ids, attention_mask)
         logits = self.span(self.dropout(hidden))                                     # (B, T, 2)
         start, end = logits.unbind(-1)                                               # (B, T) each
         return start, end

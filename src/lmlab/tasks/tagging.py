@@ -255,7 +255,42 @@ def _fresh_encoder(config: TaggerConfig) -> nn.Module:
     return encoder_of(row.model_class()(encoder_config))
 
 
-class TokenClassifier(PretrainedMixin, nn.Module):
+class EncoderHead(PretrainedMixin, nn.Module):
+    """What the heads on a pretrained encoder share (the tagger here, the pair classifier of
+    :mod:`.pairs`, the span scorer of :mod:`.qa`): the config, checked and kept; the encoder, given
+    (fine-tuning) or built fresh from the config's family (what loading does); :meth:`on`, a new head
+    on a pretrained model's encoder; :meth:`encoded`, the encoder protocol's states of a batch."""
+
+    config_class: type
+
+    def __init__(self, config, encoder: nn.Module | None = None) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.encoder = encoder if encoder is not None else _fresh_encoder(config)
+
+    @classmethod
+    def on(cls, pretrained_model: nn.Module, **fields):
+        """A new head on ``pretrained_model``'s encoder (fine-tuning starts here); ``fields``: the rest of the config."""
+        from .. import config as config_io
+        from .classification import encoder_of
+
+        config = cls.config_class(encoder_family=pretrained_model.family,
+                                  encoder=config_io.to_dict(pretrained_model.config), **fields)
+        return cls(config, encoder_of(pretrained_model))
+
+    def encoded(self, input_ids: Tensor, attention_mask: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor]:
+        """(hidden (B, T, H), pooled (B, H) or None, the attention mask: all ones when None was given);
+        segment ids from the config's ``segment_sep`` for the encoders that read them."""
+        from .classification import encode
+
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden, pooled = encode(self.encoder, input_ids, attention_mask, getattr(self.config, "segment_sep", -1))
+        return hidden, pooled, attention_mask
+
+
+class TokenClassifier(EncoderHead):
     """encoder + dropout + linear on every token -> emissions (B, T, L), optionally a CRF over them;
     a folder of family "tagger". ``TokenClassifier(config, encoder)`` puts the head on a pretrained
     encoder; ``TokenClassifier(config)`` builds a fresh one of the config's family (loading)."""
@@ -264,10 +299,7 @@ class TokenClassifier(PretrainedMixin, nn.Module):
     config_class = TaggerConfig
 
     def __init__(self, config: TaggerConfig, encoder: nn.Module | None = None) -> None:
-        super().__init__()
-        config.validate()
-        self.config = config
-        self.encoder = encoder if encoder is not None else _fresh_encoder(config)
+        super().__init__(config, encoder)
         self.dropout = nn.Dropout(config.dropout)
         self.out = nn.Linear(self.encoder.config.d_model, config.num_labels)
         nn.init.normal_(self.out.weight, std=0.02)
@@ -278,18 +310,11 @@ class TokenClassifier(PretrainedMixin, nn.Module):
     def on(cls, pretrained_model: nn.Module, labels: list[str], scheme: str = "bio", alignment: str = "first",
            crf: bool = False, dropout: float = 0.1, max_len: int = 128, task: str = "") -> TokenClassifier:
         """A new tagging head on ``pretrained_model``'s encoder (fine-tuning starts here)."""
-        from .. import config as config_io
-        from .classification import encoder_of
-
-        config = TaggerConfig(encoder_family=pretrained_model.family, encoder=config_io.to_dict(pretrained_model.config),
-                              labels=list(labels), dropout=dropout, max_len=max_len, task=task, scheme=scheme,
-                              alignment=alignment, crf=crf)
-        return cls(config, encoder_of(pretrained_model))
+        return super().on(pretrained_model, labels=list(labels), dropout=dropout, max_len=max_len, task=task,
+                          scheme=scheme, alignment=alignment, crf=crf)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:  # -> (B, T, L)
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        hidden, _ = self.encoder.encode(input_ids, attention_mask)
+        hidden, _, _ = self.encoded(input_ids, attention_mask)
         return self.out(self.dropout(hidden))
 
     def loss_sum(self, input_ids: Tensor, attention_mask: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
