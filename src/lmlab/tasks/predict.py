@@ -22,6 +22,7 @@ folder comes from its registry row's capabilities (:func:`default_task`).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
@@ -123,7 +124,7 @@ def pipeline(task: str | None, model, tokenizer=None, progress: bool = False):
 # --------------------------------------------------------------------------- shared machinery
 
 
-class _Pipeline:
+class _Pipeline(ABC):
     """Batches sorted by length, padded per batch, a progress bar, HF's single-input convention."""
 
     progress: bool = False
@@ -171,8 +172,9 @@ class _Pipeline:
         results = self._run(items, batch_size, **options) if items else []
         return results[0] if single else results
 
+    @abstractmethod
     def _run(self, items: list, batch_size: int, **options) -> list:
-        raise NotImplementedError
+        """Each task's pipeline: the results of ``items`` (texts or dicts), in order."""
 
 
 # --------------------------------------------------------------------------- the pipelines
