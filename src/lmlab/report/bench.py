@@ -17,7 +17,8 @@ to ``DIR/<script>-<UTC time>.json``; ``lmlab report DIR`` reads it. A script tha
 writes no record.
 
 Training FLOPs of a benchmark are not known from its output;
-:func:`lmlab.report.records.transformer_train_flops` (re-exported here) is the stated formula (6·N·D) that records use where the parameter count N and the training tokens D are.
+:func:`lmlab.report.records.transformer_train_flops` (re-exported here) is the stated formula
+(6·N·D) that records use where the parameter count N and the training tokens D are.
 """
 
 from __future__ import annotations
