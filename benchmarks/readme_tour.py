@@ -42,9 +42,11 @@ def tour_commands(readme: str) -> list[tuple[int, list[str]]]:
 
 
 def stand_ins(workdir: Path) -> None:
-    """The user's own files the tour names (``train.txt``, ``my_texts/``), made from wiki-vital's
+    """The user's own files the tour names (``train.txt``, ``my_texts/``, ``reviews.csv``), made from wiki-vital's
     train split so that those lines run too; the tour's other placeholders (an HF folder,
-    ``reviews.csv``, ``old-run/``) are left missing and fail with their one-line error."""
+    ``old-run/``) are left missing and fail with their one-line error. ``reviews.csv`` is
+    rotten-tomatoes' labelled snippets, written with the column names the tour uses."""
+    import csv
     from lmlab.data import sources
 
     docs = sources.load("wiki-vital").split().train
@@ -54,11 +56,19 @@ def stand_ins(workdir: Path) -> None:
     for part in range(3):
         chunk = docs[part * 200:(part + 1) * 200]
         (folder / f"part{part}.txt").write_text("\n\n".join(d.text for d in chunk) + "\n", encoding="utf-8")
+    with open(workdir / "reviews.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["review", "sentiment"])
+        for doc in sources.load("rotten-tomatoes").documents:
+            if doc.meta.get("label"):
+                writer.writerow([doc.text, doc.meta["label"]])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run only commands whose text contains this")
+    parser.add_argument("--from-line", type=int, default=0,
+                        help="skip the commands above this README line (resume a tour in the same --workdir)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per command")
     parser.add_argument("--workdir", default=None, help="folder to run in (default: a fresh temp folder)")
     parser.add_argument("--out", default=None, help="also write the table (markdown) here")
@@ -71,10 +81,10 @@ def main() -> None:
     rows = []
     for number, argv in tour_commands((ROOT / "README.md").read_text(encoding="utf-8")):
         text = "lmlab " + shlex.join(argv)
-        if args.only and args.only not in text:
+        if (args.only and args.only not in text) or number < args.from_line:
             continue
         argv = [a.replace("configs/", str(ROOT / "configs") + "/") if a.startswith("configs/") else a for a in argv]
-        start = time.perf_counter()
+        start, started_at = time.perf_counter(), time.time()
         try:
             done = subprocess.run([sys.executable, "-m", "lmlab", *argv], cwd=workdir, env=env,
                                   capture_output=True, text=True, timeout=args.timeout)
@@ -84,6 +94,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         rows.append(f"| {number} | `{text}` | {seconds:.1f} | {code} | {re.sub(r'[|`]', ' ', tail)[:120]} |")
         print(rows[-1], flush=True)
+        print(f"# line {number}: started {started_at:.1f}, ended {time.time():.1f} (epoch seconds)", flush=True)
     load = os.getloadavg()
     table = "\n".join([
         f"README tour in {workdir} (load average {load[0]:.1f} at the end; shared 2-core machine)", "",
