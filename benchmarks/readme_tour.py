@@ -47,6 +47,7 @@ def stand_ins(workdir: Path) -> None:
     ``old-run/``) are left missing and fail with their one-line error. ``reviews.csv`` is
     rotten-tomatoes' labelled snippets, written with the column names the tour uses."""
     import csv
+
     from lmlab.data import sources
 
     docs = sources.load("wiki-vital").split().train
