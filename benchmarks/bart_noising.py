@@ -27,10 +27,10 @@ def write_table(args, rows) -> None:
     lines = ["# BART noising ablation (tiny, CPU)", "",
              f"`PYTHONPATH=src python benchmarks/bart_noising.py --pretrain-steps {args.pretrain_steps} "
              f"--finetune-steps {args.finetune_steps} --documents {args.documents} --max-train {args.max_train} "
+             f"--finetune-batch {args.finetune_batch} --finetune-lr {args.finetune_lr:g} --warmup {args.warmup} "
              f"--max-eval {args.max_eval} --seed {args.seed} --threads {args.threads}`", "",
              "Tiny BART (2+2 layers, d=64, bytebpe 4096), pretrained on wiki-vital rows of 64 tokens, batch 16; "
-             "fine-tuned on KJV -> WEB (train books), greedy decoding of test-book verses. One seed, measured on a "
-             "shared 2-core machine (other jobs running).", "",
+             "fine-tuned on KJV -> WEB (train books), greedy decoding of test-book verses. One seed, 2 cores.", "",
              "| pretraining noise | pretrain loss | BLEU | chrF | ROUGE-L | seconds |", "|---|---|---|---|---|---|"]
     for scheme, pre_loss, scores, seconds in rows:
         lines.append(f"| {scheme} | {pre_loss:.3f} | {scores['bleu']:.2f} | {scores['chrf']:.2f} | "
@@ -51,6 +51,9 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--max-train", type=int, default=4000)
     parser.add_argument("--max-eval", type=int, default=100)
+    parser.add_argument("--finetune-batch", type=int, default=16)
+    parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=30, help="fine-tuning warmup steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bart_noising.md"))
@@ -73,7 +76,8 @@ def main() -> None:
                 pre_loss = Trainer(prepared.model, prepared.objective, prepared.train_source, config,
                                    tmp / scheme / "pre").fit().loss
             folder = prepared.model.save_pretrained(tmp / scheme / "model", extra_files=prepared.tokenizer.files())
-            spec = Seq2SeqFinetuneSpec(steps=args.finetune_steps, batch_size=16, lr=1e-3, max_source_len=64,
+            spec = Seq2SeqFinetuneSpec(steps=args.finetune_steps, batch_size=args.finetune_batch, lr=args.finetune_lr,
+                                       warmup_steps=args.warmup, max_source_len=64,
                                        max_target_len=64, max_train=args.max_train, max_eval=args.max_eval,
                                        from_scratch=scheme == "none", seed=args.seed, threads=args.threads)
             scores = finetune_seq2seq(folder, "kjv-web", spec, tmp / scheme / "ft")

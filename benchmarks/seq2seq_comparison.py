@@ -13,8 +13,9 @@ Every model is then fine-tuned (``lmlab.tasks.seq2seq.finetune_seq2seq``, the pa
 runs) on KJV -> WEB and on G2P for ``--seeds`` fine-tuning seeds, and scored on the test split
 (BLEU / chrF, ROUGE-L; PER / WER for G2P): mean ± sample standard deviation over the seeds.
 
-    PYTHONPATH=src python benchmarks/seq2seq_comparison.py --pretrain-steps 600 --finetune-steps 600 \
-        --seeds 3 --write benchmarks/results/seq2seq_comparison.md
+    PYTHONPATH=src python benchmarks/seq2seq_comparison.py --pretrain-steps 1500 --finetune-steps 1000 \
+        --finetune-batch 64 --finetune-lr 2e-3 --warmup 200 --max-train 0 --max-eval 50 --seeds 3 \
+        --tasks g2p,kjv-web --write benchmarks/results/seq2seq_comparison.md
 
 Pretrained folders and fine-tuning runs go under ``--cache`` (default /work/cache/r3-seq2seq); the
 per-run scores also go to ``--write`` with ``.json`` as its suffix.
@@ -62,15 +63,19 @@ def summary(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def _pairs(max_train: int) -> str:
+    return "every training pair" if max_train == 0 else f"at most {max_train} training pairs"
+
+
 def write(args, records: list[dict]) -> None:
     lines = ["# Seq2seq pretraining comparison (tiny, CPU)", "",
              f"`PYTHONPATH=src python benchmarks/seq2seq_comparison.py {' '.join(sys.argv[1:])}`", "",
              f"Pretraining: {args.pretrain_steps} steps x batch 16 x rows of 64 tokens on {args.documents} "
              "wiki-vital documents, each objective on its own 2+2 x d=64 network (T5 for span corruption, BART "
              "for text infilling + permutation and for MASS; `none` is the BART network with fresh weights). "
-             f"Fine-tuning: {args.finetune_steps} steps, batch 16, lr 1e-3, at most {args.max_train} training "
-             f"pairs, greedy decoding of {args.max_eval} test pairs; mean ± standard deviation over the seeds "
-             "shown. Measured on a shared 2-core machine (other jobs running).", ""]
+             f"Fine-tuning: {args.finetune_steps} steps, batch {args.finetune_batch}, lr {args.finetune_lr:g} "
+             f"({args.warmup} warmup steps), {_pairs(args.max_train)}, greedy decoding of {args.max_eval} test pairs; mean ± standard deviation over the seeds "
+             "shown. Measured on 2 cores, one run at a time.", ""]
     for task in TASKS:
         rows = [r for r in records if r["task"] == task]
         if not rows:
@@ -99,7 +104,10 @@ def main() -> None:
     parser.add_argument("--pretrain-steps", type=int, default=600)
     parser.add_argument("--finetune-steps", type=int, default=600)
     parser.add_argument("--documents", type=int, default=2000)
-    parser.add_argument("--max-train", type=int, default=4000)
+    parser.add_argument("--max-train", type=int, default=4000, help="training pairs kept (0: all)")
+    parser.add_argument("--finetune-batch", type=int, default=16)
+    parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=30, help="fine-tuning warmup steps")
     parser.add_argument("--max-eval", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tasks", default=",".join(TASKS))
@@ -120,10 +128,12 @@ def main() -> None:
         for name, folder in folders.items():
             for seed in range(args.seeds):
                 start = time.monotonic()
-                spec = Seq2SeqFinetuneSpec(steps=args.finetune_steps, batch_size=16, lr=1e-3, max_source_len=64,
+                spec = Seq2SeqFinetuneSpec(steps=args.finetune_steps, batch_size=args.finetune_batch, lr=args.finetune_lr,
+                                           warmup_steps=args.warmup, max_source_len=64,
                                            max_target_len=64, max_train=args.max_train, max_eval=args.max_eval,
                                            from_scratch=name == "none", seed=seed, threads=args.threads)
-                out = args.cache / f"ft-{task}-{name}-{seed}-{args.pretrain_steps}-{args.finetune_steps}"
+                out = args.cache / (f"ft-{task}-{name}-{seed}-{args.pretrain_steps}-{args.finetune_steps}"
+                                     f"-b{args.finetune_batch}-lr{args.finetune_lr:g}")
                 scores = finetune_seq2seq(folder, task, spec, out)
                 record = {"task": task, "pretraining": name, "seed": seed, "pretrain_loss": losses.get(name),
                           "seconds": time.monotonic() - start,
