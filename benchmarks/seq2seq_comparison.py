@@ -63,19 +63,31 @@ def summary(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def copy_baseline(task: str, max_eval: int) -> dict:
+    """Scores of copying the source as the output, on the test pairs the fine-tuned models decode: the KJV
+    verse unchanged (KJV -> WEB), the word's letters upper-cased as phoneme symbols (G2P)."""
+    from lmlab.tasks.seq2seq import score_outputs, task_pairs
+
+    test = task_pairs(task)[1]["test"][:max_eval]
+    outputs = [" ".join(ch.upper() for ch in s if ch.isalpha()) if task == "g2p" else s for s, _ in test]
+    return score_outputs(task, outputs, [t for _, t in test])
+
+
 def _pairs(max_train: int) -> str:
     return "every training pair" if max_train == 0 else f"at most {max_train} training pairs"
 
 
 def write(args, records: list[dict]) -> None:
     lines = ["# Seq2seq pretraining comparison (tiny, CPU)", "",
-             f"`PYTHONPATH=src python benchmarks/seq2seq_comparison.py {' '.join(sys.argv[1:])}`", "",
+             f"`PYTHONPATH=src python benchmarks/seq2seq_comparison.py "
+             f"{' '.join(a for a in sys.argv[1:] if a != '--from-records')}`", "",
              f"Pretraining: {args.pretrain_steps} steps x batch 16 x rows of 64 tokens on {args.documents} "
              "wiki-vital documents, each objective on its own 2+2 x d=64 network (T5 for span corruption, BART "
              "for text infilling + permutation and for MASS; `none` is the BART network with fresh weights). "
              f"Fine-tuning: {args.finetune_steps} steps, batch {args.finetune_batch}, lr {args.finetune_lr:g} "
              f"({args.warmup} warmup steps), {_pairs(args.max_train)}, greedy decoding of {args.max_eval} test pairs; mean ± standard deviation over the seeds "
-             "shown. Measured on 2 cores, one run at a time.", ""]
+             "shown. Measured on 2 cores, one run at a time. `copy the source` is no model: the source itself "
+             "as the output (G2P: its letters as phoneme symbols), scored the same way.", ""]
     for task in TASKS:
         rows = [r for r in records if r["task"] == task]
         if not rows:
@@ -91,6 +103,10 @@ def write(args, records: list[dict]) -> None:
             loss = mine[0]["pretrain_loss"]
             lines.append(f"| {name} | {len(mine)} | {'-' if loss is None else f'{loss:.3f}'} | " + " | ".join(cells)
                          + " |")
+        base = copy_baseline(task, args.max_eval)
+        lines.append("| copy the source | - | - | " + " | ".join(f"{base[m]:.2f}" for m in
+                                                              ("bleu", "chrf", "rougeL", *(e.lower() for e in extra)))
+                     + " |")
         lines.append("")
     args.write.parent.mkdir(parents=True, exist_ok=True)
     args.write.write_text("\n".join(lines), encoding="utf-8")
@@ -114,7 +130,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=Path("/work/cache/r3-seq2seq"))
     parser.add_argument("--write", type=Path, default=Path("benchmarks/results/seq2seq_comparison.md"))
+    parser.add_argument("--from-records", action="store_true",
+                        help="only rewrite --write's table from the per-run scores already in its .json")
     args = parser.parse_args()
+    if args.from_records:
+        write(args, json.loads(args.write.with_suffix(".json").read_text(encoding="utf-8")))
+        return
     torch.set_num_threads(args.threads)
     folders = {name: pretrain(name, args, args.cache) for name in OBJECTIVES}
     folders["none"] = folders["bart"]
