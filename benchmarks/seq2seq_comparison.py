@@ -86,7 +86,7 @@ def write(args, records: list[dict]) -> None:
              "for text infilling + permutation and for MASS; `none` is the BART network with fresh weights). "
              f"Fine-tuning: {args.finetune_steps} steps, batch {args.finetune_batch}, lr {args.finetune_lr:g} "
              f"({args.warmup} warmup steps), {_pairs(args.max_train)}, greedy decoding of {args.max_eval} test pairs; mean ± standard deviation over the seeds "
-             "shown. Measured on 2 cores, one run at a time. `copy the source` is no model: the source itself "
+             "shown. Measured on 2 cores, one fine-tuning run at a time. `copy the source` is no model: the source itself "
              "as the output (G2P: its letters as phoneme symbols), scored the same way.", ""]
     for task in TASKS:
         rows = [r for r in records if r["task"] == task]
