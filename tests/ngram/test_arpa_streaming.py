@@ -74,3 +74,29 @@ def test_truncated_file_is_named_without_the_general_reader(tmp_path, monkeypatc
     (tmp_path / "short.arpa").write_text(text[: text.index("\n", at) + 1])  # one whole 3-gram line
     with pytest.raises(FormatError, match="3-grams: has 1 entries, header says"):
         arpa.read_arpa(tmp_path / "short.arpa")
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_blocks_parsed_in_threads_read_identically(threads, monkeypatch):
+    """An order's blocks are parsed side by side in a thread pool; the model is the same for any number of
+    threads, and a block that the streaming reader cannot take (parsed in a worker) still sends the file
+    to the general reader."""
+    monkeypatch.setattr(arpa, "_BLOCK", 2039)  # many blocks per section, so several are in flight at once
+    monkeypatch.setenv("LMLAB_ARPA_THREADS", threads)
+    path = str(KENLM / "mkn5.arpa.gz")
+    _same(arpa._read_streaming(path), arpa._read_general(path))
+
+
+def test_a_bad_block_in_a_worker_falls_back(tmp_path, train_sentences, monkeypatch):
+    m = build(train_sentences[:300], 3, "kn")
+    write_arpa(m, tmp_path / "m.arpa")
+    lines = (tmp_path / "m.arpa").read_text().splitlines()
+    at = lines.index("\\3-grams:") + 40  # a 3-gram line far inside its section: parsed by a worker
+    prob, words = lines[at].split("\t", 1)
+    lines[at] = prob + "\t" + words.replace(" ", "\u00a0", 1)  # non-ASCII whitespace: only the general reader splits it
+    (tmp_path / "odd.arpa").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(arpa, "_BLOCK", 1500)
+    monkeypatch.setenv("LMLAB_ARPA_THREADS", "2")
+    with pytest.raises(arpa._Fallback):
+        arpa._read_streaming(str(tmp_path / "odd.arpa"))
+    _same(arpa.read_arpa(tmp_path / "odd.arpa"), arpa._read_general(str(tmp_path / "odd.arpa")))

@@ -469,6 +469,20 @@ _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(
         np.uint64(0x27D4EB2F165667C5))
 
 
+def _reader_threads() -> int:
+    """Threads that parse an order's blocks side by side (numpy and the compiled kernels release the GIL):
+    the cores this process may use, at most 4; ``LMLAB_ARPA_THREADS`` overrides. The model read is the same
+    whatever the number (each block's rows are kept in file order, then sorted)."""
+    given = os.environ.get("LMLAB_ARPA_THREADS", "")
+    if given.strip().isdigit() and int(given) >= 1:
+        return int(given)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on Linux)
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 class _Fallback(Exception):
     """The streaming reader cannot take this file: the general reader reads it (and names any error)."""
 
@@ -699,7 +713,7 @@ def _read_streaming(path: str) -> NgramModel:
         """Sort the finished order's rows into key order (orders >= 2) and check the count."""
         if order == 1:
             return
-        got = parts.pop(order)
+        got = [g if isinstance(g, tuple) else g.result() for g in parts.pop(order)]
         key = np.concatenate([g[0] for g in got]) if got else np.zeros(0, dtype=np.int64)
         if len(key) != declared[order]:
             raise FormatError(f"{path}: \\{order}-grams: has {len(key)} entries, header says {declared[order]}")
@@ -734,14 +748,10 @@ def _read_streaming(path: str) -> NgramModel:
         if _kernels() is None:  # (with numba, words are looked up by textenc's byte hash instead)
             table = _WordTable(b, ws[:, 0], we[:, 0], ids)
 
-    def body(b: np.ndarray) -> None:
-        if not len(b):
-            return
+    def parse(b: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(keys, log10 probs, back-offs) of a block of order ``n`` >= 2 (run in the pool: it only reads)."""
         if not _only_plain_spaces(b.tobytes()):
             raise _Fallback
-        if n == 1:  # the unigrams are gathered whole: the vocabulary is made when their section ends
-            pending.append(b.copy())
-            return
         probs, bos, ws, we = _section_rows(b, n, n == order)
         ids = lookup_spans(b, ws.ravel(), we.ravel(), vocab)  # (a compiled byte hash; None without numba)
         ids = (table.lookup(b, ws.ravel(), we.ravel()) if ids is None else ids).reshape(ws.shape)  # (M, n) word ids
@@ -751,10 +761,29 @@ def _read_streaming(path: str) -> NgramModel:
         prefix = _lookup(keys, V, ids[:, :-1], firsts)
         if (prefix < 0).any() or (_lookup(keys, V, ids[:, 1:], firsts) < 0).any():
             raise _Fallback  # a prefix or suffix is not listed: the general reader adds it
-        parts[n].append((prefix * V + ids[:, -1], probs, bos))
+        return prefix * V + ids[:, -1], probs, bos
+
+    def body(b: np.ndarray) -> None:
+        if not len(b):
+            return
+        if n == 1:  # the unigrams are gathered whole: the vocabulary is made when their section ends
+            if not _only_plain_spaces(b.tobytes()):
+                raise _Fallback
+            pending.append(b.copy())
+            return
+        if n not in firsts_ready:  # the lower tables' prefix blocks, made here once, before the workers share them
+            for j in range(2, n):
+                _lookup(keys[:j], len(vocab), np.zeros((1, j), dtype=np.int64), firsts)
+            firsts_ready.add(n)
+        parts[n].append(pool.submit(parse, b, n))  # results are kept in file order
+        waiting = [i for i, f in enumerate(parts[n]) if not isinstance(f, tuple)]
+        if len(waiting) > workers:  # at most a few blocks' work arrays in memory at once
+            parts[n][waiting[0]] = parts[n][waiting[0]].result()
 
     pending: list[np.ndarray] = []  # the unigram section's blocks
     firsts: dict = {}  # per finished order's table: its first row per prefix (for _lookup)
+    firsts_ready: set = set()
+    workers = _reader_threads()
     order = 0
 
     def end_section() -> None:
@@ -763,58 +792,64 @@ def _read_streaming(path: str) -> NgramModel:
             unigrams(np.concatenate(pending) if pending else np.zeros(0, np.uint8), order == 1)
             pending = []
         finish(n)
-    for b in _blocks(path):
-        while len(b):
-            if state in ("preamble", "header"):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="arpa-reader")
+    try:
+        for b in _blocks(path):
+            while len(b):
+                if state in ("preamble", "header"):
+                    nl = int(np.argmax(b == 10))
+                    line = b[:nl].tobytes().decode("utf-8", "replace").strip()
+                    b = b[nl + 1:]
+                    if state == "preamble":
+                        state = "header" if line == "\\data\\" else state
+                        continue
+                    if line.startswith("\\"):
+                        if not declared or sorted(declared) != list(range(1, max(declared) + 1)):
+                            raise _Fallback
+                        order = max(declared)
+                        if _SECTION.match(line) is None or int(_SECTION.match(line).group(1)) != 1:
+                            raise _Fallback
+                        state, n = "section", 1
+                        parts[1] = []
+                    elif line:
+                        m = _HEADER.match(line)
+                        if not m:
+                            raise _Fallback
+                        declared[int(m.group(1))] = int(m.group(2))
+                    continue
+                if state == "end":
+                    break
+                # a section's body runs up to the next line that starts with a backslash
+                if b[0] == 92:
+                    stop = 0
+                else:
+                    marks = np.flatnonzero((b[:-1] == 10) & (b[1:] == 92))
+                    stop = int(marks[0]) + 1 if len(marks) else len(b)
+                body(b[:stop])
+                b = b[stop:]
+                if not len(b):
+                    continue
                 nl = int(np.argmax(b == 10))
                 line = b[:nl].tobytes().decode("utf-8", "replace").strip()
                 b = b[nl + 1:]
-                if state == "preamble":
-                    state = "header" if line == "\\data\\" else state
-                    continue
-                if line.startswith("\\"):
-                    if not declared or sorted(declared) != list(range(1, max(declared) + 1)):
-                        raise _Fallback
-                    order = max(declared)
-                    if _SECTION.match(line) is None or int(_SECTION.match(line).group(1)) != 1:
-                        raise _Fallback
-                    state, n = "section", 1
-                    parts[1] = []
-                elif line:
-                    m = _HEADER.match(line)
-                    if not m:
-                        raise _Fallback
-                    declared[int(m.group(1))] = int(m.group(2))
-                continue
-            if state == "end":
-                break
-            # a section's body runs up to the next line that starts with a backslash
-            if b[0] == 92:
-                stop = 0
-            else:
-                marks = np.flatnonzero((b[:-1] == 10) & (b[1:] == 92))
-                stop = int(marks[0]) + 1 if len(marks) else len(b)
-            body(b[:stop])
-            b = b[stop:]
-            if not len(b):
-                continue
-            nl = int(np.argmax(b == 10))
-            line = b[:nl].tobytes().decode("utf-8", "replace").strip()
-            b = b[nl + 1:]
+                end_section()
+                if line == "\\end\\":
+                    state = "end"
+                    break
+                m = _SECTION.match(line)
+                if m is None or int(m.group(1)) != n + 1 or n + 1 > order:
+                    raise _Fallback
+                n += 1
+                parts[n] = []
+        if state == "section":  # the file ends inside a section: its count is checked first, as the general reader does
             end_section()
-            if line == "\\end\\":
-                state = "end"
-                break
-            m = _SECTION.match(line)
-            if m is None or int(m.group(1)) != n + 1 or n + 1 > order:
-                raise _Fallback
-            n += 1
-            parts[n] = []
-    if state == "section":  # the file ends inside a section: its count is checked first, as the general reader does
-        end_section()
-        raise FormatError(f"{path}: missing \\end\\ (truncated file?)")
-    if state != "end" or n != order:
-        raise _Fallback
+            raise FormatError(f"{path}: missing \\end\\ (truncated file?)")
+        if state != "end" or n != order:
+            raise _Fallback
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return NgramModel(vocab, keys, lp, bo, {"method": "arpa", "source": str(path)})
 
 
