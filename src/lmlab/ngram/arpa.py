@@ -250,7 +250,8 @@ def read_arpa(path: str | os.PathLike) -> NgramModel:
     """Read an ARPA file (plain or ``.gz``) into an :class:`NgramModel`.
 
     The file is streamed in blocks and each block of a section is parsed with numpy
-    (:func:`_read_streaming`); a file that path does not take (non-ASCII whitespace, n-grams
+    (:func:`_read_streaming`; the blocks of one order side by side in :func:`_reader_threads`
+    threads, the same model for any number); a file that path does not take (non-ASCII whitespace, n-grams
     whose prefix or suffix is not listed, any malformed line) is read again by the general
     line-by-line reader (:func:`_read_general`), which completes missing n-grams and names
     what is wrong and where.
