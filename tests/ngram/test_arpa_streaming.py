@@ -100,3 +100,13 @@ def test_a_bad_block_in_a_worker_falls_back(tmp_path, train_sentences, monkeypat
     with pytest.raises(arpa._Fallback):
         arpa._read_streaming(str(tmp_path / "odd.arpa"))
     _same(arpa.read_arpa(tmp_path / "odd.arpa"), arpa._read_general(str(tmp_path / "odd.arpa")))
+
+
+def test_parallel_argsort_is_the_stable_argsort():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(1)
+    with ThreadPoolExecutor(2) as pool:
+        for n in (10, 1 << 20, (1 << 21) + 3):
+            x = rng.integers(0, 1000, n)  # many ties: the merge must keep them in input order
+            assert np.array_equal(arpa._parallel_argsort(x, pool, 2), np.argsort(x, kind="stable"))

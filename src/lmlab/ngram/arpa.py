@@ -484,6 +484,17 @@ def _reader_threads() -> int:
     return max(1, min(4, cores))
 
 
+def _parallel_argsort(key: np.ndarray, pool, workers: int) -> np.ndarray:
+    """``np.argsort(key, kind="stable")``, its two halves sorted side by side in ``pool`` and then merged
+    (a stable sort of two sorted runs is one linear merge). The same permutation as one stable sort."""
+    if workers < 2 or len(key) < 1 << 20:
+        return np.argsort(key, kind="stable")
+    half = len(key) // 2
+    left, right = (pool.submit(np.argsort, part, kind="stable") for part in (key[:half], key[half:]))
+    order = np.concatenate([left.result(), right.result() + half])
+    return order[np.argsort(key[order], kind="stable")]  # (ties keep left before right: still stable)
+
+
 class _Fallback(Exception):
     """The streaming reader cannot take this file: the general reader reads it (and names any error)."""
 
@@ -718,13 +729,15 @@ def _read_streaming(path: str) -> NgramModel:
         key = np.concatenate([g[0] for g in got]) if got else np.zeros(0, dtype=np.int64)
         if len(key) != declared[order]:
             raise FormatError(f"{path}: \\{order}-grams: has {len(key)} entries, header says {declared[order]}")
-        sort = np.argsort(key, kind="stable")
+        sort = _parallel_argsort(key, pool, workers)
+        gathered = [pool.submit(lambda i: np.concatenate([g[i] for g in got])[sort] if got else np.zeros(0), i)
+                    for i in (1, 2)]  # the values gathered in the pool while the keys are checked here
         key = key[sort]
         if len(key) > 1 and (key[1:] == key[:-1]).any():
             raise _Fallback
         keys.append(key)
-        lp.append(np.concatenate([g[1] for g in got])[sort] if got else np.zeros(0))
-        bo.append(np.concatenate([g[2] for g in got])[sort] if got else np.zeros(0))
+        lp.append(gathered[0].result())
+        bo.append(gathered[1].result())
 
     def unigrams(b: np.ndarray, top: bool) -> None:
         nonlocal vocab, table
