@@ -164,3 +164,17 @@ def test_mass_learns_on_real_text():
                                                   dropout=0.0, mask_token_id=4))
     first, last = _train(MassObjective(MassConfig(), tokenizer.vocab_size, 4, 1, random_low=5), net, rows, steps=80)
     assert first > 5.5 and last < 5.5, (first, last)  # measured 6.0 -> 5.05 (80 steps, 1 thread)
+
+
+def test_tiny_preset_keeps_bart_base_init_scale_relative_to_its_width():
+    """init_std 0.02 is BART-base's (d = 768); the d = 64 preset uses 0.07 = 0.02 x sqrt(768 / 64) to 2 digits
+    (at 0.02 a 2+2 x 64 BART cannot learn to copy; docs/bart.md), and the weights are drawn at that scale."""
+    from lmlab.models.bart import PRESETS
+
+    tiny, base = PRESETS["tiny"], PRESETS["bart-base"]
+    assert tiny["init_std"] == pytest.approx(0.02 * (base["d_model"] / tiny["d_model"]) ** 0.5, abs=0.005)
+    torch.manual_seed(0)
+    m = BartForConditionalGeneration(BartConfig(**{**PRESETS["tiny"], "vocab_size": 4096}))
+    weights = dict(m.named_parameters())
+    for name in ("model.shared.weight", "model.encoder.layers.0.self_attn.qkv.q.weight"):
+        assert weights[name].std().item() == pytest.approx(0.07, rel=0.1), name
