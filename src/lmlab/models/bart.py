@@ -277,7 +277,7 @@ class BartForConditionalGeneration(_BartPretrained):
         return self.model.decode(tgt_ids, memory, memory_mask, cache=cache, positions=positions)
 
     def logits(self, states: Tensor) -> Tensor:
-        return F.linear(states, self.model.shared.weight) + self.final_logits_bias  # (B, T, C) -> (B, T, V)
+        return F.linear(states, self.model.shared.weight, self.final_logits_bias[0])  # (B, T, C) -> (B, T, V)
 
     def generation_steps(self, src_ids: Tensor, src_mask: Tensor | None = None) -> EncoderDecoderSteps:
         """This model's decoder over an encoded source batch, for :func:`lmlab.tasks.generation.translate`
