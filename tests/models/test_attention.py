@@ -21,7 +21,6 @@ from lmlab.nn.attention import (
     combine_masks,
     padding_mask,
     self_attention,
-    stacked_linear,
 )
 from lmlab.nn.feedforward import FeedForward
 from lmlab.nn.norms import PostNormResidual, PreNormResidual, RMSNorm
@@ -181,37 +180,3 @@ def test_fused_qkv_is_q_k_v_in_that_order():
         proj.proj.bias.zero_()
     q, k, v = proj(torch.ones(1, 1, 4))
     assert q.sum() == 4 and k.sum() == 8 and v.sum() == 12
-
-
-def test_stacked_linear_is_the_separate_products_and_trains_the_separate_weights():
-    torch.manual_seed(0)
-    layers = [nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 5)]
-    x = torch.randn(2, 3, 8)
-    parts = stacked_linear(x, layers)
-    assert [p.shape[-1] for p in parts] == [8, 8, 5]
-    for part, layer in zip(parts, layers):
-        torch.testing.assert_close(part, layer(x), rtol=1e-6, atol=1e-6)
-    sum(p.square().sum() for p in parts).backward()
-    for layer in layers:  # the gradient reaches each layer's own weight and bias
-        expected = torch.autograd.grad(layer(x).square().sum(), [layer.weight, layer.bias])
-        torch.testing.assert_close(layer.weight.grad, expected[0])
-        torch.testing.assert_close(layer.bias.grad, expected[1])
-
-
-def test_stacked_weights_are_kept_by_a_generation_cache_only_without_gradients():
-    torch.manual_seed(0)
-    layers = [nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False)]
-    x = torch.randn(1, 1, 8)
-    store = LayerKV(4)
-    stacked_linear(x, layers, store)  # gradients on: nothing kept (the weights may change)
-    assert store.stacked is None
-    with torch.no_grad():
-        first = stacked_linear(x, layers, store)
-        kept = store.stacked
-        assert kept is not None and kept[1] is None
-        torch.testing.assert_close(kept[0], torch.cat([layers[0].weight, layers[1].weight]))
-        again = stacked_linear(x, layers, store)
-        assert store.stacked is kept  # reused, not rebuilt, at the next step
-    for a, b in zip(first, again):
-        torch.testing.assert_close(a, b)
-    assert KVCache(2, 4).layers[0].stacked is None  # a new generation starts from the current weights

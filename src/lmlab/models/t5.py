@@ -55,7 +55,6 @@ from ..nn.attention import (
     combine_masks,
     masked_bias,
     optional_key_mask,
-    stacked_linear,
 )
 from ..nn.decoding import EncoderDecoderSteps
 from ..nn.dropout import Dropout, dropout
@@ -200,18 +199,16 @@ class T5Attention(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None, attn_bias: Tensor | None = None,
                 is_causal: bool = False, memory: Tensor | None = None, cache: LayerKV | None = None) -> Tensor:
         B, T, _ = x.shape
-        if memory is None:  # q, k, v as one product (stacked_linear); the cache keeps the stacked weights
-            q, k, v = (self._heads(h) for h in stacked_linear(x, [self.q, self.k, self.v], cache))
-            if cache is not None:
-                k, v = cache.append(k, v)                                      # (B, H, past + T, D)
+        q = self._heads(self.q(x))
+        if memory is not None and cache is not None and cache.static:
+            k, v = cache.k, cache.v
         else:
-            q = self._heads(self.q(x))
-            if cache is not None and cache.static:
-                k, v = cache.k, cache.v
-            else:
-                k, v = (self._heads(h) for h in stacked_linear(memory, [self.k, self.v]))  # (B, H, S, D)
-                if cache is not None:
-                    cache.set_static(k, v)
+            source = x if memory is None else memory
+            k, v = self._heads(self.k(source)), self._heads(self.v(source))  # (B, H, S, D)
+            if cache is not None and memory is not None:
+                cache.set_static(k, v)
+            elif cache is not None:
+                k, v = cache.append(k, v)                                      # (B, H, past + T, D)
         dropout_p = self.dropout if self.training else 0.0
         if attn_bias is not None and attn_bias.requires_grad and mask is None and not is_causal:
             # training the bias table: SDPA has no kernel that returns a gradient for its float mask and

@@ -198,7 +198,6 @@ class LayerKV:
         self.v: Tensor | None = None
         self.length = 0
         self.static = False
-        self.stacked: tuple[Tensor, Tensor | None] | None = None  # see stacked_linear
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store k, v (B, H, T, D) after the cached ones; return all keys and values so far."""
@@ -251,25 +250,6 @@ class KVCache:
 # --------------------------------------------------------------------------- projections
 
 
-def stacked_linear(x: Tensor, linears: list[nn.Linear], store: LayerKV | None = None) -> tuple[Tensor, ...]:
-    """(x W_1 + b_1, x W_2 + b_2, ...) as one product with the weights and biases stacked.
-
-    One (C -> n·C) matmul instead of n (C -> C) ones, forward and backward: fewer, larger products,
-    while the parameters stay the separate matrices the checkpoints have. Stacking copies the
-    weights, which costs more than it saves on a single decoding step, so with a ``store`` (the
-    layer's :class:`LayerKV` during generation, gradients off) the stacked copy is made at the
-    first step and reused at every later one; it lives as long as that cache.
-    """
-    stacked = store.stacked if store is not None else None
-    if stacked is None:
-        weight = torch.cat([layer.weight for layer in linears])
-        bias = None if linears[0].bias is None else torch.cat([layer.bias for layer in linears])
-        stacked = (weight, bias)
-        if store is not None and not torch.is_grad_enabled():
-            store.stacked = stacked
-    return F.linear(x, *stacked).split([layer.out_features for layer in linears], dim=-1)
-
-
 class FusedQKV(nn.Module):
     """q, k, v = split(x W_qkv + b): one (C -> 3C) matmul; self-attention only (GPT-2's ``c_attn``)."""
 
@@ -278,8 +258,7 @@ class FusedQKV(nn.Module):
         self.d_model = d_model
         self.proj = nn.Linear(d_model, 3 * d_model, bias=bias)
 
-    def forward(self, x: Tensor, memory: Tensor | None = None,
-                cache: LayerKV | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, memory: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         if memory is not None:
             raise UsageError("FusedQKV projects one sequence; use SeparateQKV for cross-attention")
         return self.proj(x).split(self.d_model, dim=-1)  # 3 x (B, T, C)
@@ -298,19 +277,15 @@ class SeparateQKV(nn.Module):
         self.k = nn.Linear(d_memory, d_model, bias=bias)
         self.v = nn.Linear(d_memory, d_model, bias=bias)
 
-    def forward(self, x: Tensor, memory: Tensor | None = None,
-                cache: LayerKV | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """q, k, v; self-attention's three projections (or cross-attention's k, v) as one product
-        (:func:`stacked_linear`; ``cache`` keeps the stacked weights between decoding steps)."""
-        if memory is None:
-            return stacked_linear(x, [self.q, self.k, self.v], cache)
-        return (self.q(x), *stacked_linear(memory, [self.k, self.v]))
+    def forward(self, x: Tensor, memory: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        source = x if memory is None else memory
+        return self.q(x), self.k(source), self.v(source)
 
     def project_q(self, x: Tensor) -> Tensor:
         return self.q(x)
 
     def project_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
-        return tuple(stacked_linear(memory, [self.k, self.v]))
+        return self.k(memory), self.v(memory)
 
 
 # --------------------------------------------------------------------------- multi-head attention
@@ -362,7 +337,7 @@ class MultiHeadAttention(nn.Module):
             q = self._heads(self.qkv.project_q(x))
             k, v = cache.k, cache.v
         else:
-            q, k, v = self.qkv(x, memory, cache)
+            q, k, v = self.qkv(x, memory)
             q, k, v = self._heads(q), self._heads(k), self._heads(v)  # (B, H, T|S, D)
             if self.positions is not None:
                 q, k = self.positions(q, k, cache.length if cache is not None else 0)
