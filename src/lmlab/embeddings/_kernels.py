@@ -32,8 +32,10 @@ import math
 import numpy as np
 
 try:  # numba is the "fast" extra; without it the kernels run as (slow) Python
-    import numba
-    from numba import njit
+    from .._numba import _import_numba
+
+    numba = _import_numba()
+    njit = numba.njit
 
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised only without numba

@@ -587,7 +587,7 @@ def _floats(b: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         return np.zeros(0)
     if not _DECIMALS:
         try:
-            from numba import njit
+            from .._numba import njit
 
             _DECIMALS.append(njit(cache=True, nogil=True)(_decimal_floats))
         except ImportError:

@@ -352,7 +352,7 @@ def child_rows(table: np.ndarray, first: np.ndarray, V: int, row: np.ndarray, w:
     if _trie_scorer() is None:
         return None
     if not _STEP:
-        from numba import njit
+        from .._numba import njit
 
         _STEP.append(njit(cache=True, nogil=True)(_child_rows))
     out = np.empty(len(row), dtype=np.int64)
@@ -370,7 +370,7 @@ def _trie_scorer():
     """The numba-compiled trie scorer, or None without numba."""
     if not _TRIE:
         try:
-            from numba import njit
+            from .._numba import njit
         except ImportError:
             _TRIE.append(None)
             return None

@@ -80,7 +80,7 @@ _EMIT: list = []
 def _emit_jitted():
     """The numba-compiled :func:`_emit` (numba must be installed)."""
     if not _EMIT:
-        from numba import njit
+        from .._numba import njit
 
         _EMIT.append(njit(cache=True, nogil=True, inline="always")(_emit))
     return _EMIT[0]
@@ -145,7 +145,7 @@ def _compiled_scorer():
     """The numba-compiled scorer, or None without numba (the optional ``fast`` extra)."""
     if not _SCORER:
         try:
-            from numba import njit
+            from .._numba import njit
         except ImportError:
             _SCORER.append(None)
             return None

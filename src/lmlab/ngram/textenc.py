@@ -177,7 +177,7 @@ def _kernels():
     """(build_table, count_tokens, fill, lookup_spans) compiled with numba, or None without numba."""
     if not _KERNELS:
         try:
-            from numba import njit
+            from .._numba import njit
         except ImportError:
             _KERNELS.append(None)
             return None
