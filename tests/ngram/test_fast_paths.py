@@ -125,3 +125,31 @@ def test_a_short_stream_is_scored_without_building_the_index(train_sentences, te
         lp_i, order_i = indexed.score_ids(ids, pos, compiled=compiled)
         assert np.array_equal(lp.view(np.int64), lp_i.view(np.int64)) and np.array_equal(order, order_i)
     assert lean.evaluate(short).perplexity == indexed.evaluate(short).perplexity
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_text_scored_in_threads_piece_by_piece_gives_the_same_evaluation(train_sentences, test_sentences, tmp_path,
+                                                                          monkeypatch, binary):
+    """evaluate_text scores the pieces after the first in a thread pool (LMLAB_SCORE_THREADS) while it
+    encodes the next ones; the totals are added in text order: the same Evaluation as one thread."""
+    from lmlab.ngram import load_model, textenc
+    from lmlab.ngram.binary import write_binary
+
+    model = build(train_sentences[:400], 3, "mkn")
+    path = tmp_path / ("m.lmbin" if binary else "m.arpa")
+    write_binary(model, path) if binary else write_arpa(model, path)
+    m = load_model(path)
+    text = ("\n".join(" ".join(s) for s in test_sentences) + "\n").encode()
+    monkeypatch.setattr(textenc, "PIECE", 300)  # many pieces from a small text
+    results = {}
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("LMLAB_SCORE_THREADS", threads)
+        results[threads] = m.evaluate_text(text)
+    assert len(list(textenc.encode_pieces(text, m.vocab))) > 10
+    assert results["1"] == results["2"] == results["3"]
+    assert results["1"].sentences == len([s for s in test_sentences if s]) and results["1"].tokens > 0
+    expected = m.evaluate([s for s in test_sentences if s])
+    assert results["2"].tokens == expected.tokens and results["2"].oovs == expected.oovs
+    assert results["2"].perplexity == pytest.approx(expected.perplexity, rel=1e-12)
+    with pytest.raises(DataError, match="not valid UTF-8"):  # a bad piece after some were sent to the pool
+        m.evaluate_text(text + b"caf\xe9\n")

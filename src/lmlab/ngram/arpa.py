@@ -46,7 +46,7 @@ import numpy as np
 from ..errors import FormatError
 from ..io import atomic_open
 from .counts import BOS, EOS, UNK, Vocabulary, ngram_words
-from .model import LOG10_ZERO, NgramModel
+from .model import LOG10_ZERO, NgramModel, worker_threads
 
 _CHUNK = 8192  # lines formatted at once: the work buffers (~4 MB) stay in cache and are reused
 _REC = 24  # bytes per formatted number: [lead, sign, integer digits right-aligned to byte 7]['.' 10 decimals][trail]
@@ -472,16 +472,9 @@ _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(
 
 def _reader_threads() -> int:
     """Threads that parse an order's blocks side by side (numpy and the compiled kernels release the GIL):
-    the cores this process may use, at most 4; ``LMLAB_ARPA_THREADS`` overrides. The model read is the same
+    :func:`~lmlab.ngram.model.worker_threads` with ``LMLAB_ARPA_THREADS``. The model read is the same
     whatever the number (each block's rows are kept in file order, then sorted)."""
-    given = os.environ.get("LMLAB_ARPA_THREADS", "")
-    if given.strip().isdigit() and int(given) >= 1:
-        return int(given)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # (not on Linux)
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return worker_threads("LMLAB_ARPA_THREADS")
 
 
 def _parallel_argsort(key: np.ndarray, pool, workers: int) -> np.ndarray:

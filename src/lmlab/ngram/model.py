@@ -29,6 +29,7 @@ vocabulary at once at each step.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -50,6 +51,19 @@ from .counts import (
 LOG10_ZERO = -99.0  # what ARPA files write for log10(0)
 _COMPILED_ABOVE = 1_000_000  # n-grams: above this, score with the numba kernel when numba is installed
 _INDEX_PER_POSITION = 8  # a stream of fewer positions than n-grams / 8 is scored by binary search (no index)
+
+
+def worker_threads(variable: str) -> int:
+    """Threads for work the compiled kernels and numpy do side by side (they release the GIL): the cores
+    this process may use, at most 4; the environment variable ``variable`` (a number >= 1) overrides."""
+    given = os.environ.get(variable, "")
+    if given.strip().isdigit() and int(given) >= 1:
+        return int(given)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on Linux)
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 def _emit(compact, t, p, w, value, m, out, sentence, logp, matched, is_oov, sent):
@@ -389,13 +403,39 @@ class NgramModel:
 
         logps, kept = [], []  # per piece: the scores, and those of the in-vocabulary tokens where a piece has OOVs
         oovs = n_sentences = 0
-        for ids, pos, _, n in encode_pieces(data, self.vocab, where):  # one piece's stream in memory at a time
-            logp, is_oov, _, _ = self.score_stream(ids, pos)
+
+        def add(scored) -> None:
+            nonlocal oovs
+            logp, is_oov, _, _ = scored
             logps.append(logp)
             n_oov = int(is_oov.sum())
             kept.append(logp[~is_oov] if n_oov else logp)
             oovs += n_oov
-            n_sentences += n
+
+        # The first piece is scored here (it builds whatever the scorer builds once); later pieces are
+        # scored in a thread pool while the next ones are read and encoded (the kernels release the GIL),
+        # a few pieces in flight at a time; their results are added in text order, so the sums are the same.
+        threads = worker_threads("LMLAB_SCORE_THREADS")
+        pool = pending = None
+        try:
+            for ids, pos, _, n in encode_pieces(data, self.vocab, where):  # a few pieces in memory at a time
+                n_sentences += n
+                if threads == 1 or not logps:
+                    add(self.score_stream(ids, pos))
+                    continue
+                if pool is None:
+                    from collections import deque
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    pool, pending = ThreadPoolExecutor(threads), deque()
+                pending.append(pool.submit(self.score_stream, ids, pos))
+                while len(pending) > threads:
+                    add(pending.popleft().result())
+            while pending:
+                add(pending.popleft().result())
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
         total = _exact_sum_of(logps)
         return Evaluation(log10_prob=total, tokens=sum(len(x) for x in logps), oovs=oovs, sentences=n_sentences,
                           log10_prob_no_oov=_exact_sum_of(kept) if oovs else total)
