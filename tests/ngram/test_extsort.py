@@ -93,3 +93,33 @@ def test_parse_memory():
     for bad in ("", "two", "1K", "-5G"):
         with pytest.raises(UsageError):
             parse_memory(bad)
+
+
+def test_interner_numbers_words_by_first_appearance_and_grows():
+    from lmlab.ngram.textenc import Interner, _kernels
+
+    if _kernels() is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}".encode() for i in range(5000)] + ["naïve".encode(), b"x" * 70000]  # a word over the blob's start
+    lines = [b" ".join(vocab[j] for j in rng.integers(0, len(vocab), rng.integers(0, 9))) for _ in range(3000)]
+    text = b"\n".join(lines) + b"\n\t \n"
+    interner = Interner([b"<unk>", b"<s>", b"</s>"])  # starts with room for 1,024 words: grows several times
+    seen = {b"<unk>": 0, b"<s>": 1, b"</s>": 2}
+    expected = [seen.setdefault(t, len(seen)) for t in text.split()]
+    half = text.index(b"\n", len(text) // 2) + 1
+    ids_a, len_a = interner.encode(text[:half])
+    ids_b, len_b = interner.encode(text[half:])                     # the table persists across pieces
+    assert np.concatenate([ids_a, ids_b]).tolist() == expected
+    assert np.concatenate([len_a, len_b]).tolist() == [len(x.split()) for x in lines if x.split()]
+    assert interner.n == len(seen) and interner.words(0) == list(seen)
+    interner.add([b"late"])                                         # words learnt elsewhere join at the end
+    assert interner.encode(b"late w1\n")[0].tolist() == [len(seen), seen[b"w1"]]
+
+
+def test_chunks_counted_by_the_interner_and_by_the_dict_share_one_numbering(tmp_path):
+    # some chunks have non-ASCII whitespace (split as str, the dict learns their words), the others are
+    # numbered by the byte hash, which must first learn the dict's new words
+    lines = TRAIN.split(b"\n")
+    text = b"\n".join(line.replace(b" ", "\u00a0".encode(), 1) if i % 50 == 7 else line for i, line in enumerate(lines))
+    _same_counts(count_text_external(text, 3, memory="64K", temp=tmp_path), count_text(text, 3))

@@ -44,6 +44,7 @@ from .counts import (
     NgramCounts,
     Vocabulary,
     _count_stream,
+    _only_plain_spaces,
     _stream,
     ngram_words,
     split_text,
@@ -84,6 +85,30 @@ class _Words:
             self.ids: dict[bytes, int] = {w.encode(): i for i, w in enumerate((UNK, BOS, EOS))}
         else:
             self.ids = {w.encode("utf-8"): i for w, i in vocab.index.items()}
+        self.interner = None  # the byte hash of encode_text, made at its first chunk
+
+    def encode_text(self, chunk: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids of the chunk's tokens, tokens per sentence): :func:`split_text` then :meth:`encode`, or, for an
+        open vocabulary over text split at ' ', '\\t', '\\n' only, one compiled pass over its bytes
+        (:class:`~lmlab.ngram.textenc.Interner`, with the same ids: first appearance); the dict learns the
+        new words only."""
+        from .textenc import Interner, _kernels
+
+        if self.closed is not None or _kernels() is None or not _only_plain_spaces(chunk):
+            tokens, lengths = split_text(chunk, where)
+            return self.encode(tokens), lengths
+        try:
+            chunk.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{where}: not valid UTF-8 at byte {err.start}") from None
+        if self.interner is None:
+            self.interner = Interner(list(self.ids))
+        elif self.interner.n < len(self.ids):  # words the dict learnt elsewhere (a worker's chunk)
+            self.interner.add(list(self.ids)[self.interner.n:])
+        before = self.interner.n
+        ids, lengths = self.interner.encode(chunk)
+        self.ids.update(zip(self.interner.words(before), range(before, self.interner.n)))
+        return ids, lengths
 
     def encode(self, tokens: list) -> np.ndarray:
         if tokens and isinstance(tokens[0], str):
@@ -138,10 +163,10 @@ def _chunks(data: bytes, size: int):
 
 def _count_chunk(chunk: bytes, order: int, words: _Words, where: str):
     """Count one chunk: (unigram counts, [sorted rows, counts] per order >= 2, sentences, stream length)."""
-    tokens, lengths = split_text(chunk, where)
+    tokens, lengths = words.encode_text(chunk, where)
     if not len(lengths):
         return None
-    ids, pos = _stream(words.encode(tokens), lengths)
+    ids, pos = _stream(tokens, lengths)
     V = len(words.ids)
     c = _count_stream(ids, pos, _Sized(V), order, len(lengths))
     runs = []

@@ -168,13 +168,141 @@ def _lookup_spans(data, lo, hi, table, bits, blob, starts, ends, out):
         out[i] = w
 
 
+def _intern(data, state, table, bits, blob, starts, ends, out, lengths):
+    """Number the tokens of a piece (split at ' ', '\\t', '\\n') by the byte hash, adding unseen words.
+
+    ``out[t]``: the id of token t; ``lengths[k]``: the tokens of non-blank line k. A word not in
+    ``table`` gets the next id: its bytes are appended to ``blob`` (``starts``/``ends``) and it takes its
+    slot. ``state`` = (byte, token, line, tokens in the open line, words, blob bytes used) says where
+    the pass is; it returns 1, leaving ``state`` at the token it stopped before, when adding a word
+    would fill the table over half or overrun ``blob``/``starts`` (the caller grows them and calls
+    again), 0 when the piece is done."""
+    mask = (1 << bits) - 1
+    shift = np.uint64(64 - bits)
+    n = len(data)
+    i, t, line, c, words, used = state[0], state[1], state[2], state[3], state[4], state[5]
+    while i < n:
+        b = data[i]
+        if b == 10:
+            if c > 0:
+                lengths[line] = c
+                line += 1
+                c = 0
+            i += 1
+        elif b == 32 or b == 9:
+            i += 1
+        else:
+            h = np.uint64(_FNV_OFFSET)
+            j = i
+            while j < n:
+                x = data[j]
+                if x == 32 or x == 9 or x == 10:
+                    break
+                h = (h ^ np.uint64(x)) * np.uint64(_FNV_PRIME)
+                j += 1
+            s = np.int64(h >> shift)
+            w = -1
+            while table[s] >= 0:
+                k = table[s]
+                if _same_c(blob, starts[k], ends[k], data, i, j):
+                    w = k
+                    break
+                s = (s + 1) & mask
+            if w < 0:
+                if 2 * (words + 1) > len(table) or words >= len(starts) or used + (j - i) > len(blob):
+                    state[0], state[1], state[2], state[3], state[4], state[5] = i, t, line, c, words, used
+                    return 1
+                for q in range(j - i):
+                    blob[used + q] = data[i + q]
+                starts[words] = used
+                ends[words] = used + (j - i)
+                used += j - i
+                table[s] = words
+                w = words
+                words += 1
+            out[t] = w
+            t += 1
+            c += 1
+            i = j
+    if c > 0:
+        lengths[line] = c
+        line += 1
+        c = 0
+    state[0], state[1], state[2], state[3], state[4], state[5] = i, t, line, c, words, used
+    return 0
+
+
+class Interner:
+    """Word bytes -> id in order of first appearance, kept as a byte hash (what counting a text needs).
+
+    The words live in one byte array with their spans and an open-addressing table over them (FNV-1a,
+    linear probing, at most half full), grown by doubling; :meth:`encode` numbers a piece's tokens in
+    one compiled pass (:func:`_intern`) instead of a dict look-up per token. ``words(lo)`` gives the
+    words from id ``lo`` on as ``bytes``, so a caller can keep a dict of the (few) new words in step.
+    """
+
+    def __init__(self, words: list[bytes]):
+        self.n, self.used, self.bits = 0, 0, 4
+        self.blob = np.zeros(1 << 16, dtype=np.uint8)
+        self.starts = np.zeros(1 << 10, dtype=np.int64)
+        self.ends = np.zeros(1 << 10, dtype=np.int64)
+        self.table = np.full(1 << self.bits, -1, dtype=np.int32)
+        self.add(words)
+
+    def add(self, words: list[bytes]) -> None:
+        """Append these words (not yet known) with the next ids."""
+        for w in words:
+            self._room(len(w), 1)
+            self.blob[self.used:self.used + len(w)] = np.frombuffer(w, dtype=np.uint8)
+            self.starts[self.n], self.ends[self.n] = self.used, self.used + len(w)
+            self.used += len(w)
+            self.n += 1
+        self._rehash()
+
+    def _room(self, more_bytes: int, more_words: int) -> None:
+        if self.used + more_bytes > len(self.blob):
+            self.blob = np.concatenate([self.blob, np.zeros(max(len(self.blob), more_bytes), dtype=np.uint8)])
+        if self.n + more_words > len(self.starts):
+            grow = max(len(self.starts), more_words)
+            self.starts = np.concatenate([self.starts, np.zeros(grow, dtype=np.int64)])
+            self.ends = np.concatenate([self.ends, np.zeros(grow, dtype=np.int64)])
+
+    def _rehash(self) -> None:
+        self.bits = max(4, int(2 * (self.n + 1)).bit_length())  # 2^bits > 2 (n + 1): room for one more word
+        self.table = _kernels()[0](self.blob, self.starts[:self.n], self.ends[:self.n], self.bits)
+
+    def encode(self, piece: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """(ids of the tokens, tokens per non-blank line) of a piece split at ' ', '\\t', '\\n' only."""
+        kernels = _kernels()
+        raw = np.frombuffer(piece, dtype=np.uint8)
+        tokens, lines = kernels[1](raw)
+        out = np.empty(tokens, dtype=np.int64)
+        lengths = np.empty(lines, dtype=np.int64)
+        state = np.array([0, 0, 0, 0, self.n, self.used], dtype=np.int64)
+        while kernels[4](raw, state, self.table, self.bits, self.blob, self.starts, self.ends, out, lengths):
+            self.n, self.used = int(state[4]), int(state[5])
+            self._room(len(piece) - int(state[0]), 1)     # room for the rest of the piece's bytes
+            self._room(0, self.n)                           # and twice the words
+            self._rehash()                                  # a table at most half full again
+        self.n, self.used = int(state[4]), int(state[5])
+        return out, lengths
+
+    def words(self, lo: int) -> list[bytes]:
+        """The words with ids ``lo`` .. n - 1, as bytes."""
+        if lo >= self.n:
+            return []
+        base = int(self.starts[lo])
+        blob = self.blob[base:self.used].tobytes()
+        return [blob[a - base:b - base] for a, b in zip(self.starts[lo:self.n].tolist(), self.ends[lo:self.n].tolist())]
+
+
 _fnv_c = _fnv  # the jitted helpers once _kernels() has run (the kernels call these names)
 _same_c = _same
 _KERNELS: list = []
 
 
 def _kernels():
-    """(build_table, count_tokens, fill, lookup_spans) compiled with numba, or None without numba."""
+    """(build_table, count_tokens, fill, lookup_spans, intern) compiled with numba, or None without numba."""
     if not _KERNELS:
         try:
             from .._numba import njit
@@ -184,7 +312,8 @@ def _kernels():
         global _fnv_c, _same_c
         _fnv_c = njit(cache=True, nogil=True, inline="always")(_fnv)
         _same_c = njit(cache=True, nogil=True, inline="always")(_same)
-        _KERNELS.append(tuple(njit(cache=True, nogil=True)(f) for f in (_build_table, _count_tokens, _fill, _lookup_spans)))
+        _KERNELS.append(tuple(njit(cache=True, nogil=True)(f)
+                              for f in (_build_table, _count_tokens, _fill, _lookup_spans, _intern)))
     return _KERNELS[0]
 
 
