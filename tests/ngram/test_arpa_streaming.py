@@ -110,3 +110,17 @@ def test_parallel_argsort_is_the_stable_argsort():
         for n in (10, 1 << 20, (1 << 21) + 3):
             x = rng.integers(0, 1000, n)  # many ties: the merge must keep them in input order
             assert np.array_equal(arpa._parallel_argsort(x, pool, 2), np.argsort(x, kind="stable"))
+
+
+def test_sections_formatted_in_threads_write_the_same_bytes(tmp_path, train_sentences, monkeypatch):
+    """ArpaWriter.lines formats a long section's chunks side by side (LMLAB_ARPA_THREADS) and writes them
+    in order: the file is byte for byte the one a single thread writes."""
+    m = build(train_sentences[:300], 4, "mkn")
+    monkeypatch.setattr(arpa, "_CHUNK", 97)  # many chunks per section
+    files = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("LMLAB_ARPA_THREADS", threads)
+        write_arpa(m, tmp_path / f"m{threads}.arpa")
+        files[threads] = (tmp_path / f"m{threads}.arpa").read_bytes()
+    assert files["1"] == files["3"] and len(files["1"]) > 97 * 50
+    assert arpa.read_arpa(tmp_path / "m3.arpa").sizes() == m.sizes()

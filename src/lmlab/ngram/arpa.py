@@ -207,7 +207,10 @@ class ArpaWriter:
         self.words = {"off": off, "off_first": off + 1, "len": size - 1, "len_first": size - 2,
                       "len_nl": size, "len_first_nl": size - 1}
         self.buf = _Buffers(blob)
+        self.blob = blob
         self.n = 0
+        self._pool = None  # the threads formatting a long section's chunks side by side (made when needed)
+        self._local = None
         f.write(b"\\data\\\n" + "".join(f"ngram {n}={size}\n" for n, size in enumerate(sizes, 1)).encode())
 
     def section(self, n: int) -> None:
@@ -219,13 +222,40 @@ class ArpaWriter:
         """Write the lines of M n-grams of the current section: ``ids`` (M, n), log10 values (M,) each
         (the back-off is not written at the top order)."""
         top = self.n == self.order
-        for lo in range(0, len(ids), _CHUNK):
-            hi = min(len(ids), lo + _CHUNK)
-            self.f.write(_ngram_lines(ids[lo:hi], logprob[lo:hi], None if top else backoff[lo:hi],
-                                      self.words, self.buf))
+        spans = [(lo, min(len(ids), lo + _CHUNK)) for lo in range(0, len(ids), _CHUNK)]
+        threads = _reader_threads() if len(spans) > 1 else 1
+        if threads == 1:
+            for lo, hi in spans:
+                self.f.write(_ngram_lines(ids[lo:hi], logprob[lo:hi], None if top else backoff[lo:hi],
+                                          self.words, self.buf))
+            return
+        # chunks formatted in a few threads (numpy releases the GIL), each with its own work space,
+        # and written in order: the same bytes as one thread writes
+        if self._pool is None:
+            import threading
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool, self._local = ThreadPoolExecutor(threads, thread_name_prefix="arpa-format"), threading.local()
+
+        def text(span: tuple[int, int]) -> bytes:
+            buf = getattr(self._local, "buf", None)
+            if buf is None:
+                buf = self._local.buf = _Buffers(self.blob)
+            lo, hi = span
+            return _ngram_lines(ids[lo:hi], logprob[lo:hi], None if top else backoff[lo:hi], self.words, buf).tobytes()
+
+        for chunk in self._pool.map(text, spans):
+            self.f.write(chunk)
 
     def end(self) -> None:
         self.f.write(b"\n\\end\\\n")
+        self.close()
+
+    def close(self) -> None:
+        """Stop the formatting threads (:meth:`end` does this)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def write_arpa(model: NgramModel, path: str | os.PathLike) -> None:
@@ -233,13 +263,16 @@ def write_arpa(model: NgramModel, path: str | os.PathLike) -> None:
     path = os.fspath(path)
     with atomic_open(path, gz=path.endswith(".gz")) as f:
         out = ArpaWriter(f, model.vocab.words, model.sizes())
-        for n, size in enumerate(model.sizes(), start=1):
-            out.section(n)
-            for lo in range(0, size, _CHUNK):
-                hi = min(size, lo + _CHUNK)
-                out.lines(ngram_words(model.keys, model.V, n, np.arange(lo, hi)), model.logprob[n - 1][lo:hi],
-                          model.backoff[n - 1][lo:hi])
-        out.end()
+        try:
+            for n, size in enumerate(model.sizes(), start=1):
+                out.section(n)
+                for lo in range(0, size, _CHUNK * 64):
+                    hi = min(size, lo + _CHUNK * 64)
+                    out.lines(ngram_words(model.keys, model.V, n, np.arange(lo, hi)), model.logprob[n - 1][lo:hi],
+                              model.backoff[n - 1][lo:hi])
+            out.end()
+        finally:
+            out.close()
 
 
 _HEADER = re.compile(r"^ngram\s+(\d+)\s*=\s*(\d+)\s*$")
@@ -471,9 +504,10 @@ _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(
 
 
 def _reader_threads() -> int:
-    """Threads that parse an order's blocks side by side (numpy and the compiled kernels release the GIL):
-    :func:`~lmlab.ngram.model.worker_threads` with ``LMLAB_ARPA_THREADS``. The model read is the same
-    whatever the number (each block's rows are kept in file order, then sorted)."""
+    """Threads that parse an order's blocks side by side, or format a section's chunks (numpy and the
+    compiled kernels release the GIL): :func:`~lmlab.ngram.model.worker_threads` with ``LMLAB_ARPA_THREADS``.
+    The model read, or the file written, is the same whatever the number (each block's rows are kept in
+    file order, then sorted; the formatted chunks are written in order)."""
     return worker_threads("LMLAB_ARPA_THREADS")
 
 
