@@ -132,3 +132,18 @@ def test_cli_build_with_a_budget_writes_the_same_file(tmp_path):
     assert "written while estimating" in got.output
     assert (tmp_path / "a.arpa").read_bytes() == _in_memory(tmp_path, 3, "mkn")
     assert not list(temp.iterdir())
+
+
+@pytest.mark.parametrize("width", [2, 3, 4])
+def test_merge_join_is_searchsorted_for_sorted_queries(width):
+    """The compiled merge-join the on-disk merge uses for big models' prefixes (ondisk._searchsorted_sorted)
+    gives np.searchsorted's left positions, for queries in the table and not, repeated, before and after it."""
+    from lmlab.ngram.ondisk import _searchsorted_sorted
+
+    rng = np.random.default_rng(width)
+    rows = lambda a: a.astype(">u4").view(f"S{4 * width}").ravel()  # noqa: E731 - word ids -> sortable bytes
+    table = np.unique(rows(rng.integers(1, 60, (3000, width))))
+    queries = np.sort(np.concatenate([rng.choice(table, 5000), rows(rng.integers(0, 62, (500, width)))]))
+    for compiled in (True, False):
+        assert np.array_equal(_searchsorted_sorted(table, queries, compiled), np.searchsorted(table, queries))
+    assert np.array_equal(_searchsorted_sorted(table[:0], queries[:4]), np.zeros(4, dtype=np.int64))

@@ -90,12 +90,17 @@ def _merge_join(table, queries, out):
 
 
 _MERGE_JOIN: list = []
+_MERGE_JOIN_ABOVE = 1 << 23  # n-grams of order n-1 (about 8M): above, order n's prefixes are merge-joined
 
 
-def _searchsorted_sorted(table: np.ndarray, queries: np.ndarray) -> np.ndarray:
+def _searchsorted_sorted(table: np.ndarray, queries: np.ndarray, compiled: bool = True) -> np.ndarray:
     """``np.searchsorted(table, queries)`` for sorted fixed-width byte strings and sorted queries, by one
     merge-join pass (compiled; len(table) + len(queries) steps instead of a bisection per query: 12M
-    sorted 4-word queries into 10M rows, 1.85 s -> 0.21 s); plain ``np.searchsorted`` without numba."""
+    sorted 4-word queries into 10M rows, 1.85 s -> 0.21 s); plain ``np.searchsorted`` without numba,
+    or when not ``compiled`` (the caller's choice for small models, where the pass would not pay for
+    importing numba: ~0.4 s and ~90 MB of a small build's peak memory)."""
+    if not compiled:
+        return np.searchsorted(table, queries)
     if not _MERGE_JOIN:
         try:
             from .._numba import njit
@@ -229,7 +234,7 @@ class OnDisk:
             else:  # the prefixes are in order: look them up in the stretch of order n-1 they span
                 query = np.ascontiguousarray(ids[:, :-1]).view(f"S{4 * (n - 1)}").ravel()
                 lo, hi = _bisect(prev, query[0], False), _bisect(prev, query[-1], True)
-                pre = lo + _searchsorted_sorted(prev[lo:hi], query)
+                pre = lo + _searchsorted_sorted(prev[lo:hi], query, len(prev) >= _MERGE_JOIN_ABOVE)
             rows.add(block)
             raw.add(counts)
             prefix.add(pre)
