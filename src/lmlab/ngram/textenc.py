@@ -96,6 +96,26 @@ def _count_tokens(data):
     return tokens, lines
 
 
+def _token(data, i, table, mask, shift, blob, starts, ends):
+    """The token starting at ``data[i]`` (up to ' ', '\\t', '\\n' or the end): (one past its last byte,
+    its slot in ``table``, its id there or -1 when the slot found is empty)."""
+    h = np.uint64(_FNV_OFFSET)
+    j = i
+    while j < len(data):
+        x = data[j]
+        if x == 32 or x == 9 or x == 10:
+            break
+        h = (h ^ np.uint64(x)) * np.uint64(_FNV_PRIME)
+        j += 1
+    s = np.int64(h >> shift)
+    while table[s] >= 0:
+        k = table[s]
+        if _same_c(blob, starts[k], ends[k], data, i, j):
+            return j, s, k
+        s = (s + 1) & mask
+    return j, s, -1
+
+
 def _fill(data, table, bits, blob, starts, ends, ids, pos):
     """Write the stream ``<s> w.. </s> ...`` of a piece into ``ids``/``pos``; returns the number of OOV tokens."""
     mask = (1 << bits) - 1
@@ -117,22 +137,7 @@ def _fill(data, table, bits, blob, starts, ends, ids, pos):
         elif b == 32 or b == 9:
             i += 1
         else:
-            h = np.uint64(_FNV_OFFSET)
-            j = i
-            while j < n:
-                c = data[j]
-                if c == 32 or c == 9 or c == 10:
-                    break
-                h = (h ^ np.uint64(c)) * np.uint64(_FNV_PRIME)
-                j += 1
-            s = np.int64(h >> shift)
-            w = -1
-            while table[s] >= 0:
-                k = table[s]
-                if _same_c(blob, starts[k], ends[k], data, i, j):
-                    w = k
-                    break
-                s = (s + 1) & mask
+            j, s, w = _token_c(data, i, table, mask, shift, blob, starts, ends)
             if p == 0:
                 ids[t] = 1  # BOS_ID
                 pos[t] = 0
@@ -192,22 +197,7 @@ def _intern(data, state, table, bits, blob, starts, ends, out, lengths):
         elif b == 32 or b == 9:
             i += 1
         else:
-            h = np.uint64(_FNV_OFFSET)
-            j = i
-            while j < n:
-                x = data[j]
-                if x == 32 or x == 9 or x == 10:
-                    break
-                h = (h ^ np.uint64(x)) * np.uint64(_FNV_PRIME)
-                j += 1
-            s = np.int64(h >> shift)
-            w = -1
-            while table[s] >= 0:
-                k = table[s]
-                if _same_c(blob, starts[k], ends[k], data, i, j):
-                    w = k
-                    break
-                s = (s + 1) & mask
+            j, s, w = _token_c(data, i, table, mask, shift, blob, starts, ends)
             if w < 0:
                 if 2 * (words + 1) > len(table) or words >= len(starts) or used + (j - i) > len(blob):
                     state[0], state[1], state[2], state[3], state[4], state[5] = i, t, line, c, words, used
@@ -298,6 +288,7 @@ class Interner:
 
 _fnv_c = _fnv  # the jitted helpers once _kernels() has run (the kernels call these names)
 _same_c = _same
+_token_c = _token
 _KERNELS: list = []
 
 
@@ -309,9 +300,10 @@ def _kernels():
         except ImportError:
             _KERNELS.append(None)
             return None
-        global _fnv_c, _same_c
+        global _fnv_c, _same_c, _token_c
         _fnv_c = njit(cache=True, nogil=True, inline="always")(_fnv)
         _same_c = njit(cache=True, nogil=True, inline="always")(_same)
+        _token_c = njit(cache=True, nogil=True, inline="always")(_token)
         _KERNELS.append(tuple(njit(cache=True, nogil=True)(f)
                               for f in (_build_table, _count_tokens, _fill, _lookup_spans, _intern)))
     return _KERNELS[0]
