@@ -103,7 +103,7 @@ class _Words:
             raise DataError(f"{where}: not valid UTF-8 at byte {err.start}") from None
         if self.interner is None:
             self.interner = Interner(list(self.ids))
-        elif self.interner.n < len(self.ids):  # words the dict learnt elsewhere (a worker's chunk)
+        elif self.interner.n < len(self.ids):  # words the dict learnt from a chunk split as str
             self.interner.add(list(self.ids)[self.interner.n:])
         before = self.interner.n
         ids, lengths = self.interner.encode(chunk)
