@@ -153,3 +153,45 @@ def test_text_scored_in_threads_piece_by_piece_gives_the_same_evaluation(train_s
     assert results["2"].perplexity == pytest.approx(expected.perplexity, rel=1e-12)
     with pytest.raises(DataError, match="not valid UTF-8"):  # a bad piece after some were sent to the pool
         m.evaluate_text(text + b"caf\xe9\n")
+
+
+def _sum_cases():
+    rng = np.random.default_rng(7)
+    yield -rng.random(200_000) * 5  # log10 probabilities
+    yield rng.standard_normal(100_000) * 10.0 ** rng.integers(-300, 300, 100_000)  # every magnitude
+    yield np.concatenate([[8e307, 8e307, -8e307, -8e307, 1e-308, 3.0, -3.0, 2.0 ** -1074], np.full(70_000, 0.1)])
+    yield np.tile([1.0, 1e100, 1.0, -1e100], 20_000)  # cancellation: fsum keeps the 1s, a plain sum loses them
+    yield np.array([0.0, -0.0] * 40_000)
+
+
+@pytest.mark.parametrize("case", list(_sum_cases()), ids=["logprobs", "magnitudes", "extremes", "cancel", "zeros"])
+def test_compiled_exact_sum_is_math_fsum(case):
+    import math
+
+    from lmlab.ngram.model import _exact_sum, _exact_sum_of, _partials_compiled
+
+    kernel = _partials_compiled()  # (loads numba, so the compiled path is taken)
+    buffer = np.empty(128)
+    assert kernel(case, buffer) >= 0
+    expected = math.fsum(case.tolist())
+    assert _exact_sum(case) == expected
+    pieces = np.array_split(case, 7)
+    assert _exact_sum_of(pieces) == expected  # partials of pieces added together: the same float
+
+
+def test_compiled_exact_sum_leaves_non_finite_values_to_fsum():
+    import math
+
+    from lmlab.ngram.model import _exact_sum, _partials_compiled
+
+    for bad in (np.inf, -np.inf, np.nan):
+        values = np.full(70_000, 0.5)
+        values[123] = bad
+        assert _partials_compiled()(values, np.empty(128)) == -1
+        got, want = _exact_sum(values), math.fsum(values.tolist())
+        assert got == want or (math.isnan(got) and math.isnan(want))
+    overflow = np.full(70_000, 1e308)  # the partials overflow: math.fsum raises, as it would anyway
+    assert _partials_compiled()(overflow, np.empty(128)) == -1
+    with pytest.raises(OverflowError):
+        _exact_sum(overflow)
+    assert _partials_compiled()(np.array([1.0, 1e-30, 1e-60]), np.empty(2)) == -1  # too many partials

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -187,9 +188,69 @@ def _exact_sum(values: np.ndarray) -> float:
 
 
 def _exact_sum_of(arrays: list[np.ndarray]) -> float:
-    """math.fsum of all the arrays' values together (exact: the same as of their concatenation)."""
+    """math.fsum of all the arrays' values together (exact: the same as of their concatenation).
+
+    When numba is already loaded (a compiled scorer ran) and there are many values, each array is first
+    reduced by :func:`_partials` to the few partial sums math.fsum would hold for it, and math.fsum adds those:
+    the partials of an array sum exactly to its values' sum, so the result is the same float, without a
+    Python float per value (3M values: ~0.3 s -> ~0.02 s)."""
+    if "numba" in sys.modules and sum(len(a) for a in arrays) >= _PARTIALS_ABOVE:
+        kernel, parts, buffer = _partials_compiled(), [], np.empty(_MAX_PARTIALS)
+        for a in arrays:
+            k = kernel(np.ascontiguousarray(a, dtype=np.float64), buffer)
+            if k < 0:  # a value that is not finite, or too many partials: math.fsum decides
+                break
+            parts.extend(buffer[:k].tolist())
+        else:
+            return float(math.fsum(parts))
     pieces = (a[i: i + (1 << 16)].tolist() for a in arrays for i in range(0, len(a), 1 << 16))
     return float(math.fsum(chain.from_iterable(pieces)))
+
+
+_PARTIALS_ABOVE = 1 << 16  # values: from here the compiled partials (when numba is loaded)
+_MAX_PARTIALS = 128  # (finite doubles need at most ~40 non-overlapping partials)
+
+
+def _partials(values, out):
+    """Shewchuk's exact summation, the loop math.fsum runs before its final rounding ("Adaptive
+    precision floating-point arithmetic", 1997): ``out[:k]`` ends up holding non-overlapping partial
+    sums whose exact total is the exact sum of ``values``; returns k, or -1 when a value or a partial
+    is not finite or the partials would outgrow ``out`` (the caller then leaves it to math.fsum)."""
+    k = 0
+    for i in range(len(values)):
+        x = values[i]
+        j = 0
+        for m in range(k):  # add x to the expansion: two-sum with each partial, keep the non-zero errors
+            y = out[m]
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo != 0.0:
+                out[j] = lo
+                j += 1
+            x = hi
+        if not np.isfinite(x):
+            return -1
+        if x != 0.0:
+            if j >= len(out):
+                return -1
+            out[j] = x
+            j += 1
+        k = j
+    return k
+
+
+_PARTIALS: list = []
+
+
+def _partials_compiled():
+    """The numba-compiled :func:`_partials` (numba must be installed)."""
+    if not _PARTIALS:
+        from .._numba import njit
+
+        _PARTIALS.append(njit(cache=True, nogil=True)(_partials))
+    return _PARTIALS[0]
 
 
 @dataclass
