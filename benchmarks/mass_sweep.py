@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from seq2seq_comparison import copy_baseline, summary
 
 
