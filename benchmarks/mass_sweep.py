@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from seq2seq_comparison import copy_baseline, summary
+from seq2seq_comparison import add_budget_arguments, copy_baseline, summary
 
 
 def pretrain(fraction: float, args) -> tuple[Path, float | None]:
@@ -79,21 +79,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fractions", default="0.1,0.3,0.5,0.7,1.0", help="MASS word_mass values, comma-separated")
-    parser.add_argument("--pretrain-steps", type=int, default=600)
-    parser.add_argument("--finetune-steps", type=int, default=600)
-    parser.add_argument("--documents", type=int, default=2000)
-    parser.add_argument("--max-train", type=int, default=4000, help="training pairs kept (0: all)")
-    parser.add_argument("--finetune-batch", type=int, default=16)
-    parser.add_argument("--finetune-lr", type=float, default=1e-3)
-    parser.add_argument("--warmup", type=int, default=30, help="fine-tuning warmup steps")
-    parser.add_argument("--max-eval", type=int, default=100)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--tasks", default="kjv-web,g2p")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache", type=Path, default=Path("/work/cache/mass-sweep"))
-    parser.add_argument("--write", type=Path, default=Path("benchmarks/results/mass_sweep.md"))
-    parser.add_argument("--from-records", action="store_true",
-                        help="only rewrite --write's table from the per-run scores already in its .json")
+    add_budget_arguments(parser, Path("/work/cache/mass-sweep"), Path("benchmarks/results/mass_sweep.md"))
     args = parser.parse_args()
     if args.from_records:
         write(args, json.loads(args.write.with_suffix(".json").read_text(encoding="utf-8")))

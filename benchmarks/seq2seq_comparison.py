@@ -113,10 +113,8 @@ def write(args, records: list[dict]) -> None:
     args.write.with_suffix(".json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
 
 
-def main() -> None:
-    from lmlab.tasks.seq2seq import Seq2SeqFinetuneSpec, finetune_seq2seq
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_budget_arguments(parser: argparse.ArgumentParser, cache: Path, write: Path) -> None:
+    """The pretraining / fine-tuning budget options this script and ``mass_sweep.py`` share."""
     parser.add_argument("--pretrain-steps", type=int, default=600)
     parser.add_argument("--finetune-steps", type=int, default=600)
     parser.add_argument("--documents", type=int, default=2000)
@@ -128,10 +126,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache", type=Path, default=Path("/work/cache/r3-seq2seq"))
-    parser.add_argument("--write", type=Path, default=Path("benchmarks/results/seq2seq_comparison.md"))
+    parser.add_argument("--cache", type=Path, default=cache)
+    parser.add_argument("--write", type=Path, default=write)
     parser.add_argument("--from-records", action="store_true",
                         help="only rewrite --write's table from the per-run scores already in its .json")
+
+
+def main() -> None:
+    from lmlab.tasks.seq2seq import Seq2SeqFinetuneSpec, finetune_seq2seq
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_budget_arguments(parser, Path("/work/cache/r3-seq2seq"), Path("benchmarks/results/seq2seq_comparison.md"))
     args = parser.parse_args()
     if args.from_records:
         write(args, json.loads(args.write.with_suffix(".json").read_text(encoding="utf-8")))
