@@ -193,7 +193,7 @@ def _exact_sum_of(arrays: list[np.ndarray]) -> float:
     When numba is already loaded (a compiled scorer ran) and there are many values, each array is first
     reduced by :func:`_partials` to the few partial sums math.fsum would hold for it, and math.fsum adds those:
     the partials of an array sum exactly to its values' sum, so the result is the same float, without a
-    Python float per value (3M values: ~0.3 s -> ~0.02 s)."""
+    Python float per value (3.2M values, measured with CI running beside it: ~0.23 s -> ~0.05 s)."""
     if "numba" in sys.modules and sum(len(a) for a in arrays) >= _PARTIALS_ABOVE:
         kernel, parts, buffer = _partials_compiled(), [], np.empty(_MAX_PARTIALS)
         for a in arrays:
