@@ -9,7 +9,7 @@ EXTRAS := peers,fast,zh,plot,tb,eval,dev,elmo,ner-data
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
 
-.PHONY: demo test setup lint check clean bench test-core
+.PHONY: demo test setup lint check clean bench test-core aot
 
 setup: $(STAMP)
 
@@ -30,7 +30,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q -e ".[$(EXTRAS)]" $(TORCH)
+	@# the n-gram query kernels compiled ahead of time by numba (~30 s; without them they compile just in time)
+	@$(PY) -m lmlab.aot || echo "note: lmlab.aot failed; n-gram kernels will be compiled just in time"
 	@touch $(STAMP)
+
+aot: $(STAMP)  # rebuild the ahead-of-time kernels after editing one (a stale module is not used)
+	$(PY) -m lmlab.aot
 
 demo: $(STAMP)
 	$(VENV)/bin/lmlab demo $(ARGS)
@@ -64,4 +69,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) $(CORE_VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(CORE_VENV) .pytest_cache build *.egg-info src/lmlab/_aot_kernels*

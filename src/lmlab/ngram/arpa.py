@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._numba import Kernel, have_kernels
 from ..errors import FormatError
 from ..io import atomic_open
 from .counts import BOS, EOS, UNK, Vocabulary, ngram_words
@@ -604,7 +605,7 @@ def _decimal_floats(b, start, end, out, ok):
 
 
 _POW10 = np.array([10.0 ** k for k in range(23)])  # exact doubles
-_DECIMALS: list = []
+DECIMALS = Kernel(_decimal_floats)
 
 
 def _floats(b: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -612,17 +613,10 @@ def _floats(b: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     the rest (and everything without numba) as fixed-width byte strings cast to float64."""
     if not len(start):
         return np.zeros(0)
-    if not _DECIMALS:
-        try:
-            from .._numba import njit
-
-            _DECIMALS.append(njit(cache=True, nogil=True)(_decimal_floats))
-        except ImportError:
-            _DECIMALS.append(None)
-    if _DECIMALS[0] is not None:
+    if have_kernels():
         out = np.empty(len(start))
         ok = np.empty(len(start), dtype=np.bool_)
-        _DECIMALS[0](b, np.ascontiguousarray(start, dtype=np.int64), np.ascontiguousarray(end, dtype=np.int64), out, ok)
+        DECIMALS(b, np.ascontiguousarray(start, dtype=np.int64), np.ascontiguousarray(end, dtype=np.int64), out, ok)
         if ok.all():
             return out
         rest = np.flatnonzero(~ok)

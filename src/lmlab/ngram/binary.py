@@ -48,6 +48,7 @@ import zlib
 
 import numpy as np
 
+from .._numba import Kernel, have_kernels
 from ..errors import DataError, FormatError, UsageError
 from ..io import atomic_open
 from .counts import Vocabulary
@@ -351,34 +352,31 @@ def child_rows(table: np.ndarray, first: np.ndarray, V: int, row: np.ndarray, w:
     """:func:`_child_rows` compiled (None without numba): the trie step of every (row, word) pair at once."""
     if _trie_scorer() is None:
         return None
-    if not _STEP:
-        from .._numba import njit
-
-        _STEP.append(njit(cache=True, nogil=True)(_child_rows))
     out = np.empty(len(row), dtype=np.int64)
-    _STEP[0](table, first, V, np.ascontiguousarray(row, dtype=np.int64), np.ascontiguousarray(w, dtype=np.int64), out)
+    STEP(table, first, V, np.ascontiguousarray(row, dtype=np.int64), np.ascontiguousarray(w, dtype=np.int64), out)
     return out
 
 
-_STEP: list = []
-_TRIE: list = []  # [jitted _trie_kernel or None], filled on first use
-_find_compiled = _find  # the jitted _find once _trie_scorer() has run (the kernel calls it)
+_find_compiled = _find  # the jitted _find once _jit_helpers() has run (the kernels call it)
 _emit_compiled = _emit  # (likewise the jitted model._emit)
 
 
-def _trie_scorer():
-    """The numba-compiled trie scorer, or None without numba."""
-    if not _TRIE:
-        try:
-            from .._numba import njit
-        except ImportError:
-            _TRIE.append(None)
-            return None
-        global _find_compiled, _emit_compiled
+def _jit_helpers() -> None:
+    global _find_compiled, _emit_compiled
+    if _find_compiled is _find:
+        from .._numba import njit
+
         _find_compiled = njit(cache=True, nogil=True)(_find)
         _emit_compiled = _emit_jitted()
-        _TRIE.append(njit(cache=True, nogil=True)(_trie_kernel))
-    return _TRIE[0]
+
+
+TRIE = Kernel(_trie_kernel, _jit_helpers)
+STEP = Kernel(_child_rows, _jit_helpers)
+
+
+def _trie_scorer():
+    """The numba-compiled trie scorer (ahead of time where that module is built), or None without numba."""
+    return TRIE if have_kernels() else None
 
 
 def _readonly(a) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._numba import Kernel, have_kernels
 from ..errors import DataError
 
 if TYPE_CHECKING:
@@ -286,27 +287,29 @@ class Interner:
         return [blob[a - base:b - base] for a, b in zip(self.starts[lo:self.n].tolist(), self.ends[lo:self.n].tolist())]
 
 
-_fnv_c = _fnv  # the jitted helpers once _kernels() has run (the kernels call these names)
+_fnv_c = _fnv  # the jitted helpers once _jit_helpers() has run (the kernels call these names)
 _same_c = _same
 _token_c = _token
-_KERNELS: list = []
 
 
-def _kernels():
-    """(build_table, count_tokens, fill, lookup_spans, intern) compiled with numba, or None without numba."""
-    if not _KERNELS:
-        try:
-            from .._numba import njit
-        except ImportError:
-            _KERNELS.append(None)
-            return None
-        global _fnv_c, _same_c, _token_c
+def _jit_helpers() -> None:
+    """Compile the helpers the kernels call by name (before the kernels themselves are compiled)."""
+    global _fnv_c, _same_c, _token_c
+    if _fnv_c is _fnv:
+        from .._numba import njit
+
         _fnv_c = njit(cache=True, nogil=True, inline="always")(_fnv)
         _same_c = njit(cache=True, nogil=True, inline="always")(_same)
         _token_c = njit(cache=True, nogil=True, inline="always")(_token)
-        _KERNELS.append(tuple(njit(cache=True, nogil=True)(f)
-                              for f in (_build_table, _count_tokens, _fill, _lookup_spans, _intern)))
-    return _KERNELS[0]
+
+
+KERNELS = tuple(Kernel(f, _jit_helpers) for f in (_build_table, _count_tokens, _fill, _lookup_spans, _intern))
+
+
+def _kernels():
+    """(build_table, count_tokens, fill, lookup_spans, intern) compiled with numba (ahead of time where
+    the module is built, see :mod:`lmlab._numba`), or None without numba."""
+    return KERNELS if have_kernels() else None
 
 
 def _blob(vocab) -> bytes:
