@@ -7,11 +7,12 @@ run over 3M words, where KenLM's ``query`` takes 1.0 s in all. Here numba compil
 functions, for the argument types listed below, into one extension module (``numba.pycc``), which
 lmlab loads without importing numba (see :class:`lmlab._numba.Kernel`: a call whose arguments fit
 no listed variant is compiled just in time as before). The module and its manifest are written
-beside ``lmlab/_numba.py``; they are build outputs, not in git. Compiling takes about a minute.
+beside ``lmlab/_numba.py``; they are build outputs, not in git. Compiling takes about 30 s.
 
-The variants: the text encoder's kernels, the exact-sum partials, the ARPA number parser, the
-hash-table scorer, and the trie scorer and trie step of binary models for orders 2-6 with float64
-or float32 (``-q 32``) values (quantised values use the same kernels with their code arrays).
+The variants: the text encoder's kernels (and the counting pass's word numbering), the exact-sum
+partials, the ARPA number parser, the hash-table scorer, and the trie scorer and trie step of
+binary models for orders 2-6 with float64 or float32 (``-q 32``) values (8-bit quantised columns
+use the same variants with their code arrays; other code widths, and higher orders, use the JIT).
 """
 
 from __future__ import annotations
@@ -47,12 +48,13 @@ def variants() -> list[tuple[object, str, list]]:
     """(kernel, exported symbol, argument specs) for everything the module holds."""
     from .ngram import arpa, binary, model, textenc
 
-    build_table, count_tokens, fill, lookup_spans, _intern = textenc.KERNELS
+    build_table, count_tokens, fill, lookup_spans, intern = textenc.KERNELS
     table = [
         (build_table, "build_table", [U1, I8, I8, "int"]),
         (count_tokens, "count_tokens", [U1]),
         (fill, "fill", [U1, I4, "int", U1, I8, I8, I8, I8]),
         (lookup_spans, "lookup_spans", [U1, I8, I8, I4, "int", U1, I8, I8, I8]),
+        (intern, "intern", [U1, I8, I4, "int", U1, I8, I8, I8, I8]),
         (model.PARTIALS, "partials", [F8, F8]),
         (arpa.DECIMALS, "decimal_floats", [U1, I8, I8, F8, B1]),
         (model.SCORER, "score_table", [I8, I8, "int", "int", ["int64", 2], I8, I8, I8, ["float64", 2], "bool",

@@ -184,26 +184,46 @@ def _exact_sum(values: np.ndarray) -> float:
 
 
 def _exact_sum_of(arrays: list[np.ndarray]) -> float:
-    """math.fsum of all the arrays' values together (exact: the same as of their concatenation).
+    """math.fsum of all the arrays' values together (exact: the same as of their concatenation)."""
+    total = ExactSum()
+    for a in arrays:
+        total.add(a)
+    return total.value()
+
+
+class ExactSum:
+    """math.fsum of arrays added one at a time (exact, as of their concatenation), keeping little.
 
     When the compiled kernel costs no numba import (numba is loaded, or the kernel was compiled ahead
-    of time) and there are many values, each array is first reduced by :func:`_partials` to the few partial sums math.fsum would hold for it, and math.fsum adds those:
-    the partials of an array sum exactly to its values' sum, so the result is the same float, without a
-    Python float per value (3.2M values, measured with CI running beside it: ~0.23 s -> ~0.05 s)."""
-    if sum(len(a) for a in arrays) >= _PARTIALS_ABOVE and PARTIALS.loaded():
-        kernel, parts, buffer = _partials_compiled(), [], np.empty(_MAX_PARTIALS)
-        for a in arrays:
-            k = kernel(np.ascontiguousarray(a, dtype=np.float64), buffer)
-            if k < 0:  # a value that is not finite, or too many partials: math.fsum decides
-                break
-            parts.extend(buffer[:k].tolist())
-        else:
-            return float(math.fsum(parts))
-    pieces = (a[i: i + (1 << 16)].tolist() for a in arrays for i in range(0, len(a), 1 << 16))
-    return float(math.fsum(chain.from_iterable(pieces)))
+    of time), each array of many values is reduced at once by :func:`_partials` to the few partial
+    sums math.fsum would hold for it, and only those are kept: the partials of an array sum exactly
+    to its values' sum, so math.fsum of all partials is the same float, without a Python float per
+    value (3.2M values, measured with CI running beside it: ~0.23 s -> ~0.05 s) and without keeping
+    the arrays. An array the kernel leaves to math.fsum (a value that is not finite, or too many
+    partials) is kept as it is and added with the partials at the end.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[float] = []
+        self.arrays: list[np.ndarray] = []
+        self.buffer = None
+
+    def add(self, values: np.ndarray) -> None:
+        if len(values) >= _PARTIALS_ABOVE and PARTIALS.loaded():
+            if self.buffer is None:
+                self.buffer = np.empty(_MAX_PARTIALS)
+            k = PARTIALS(np.ascontiguousarray(values, dtype=np.float64), self.buffer)
+            if k >= 0:
+                self.parts.extend(self.buffer[:k].tolist())
+                return
+        self.arrays.append(values)
+
+    def value(self) -> float:
+        pieces = (a[i: i + (1 << 16)].tolist() for a in self.arrays for i in range(0, len(a), 1 << 16))
+        return float(math.fsum(chain(self.parts, chain.from_iterable(pieces))))
 
 
-_PARTIALS_ABOVE = 1 << 16  # values: from here the compiled partials (when numba is loaded)
+_PARTIALS_ABOVE = 1 << 10  # values in one array: from here its compiled partials (when the kernel is loaded)
 _MAX_PARTIALS = 128  # (finite doubles need at most ~40 non-overlapping partials)
 
 
@@ -454,15 +474,21 @@ class NgramModel:
         """:meth:`evaluate` of tokenized text (one sentence per line, blank lines skipped), read in one pass."""
         from .textenc import encode_pieces
 
-        logps, kept = [], []  # per piece: the scores, and those of the in-vocabulary tokens where a piece has OOVs
-        oovs = n_sentences = 0
+        total, in_vocab = ExactSum(), ExactSum()  # each piece's scores are added as they come, then dropped
+        tokens = oovs = n_sentences = 0
 
         def add(scored) -> None:
-            nonlocal oovs
+            nonlocal tokens, oovs
             logp, is_oov, _, _ = scored
-            logps.append(logp)
             n_oov = int(is_oov.sum())
-            kept.append(logp[~is_oov] if n_oov else logp)
+            parts, arrays = len(total.parts), len(total.arrays)
+            total.add(logp)
+            if n_oov:
+                in_vocab.add(logp[~is_oov])
+            else:  # the same values: the same partials (or the same array)
+                in_vocab.parts += total.parts[parts:]
+                in_vocab.arrays += total.arrays[arrays:]
+            tokens += len(logp)
             oovs += n_oov
 
         # The first piece is scored here (it builds whatever the scorer builds once); later pieces are
@@ -473,7 +499,7 @@ class NgramModel:
         try:
             for ids, pos, _, n in encode_pieces(data, self.vocab, where):  # a few pieces in memory at a time
                 n_sentences += n
-                if threads == 1 or not logps:
+                if threads == 1 or not tokens:
                     add(self.score_stream(ids, pos))
                     continue
                 if pool is None:
@@ -489,9 +515,8 @@ class NgramModel:
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-        total = _exact_sum_of(logps)
-        return Evaluation(log10_prob=total, tokens=sum(len(x) for x in logps), oovs=oovs, sentences=n_sentences,
-                          log10_prob_no_oov=_exact_sum_of(kept) if oovs else total)
+        return Evaluation(log10_prob=total.value(), tokens=tokens, oovs=oovs, sentences=n_sentences,
+                          log10_prob_no_oov=in_vocab.value())
 
     def evaluate_stream(self, ids: np.ndarray, pos: np.ndarray, n_sentences: int) -> Evaluation:
         """:meth:`evaluate` of an encoded stream of ``n_sentences`` sentences."""

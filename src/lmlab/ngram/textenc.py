@@ -29,7 +29,7 @@ from ..errors import DataError
 if TYPE_CHECKING:
     from .counts import Vocabulary
 
-PIECE = 4 << 20  # bytes of text per piece (cut after the next newline)
+PIECE = 256 << 10  # bytes of text per piece (cut after the next newline); with 4 MB, scoring 3M words held ~100 MB more
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 
