@@ -33,7 +33,7 @@ from ngram_scale import PY, corpus, measured, prefix  # noqa: E402
 
 
 def breakdown(model: Path, text: Path) -> str:
-    """lmlab in this process: seconds and peak RSS after importing numba, mapping the model, scoring the text."""
+    """lmlab in this process: seconds and peak RSS after the imports, mapping the model, scoring the text."""
     import resource
 
     clock = []
@@ -51,15 +51,15 @@ def breakdown(model: Path, text: Path) -> str:
 
     from lmlab.ngram import load_model
     imported = tick()
-    import numba  # noqa: F401
-    with_numba = tick()
     m = load_model(model)
-    m.evaluate_text(b"a b\n")  # (numba kernels loaded from their cache)
+    m.evaluate_text(b"a b\n")  # (the kernels: the ahead-of-time module, or numba's JIT from its cache)
     loaded = tick()
     ev = m.evaluate_text(text.read_bytes())
     scored = tick()
-    return (f"in-process: import numpy + lmlab.ngram {imported}; import numba {with_numba}; map the model + "
-            f"load the kernels {loaded}; read, encode and score the text {scored} ({ev.tokens / 1e6:.2f} M tokens); "
+    how = ("kernels compiled ahead of time, numba not imported" if "numba" not in sys.modules
+           else "numba imported (no usable ahead-of-time module: `python -m lmlab.aot`)")
+    return (f"in-process: import numpy + lmlab.ngram {imported}; map the model + load the kernels {loaded} ({how}); "
+            f"read, encode and score the text {scored} ({ev.tokens / 1e6:.2f} M tokens); "
             f"perplexity {ev.perplexity:.6f}")
 
 
