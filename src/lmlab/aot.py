@@ -9,10 +9,11 @@ lmlab loads without importing numba (see :class:`lmlab._numba.Kernel`: a call wh
 no listed variant is compiled just in time as before). The module and its manifest are written
 beside ``lmlab/_numba.py``; they are build outputs, not in git. Compiling takes about 30 s.
 
-The variants: the text encoder's kernels (and the counting pass's word numbering), the exact-sum
-partials, the ARPA number parser, the hash-table scorer, and the trie scorer and trie step of
-binary models for orders 2-6 with float64 or float32 (``-q 32``) values (8-bit quantised columns
-use the same variants with their code arrays; other code widths, and higher orders, use the JIT).
+The variants: the text encoder's kernels (and the counting pass's word numbering, and the merge-join
+of big on-disk builds), the exact-sum partials, the ARPA number parser, the hash-table scorer, and
+the trie scorer and trie step of binary models for orders 2-6 with float64 or float32 (``-q 32``)
+values (8-bit quantised columns use the same variants with their code arrays; other code widths,
+and higher orders, use the JIT).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 U1, I4, I8, U4, F4, F8, B1 = (["uint8", 1], ["int32", 1], ["int64", 1], ["uint32", 1], ["float32", 1],
                               ["float64", 1], ["bool", 1])
-SOURCES = ["_numba.py", "ngram/textenc.py", "ngram/model.py", "ngram/binary.py", "ngram/arpa.py"]
+SOURCES = ["_numba.py", "ngram/textenc.py", "ngram/model.py", "ngram/binary.py", "ngram/arpa.py", "ngram/ondisk.py"]
 ORDERS = range(2, 7)
 
 
@@ -46,7 +47,7 @@ def _trie_variants() -> list[tuple[str, list]]:
 
 def variants() -> list[tuple[object, str, list]]:
     """(kernel, exported symbol, argument specs) for everything the module holds."""
-    from .ngram import arpa, binary, model, textenc
+    from .ngram import arpa, binary, model, ondisk, textenc
 
     build_table, count_tokens, fill, lookup_spans, intern = textenc.KERNELS
     table = [
@@ -57,6 +58,7 @@ def variants() -> list[tuple[object, str, list]]:
         (intern, "intern", [U1, I8, I4, "int", U1, I8, I8, I8, I8]),
         (model.PARTIALS, "partials", [F8, F8]),
         (arpa.DECIMALS, "decimal_floats", [U1, I8, I8, F8, B1]),
+        (ondisk.MERGE_JOIN, "merge_join", [["uint8", 2], ["uint8", 2], I8]),
         (model.SCORER, "score_table", [I8, I8, "int", "int", ["int64", 2], I8, I8, I8, ["float64", 2], "bool",
                                        I8, "bool", F8, I8, B1, I8]),
         (binary.STEP, "child_rows_u4", [I8, U4, "int", I8, I8, I8]),

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._numba import Kernel, have_kernels
 from ..errors import UsageError
 from .arpa import ArpaWriter
 from .counts import BOS_ID, Vocabulary, count_of_counts
@@ -89,7 +90,7 @@ def _merge_join(table, queries, out):
         out[i] = j
 
 
-_MERGE_JOIN: list = []
+MERGE_JOIN = Kernel(_merge_join)
 _MERGE_JOIN_ABOVE = 1 << 23  # n-grams of order n-1 (about 8M): above, order n's prefixes are merge-joined
 
 
@@ -101,18 +102,11 @@ def _searchsorted_sorted(table: np.ndarray, queries: np.ndarray, compiled: bool 
     importing numba: ~0.4 s and ~90 MB of a small build's peak memory)."""
     if not compiled:
         return np.searchsorted(table, queries)
-    if not _MERGE_JOIN:
-        try:
-            from .._numba import njit
-
-            _MERGE_JOIN.append(njit(cache=True, nogil=True)(_merge_join))
-        except ImportError:
-            _MERGE_JOIN.append(None)
-    if _MERGE_JOIN[0] is None or not len(queries):
+    if not have_kernels() or not len(queries):
         return np.searchsorted(table, queries)
     width = table.dtype.itemsize
     out = np.empty(len(queries), dtype=np.int64)
-    _MERGE_JOIN[0](np.ascontiguousarray(table).view(np.uint8).reshape(-1, width),
+    MERGE_JOIN(np.ascontiguousarray(table).view(np.uint8).reshape(-1, width),
                    np.ascontiguousarray(queries).view(np.uint8).reshape(-1, width), out)
     return out
 
