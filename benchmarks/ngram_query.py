@@ -5,14 +5,15 @@ ARPA load: ``lmlab ngram eval MODEL.arpa`` vs ``query MODEL.arpa`` on a one-line
         [--arpa-rounds 2] [--order 5] [--out benchmarks/results/ngram_query.md]
 
 The model: an MKN n-gram (default 5) estimated by lmplz from the first ``--million`` M words of
-benchmarks/ngram_scale.py's corpus, written once into the cache folder, then made binary by
-both tools (``lmlab ngram binarize`` -> .lmbin, ``build_binary probing``). The query text is
-the same prefix (every token is scored; both report the same perplexity, checked). Then
-``--rounds`` rounds, each one fresh ``lmlab`` process then one fresh ``query`` process (ABAB,
-one at a time, under GNU time): the median wall, CPU and peak RSS of each. lmlab's figure
-includes the CLI's start-up (Python, typer); an in-process breakdown (load, reading and
-encoding the text, scoring) is printed too. The ARPA rounds (``--arpa-rounds``, 0 to skip) alternate
-the same way, each tool reading the ARPA file and scoring one short line: the cost is the load.
+benchmarks/ngram_scale.py's corpus, written once into the cache folder, then made binary by both
+tools (``lmlab ngram binarize --structure trie`` and ``--structure probing`` -> two .lmbin files;
+``build_binary probing``). The query text is the same prefix (every token is scored; both report
+the same perplexity, checked). Then ``--rounds`` rounds, each one fresh ``lmlab`` process per
+lmlab file then one fresh ``query`` process (ABCABC, one at a time, under GNU time): the median
+wall, CPU and peak RSS of each. lmlab's figure includes the CLI's start-up (Python, typer); an
+in-process breakdown (load, reading and encoding the text, scoring) is printed too. The ARPA
+rounds (``--arpa-rounds``, 0 to skip) alternate the same way, each tool reading the ARPA file and
+scoring one short line: the cost is the load.
 """
 
 from __future__ import annotations
@@ -81,23 +82,29 @@ def main() -> None:
     if lmplz is None:
         sys.exit(note)
     bindir = lmplz.parent
+    if not ((bindir / "build_binary").exists() and (bindir / "query").exists()):  # (build_lmplz makes lmplz only)
+        subprocess.run(["make", "-j2", "build_binary", "query"], cwd=bindir.parent, check=True, capture_output=True)
     cache = Path(CACHE)
     train, _, what = corpus(cache)
     work = cache / f"query_{args.million}_{args.order}"
     work.mkdir(exist_ok=True)
     text, words = prefix(train, args.million, work)
-    arpa, lmbin, probing = work / "m.arpa", work / "m.lmbin", work / "m.probing"
+    arpa, probing = work / "m.arpa", work / "m.probing"
+    lmbins = {structure: work / f"m.{structure}.lmbin" for structure in ("trie", "probing")}
     if not arpa.exists():
         subprocess.run([str(lmplz), "-o", str(args.order), "-S", "2G", "-T", str(work) + "/", "--text", str(text),
                         "--arpa", str(arpa)], check=True, capture_output=True)
-    if not lmbin.exists():
-        subprocess.run([PY, "-m", "lmlab", "ngram", "binarize", str(arpa), str(lmbin)], check=True, capture_output=True,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    for structure, lmbin in lmbins.items():
+        if not lmbin.exists():
+            subprocess.run([PY, "-m", "lmlab", "ngram", "binarize", "--structure", structure, str(arpa), str(lmbin)],
+                           check=True, capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
     if not probing.exists():
         subprocess.run([str(bindir / "build_binary"), "probing", str(arpa), str(probing)], check=True, capture_output=True)
-    ours, theirs = [], []
-    for _ in range(args.rounds):
-        ours.append(measured([PY, "-m", "lmlab", "ngram", "eval", str(lmbin), str(text)]))
+    ours: dict[str, list] = {structure: [] for structure in lmbins}
+    theirs = []
+    for _ in range(args.rounds):  # (one process at a time: lmlab's trie, lmlab's probing, KenLM's probing)
+        for structure, lmbin in lmbins.items():
+            ours[structure].append(measured([PY, "-m", "lmlab", "ngram", "eval", str(lmbin), str(text)]))
         theirs.append(measured([str(bindir / "query"), "-v", "summary", str(probing)], stdin=str(text)))
     one = work / "one_line.txt"
     one.write_text("the first line of text\n")
@@ -107,7 +114,8 @@ def main() -> None:
         arpa_theirs.append(measured([str(bindir / "query"), "-v", "summary", str(arpa)], stdin=str(one)))
     import re
 
-    ppl_ours = float(re.search(r"Perplexity including OOVs:\s+(\S+)", ours[-1]["out"]).group(1))
+    ppl_ours = float(re.search(r"Perplexity including OOVs:\s+(\S+)", ours["probing"][-1]["out"]).group(1))
+    ppl_trie = float(re.search(r"Perplexity including OOVs:\s+(\S+)", ours["trie"][-1]["out"]).group(1))
     ppl_theirs = float(re.search(r"Perplexity including OOVs:\s+(\S+)", theirs[-1]["out"]).group(1))
 
     def med(runs, key):
@@ -122,15 +130,21 @@ def main() -> None:
         f"alternating, one fresh process each, medians. Load average at the end: "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (2 cores).", "",
         "| what | wall | CPU | peak RSS | file |", "|---|---:|---:|---:|---:|",
-        f"| `lmlab ngram eval m.lmbin` | {med(ours, 'wall'):.2f} s | {med(ours, 'cpu'):.2f} s | "
-        f"{med(ours, 'rss'):.0f} MB | {lmbin.stat().st_size / 1e6:.0f} MB |",
+    ]
+    for structure, lmbin in lmbins.items():
+        runs = ours[structure]
+        lines += [
+            f"| `lmlab ngram eval m.{structure}.lmbin` | {med(runs, 'wall'):.2f} s | {med(runs, 'cpu'):.2f} s | "
+            f"{med(runs, 'rss'):.0f} MB | {lmbin.stat().st_size / 1e6:.0f} MB |",
+            f"| ratio lmlab {structure} / KenLM probing | {med(runs, 'wall') / med(theirs, 'wall'):.2f}x | "
+            f"{med(runs, 'cpu') / med(theirs, 'cpu'):.2f}x | {med(runs, 'rss') / med(theirs, 'rss'):.2f}x | "
+            f"{lmbin.stat().st_size / probing.stat().st_size:.2f}x |"]
+    lines += [
         f"| KenLM `query -v summary m.probing` | {med(theirs, 'wall'):.2f} s | {med(theirs, 'cpu'):.2f} s | "
-        f"{med(theirs, 'rss'):.0f} MB | {probing.stat().st_size / 1e6:.0f} MB |",
-        f"| ratio lmlab / KenLM | {med(ours, 'wall') / med(theirs, 'wall'):.2f}x | "
-        f"{med(ours, 'cpu') / med(theirs, 'cpu'):.2f}x | {med(ours, 'rss') / med(theirs, 'rss'):.2f}x | |", "",
-        f"Perplexity: lmlab {ppl_ours:.6f}, KenLM {ppl_theirs:.6f} "
+        f"{med(theirs, 'rss'):.0f} MB | {probing.stat().st_size / 1e6:.0f} MB |", "",
+        f"Perplexity: lmlab {ppl_ours:.6f} (probing), {ppl_trie:.6f} (trie), KenLM {ppl_theirs:.6f} "
         f"(rel. diff {abs(ppl_ours - ppl_theirs) / ppl_theirs:.1e}).", "",
-        breakdown(lmbin, text),
+        f"m.probing.lmbin, {breakdown(lmbins['probing'], text)}",
     ]
     if args.arpa_rounds:
         lines += [

@@ -11,9 +11,9 @@ beside ``lmlab/_numba.py``; they are build outputs, not in git. Compiling takes 
 
 The variants: the text encoder's kernels (and the counting pass's word numbering, and the merge-join
 of big on-disk builds), the exact-sum partials, the ARPA number parser, the hash-table scorer, and
-the trie scorer and trie step of binary models for orders 2-6 with float64 or float32 (``-q 32``)
-values (8-bit quantised columns use the same variants with their code arrays; other code widths,
-and higher orders, use the JIT).
+the trie scorer and trie step of binary models and the probing scorer, for orders 2-6 with float64
+or float32 (``-q 32``) values (8-bit quantised trie columns use the same variants with their code
+arrays; other code widths, and higher orders, use the JIT).
 """
 
 from __future__ import annotations
@@ -45,6 +45,17 @@ def _trie_variants() -> list[tuple[str, list]]:
     return out
 
 
+def _probing_variants() -> list[tuple[str, list]]:
+    out = []
+    for order in ORDERS:
+        for name, values in (("f8", ["float64", 2]), ("f4", ["float32", 2])):
+            t = order - 1
+            out.append((f"probing_{order}_{name}", [I8, I8, "int", "int", _tuple(t, ["uint32", 2]), _tuple(t, values),
+                                                   "int", "int", F8, F8, "bool", "bool", ["uint64", 2], F8,
+                                                   ["float64", 2], F8, I8, B1, I8]))
+    return out
+
+
 def variants() -> list[tuple[object, str, list]]:
     """(kernel, exported symbol, argument specs) for everything the module holds."""
     from .ngram import arpa, binary, model, ondisk, textenc
@@ -65,6 +76,7 @@ def variants() -> list[tuple[object, str, list]]:
         (binary.STEP, "child_rows_i8", [I8, I8, "int", I8, I8, I8]),
     ]
     table += [(binary.TRIE, symbol, specs) for symbol, specs in _trie_variants()]
+    table += [(binary.PROBING, symbol, specs) for symbol, specs in _probing_variants()]
     return table
 
 

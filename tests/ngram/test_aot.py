@@ -24,7 +24,7 @@ from lmlab import _numba, aot  # noqa: E402
 from lmlab.ngram import read_arpa, read_binary, write_binary  # noqa: E402
 
 SYMBOLS = {"build_table", "count_tokens", "fill", "lookup_spans", "partials", "decimal_floats", "trie_3_f8",
-           "child_rows_u4"}
+           "child_rows_u4", "probing_3_f4"}
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +42,10 @@ def pointed(built, monkeypatch):
     return built
 
 
-def _models(tmp_path):
+def _models(tmp_path, structure="trie"):
     arpa = read_arpa(KENLM / "mkn3.arpa.gz")
-    path = tmp_path / "m.lmbin"
-    write_binary(arpa, path)
+    path = tmp_path / f"m.{structure}.lmbin"
+    write_binary(arpa, path, structure=structure)
     return arpa, path
 
 
@@ -57,13 +57,17 @@ def test_the_manifest_lists_what_was_built(built):
     assert _numba._aot_variants("lmlab.ngram.binary._trie_kernel", built)
 
 
-def test_binary_model_scores_the_same_through_the_compiled_module(pointed, tmp_path, test_sentences, monkeypatch):
-    arpa, path = _models(tmp_path)
+@pytest.mark.parametrize("structure", ["trie", "probing"])
+def test_binary_model_scores_the_same_through_the_compiled_module(pointed, tmp_path, test_sentences, monkeypatch,
+                                                                   structure):
+    arpa, path = _models(tmp_path, structure)
     data = "\n".join(" ".join(s) for s in test_sentences + [["qqqzzz", "the"]]).encode()
+    kernel = "lmlab.ngram.binary._" + ("trie" if structure == "trie" else "probing") + "_kernel"
+    assert _numba._aot_variants(kernel, pointed)
     with_aot = read_binary(path).evaluate_text(data)
-    for kernel, _, _ in aot.variants():
-        monkeypatch.setattr(kernel, "aot_folder", tmp_path / "nothing-here")
-    assert not _numba._aot_variants("lmlab.ngram.binary._trie_kernel", tmp_path / "nothing-here")
+    for k, _, _ in aot.variants():
+        monkeypatch.setattr(k, "aot_folder", tmp_path / "nothing-here")
+    assert not _numba._aot_variants(kernel, tmp_path / "nothing-here")
     jit = read_binary(path).evaluate_text(data)
     assert with_aot == jit and with_aot.oovs > 0
 
@@ -136,8 +140,9 @@ def test_a_stale_or_broken_manifest_is_not_used(built, tmp_path):
     assert _numba._load_aot(copy) == {}  # no module
 
 
-def test_a_fresh_process_scores_a_binary_model_without_importing_numba(built, tmp_path, test_sentences):
-    arpa, path = _models(tmp_path)
+@pytest.mark.parametrize("structure", ["trie", "probing"])
+def test_a_fresh_process_scores_a_binary_model_without_importing_numba(built, tmp_path, test_sentences, structure):
+    arpa, path = _models(tmp_path, structure)
     text = tmp_path / "t.txt"
     text.write_text("\n".join(" ".join(s) for s in test_sentences) + "\n")
     script = ("import sys; from lmlab.ngram import load_model; m = load_model(sys.argv[1]); "

@@ -174,14 +174,15 @@ def build_cmd(
     temp: Path | None = typer.Option(None, "--temp", "-T", help="Folder for the spilled runs (lmplz -T; default: the system's temporary folder)."),
     workers: int = typer.Option(1, "--workers", help="Count chunks of the text in this many processes (same result)."),
     fmt: str = typer.Option("arpa", "--format", help="'arpa' (text) or 'binary' (memory-mapped .lmbin, see `ngram binarize`)."),
-    prob_bits: int = typer.Option(64, "--prob-bits", help="[binary] 64 exact, 32 float32, 2..16 quantised (KenLM -q)."),
-    backoff_bits: int = typer.Option(64, "--backoff-bits", help="[binary] 64 exact, 32 float32, 2..16 quantised (KenLM -b)."),
+    prob_bits: int | None = typer.Option(None, "--prob-bits", help="[binary] 64 exact (trie default), 32 float32 (probing default), 2..16 quantised (KenLM -q)."),
+    backoff_bits: int | None = typer.Option(None, "--backoff-bits", help="[binary] 64 exact (trie default), 32 float32 (probing default), 2..16 quantised (KenLM -b)."),
+    structure: str = typer.Option("trie", "--structure", help="[binary] 'trie' (smallest file) or 'probing' (adds KenLM-style hash tables: fastest queries)."),
     lowercase: bool = typer.Option(False, "--lowercase", help="A file: lower-case it (built-in corpora already are)."),
     tokenize: bool = typer.Option(False, "--tokenize", help="A file: sentence-split and word-tokenize it as the built-in corpora are."),
 ) -> None:
     """Estimate an n-gram model and write it as ARPA or binary (progress on each stage, like lmplz)."""
     from ..ngram import write_arpa
-    from ..ngram.binary import check_bits, write_binary
+    from ..ngram.binary import check_bits, check_structure, value_bits, write_binary
     from ..ngram.pipeline import PipelineConfig, build, build_arpa, on_disk
 
     check_range("--order", order, minimum=1)
@@ -193,8 +194,11 @@ def build_cmd(
     check_range("--target-size", target_size, minimum=1)
     if fmt not in ("arpa", "binary"):
         raise UsageError(f"--format must be 'arpa' or 'binary', not {fmt!r}")
+    prob_bits, backoff_bits = value_bits(structure, prob_bits, backoff_bits)
     check_bits(prob_bits, "--prob-bits")
     check_bits(backoff_bits, "--backoff-bits")
+    if fmt == "binary":
+        check_structure(structure, prob_bits, backoff_bits, "--structure")
     check_range("--workers", workers, minimum=1)
     if memory is not None:
         from ..ngram.extsort import parse_memory
@@ -218,7 +222,7 @@ def build_cmd(
     log.writing("binary" if fmt == "binary" else "ARPA")
     t = time.perf_counter()
     if fmt == "binary":
-        write_binary(model, out, prob_bits=prob_bits, backoff_bits=backoff_bits)
+        write_binary(model, out, prob_bits=prob_bits, backoff_bits=backoff_bits, structure=structure)
     else:
         write_arpa(model, out)
     log.wrote(out, model, time.perf_counter() - t)
@@ -234,20 +238,23 @@ def _load(model_path: Path):
 def binarize_cmd(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="ARPA file (KenLM, SRILM or lmlab; .gz fine) or a binary model."),
     out: Path = typer.Argument(..., metavar="OUT", help="Binary model to write (conventionally .lmbin)."),
-    prob_bits: int = typer.Option(64, "--prob-bits", "-q", help="64 exact, 32 float32, 2..16 quantised bins (KenLM -q)."),
-    backoff_bits: int = typer.Option(64, "--backoff-bits", "-b", help="64 exact, 32 float32, 2..16 quantised bins (KenLM -b)."),
+    prob_bits: int | None = typer.Option(None, "--prob-bits", "-q", help="64 exact (trie default), 32 float32 (probing default), 2..16 quantised bins (KenLM -q)."),
+    backoff_bits: int | None = typer.Option(None, "--backoff-bits", "-b", help="64 exact (trie default), 32 float32 (probing default), 2..16 quantised bins (KenLM -b)."),
+    structure: str = typer.Option("trie", "--structure", help="'trie' (smallest file) or 'probing' (adds KenLM-style hash tables: fastest queries; 32 or 64 bits)."),
     force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
 ) -> None:
     """Write a model as a memory-mapped binary file (KenLM build_binary): loads in milliseconds."""
-    from ..ngram.binary import check_bits, write_binary
+    from ..ngram.binary import check_bits, check_structure, value_bits, write_binary
 
+    prob_bits, backoff_bits = value_bits(structure, prob_bits, backoff_bits)
     check_bits(prob_bits, "--prob-bits")
     check_bits(backoff_bits, "--backoff-bits")
+    check_structure(structure, prob_bits, backoff_bits, "--structure")
     check_output(out, inputs=(str(model_path),), force=force, option="OUT")
     t = time.perf_counter()
     model = _load(model_path)
     loaded = time.perf_counter() - t
-    write_binary(model, out, prob_bits=prob_bits, backoff_bits=backoff_bits)
+    write_binary(model, out, prob_bits=prob_bits, backoff_bits=backoff_bits, structure=structure)
     err_console.print(f"wrote {out} ({model.describe()}; {out.stat().st_size:,} bytes): "
                       f"read {loaded:.2f}s, wrote {time.perf_counter() - t - loaded:.2f}s")
 

@@ -22,7 +22,17 @@ Layout (little-endian)::
     32-          JSON header: order, vocabulary size, n-gram counts, quantisation, the
                  model's info, and each section's (name, dtype, offset, length)
     then         the payload, each section aligned to 64 bytes: the vocabulary (UTF-8,
-                 one word per line), then per order its keys, probabilities, back-offs
+                 one word per line), then per order its keys, children, probabilities,
+                 back-offs; then (probing) per order n >= 2 its hash table
+
+Structures (KenLM's ``build_binary trie`` / ``probing``): every file holds the trie above. A file
+written with ``structure="probing"`` (``lmlab ngram binarize --structure probing``) holds, per
+order n >= 2, a hash table too (section ``probing.n``: one slot per 1/1.5 n-gram with the n-gram's
+64-bit hash, its probability and back-off side by side; see the notes above
+:func:`_probing_insert`). Scoring then probes those tables, one cache line per look-up, instead of
+bisecting the trie; everything else (sampling, adaptation, writing ARPA) reads the trie. The tables
+are not quantised (as in KenLM): float32 values by default, like KenLM's, or float64 (``-q 64 -b
+64``: scores bit-identical to the ARPA model's).
 
 Quantisation (KenLM's ``-q``/``-b``): probabilities and back-offs of orders >= 2 can be
 stored as float32 (``bits=32``) or as b-bit codes into 2^b bin centres (2 <= b <= 16):
@@ -147,10 +157,57 @@ def _json_safe(value):
     return str(value)
 
 
-def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int = 64, backoff_bits: int = 64) -> None:
-    """Write ``model`` as a binary file (atomically); ``*_bits``: 64, 32 or 2..16 (see the module docstring)."""
+STRUCTURES = ("trie", "probing")
+
+
+def value_bits(structure: str, prob_bits: int | None, backoff_bits: int | None) -> tuple[int, int]:
+    """The value widths, defaults filled in: float64 in the trie (scores bit-identical to the ARPA
+    model's), float32 in the probing tables (KenLM's probing values; half the memory)."""
+    default = 32 if structure == "probing" else 64
+    return (default if prob_bits is None else prob_bits), (default if backoff_bits is None else backoff_bits)
+
+
+def check_structure(structure: str, prob_bits: int, backoff_bits: int, what: str = "structure") -> None:
+    """Refuse an unknown structure, or quantised / mixed-width values for ``probing`` (as KenLM does)."""
+    if structure not in STRUCTURES:
+        raise UsageError(f"{what} must be one of {', '.join(STRUCTURES)}, got {structure!r}")
+    if structure == "probing" and (prob_bits != backoff_bits or prob_bits not in (32, 64)):
+        raise UsageError(f"the probing structure stores float64 (64) or float32 (32) probabilities and back-offs of "
+                         f"one width (got {prob_bits} and {backoff_bits} bits); quantised values need the trie "
+                         "(as in KenLM)")
+
+
+def _probing_sections(model: NgramModel, bits: int, path) -> list[tuple[str, np.ndarray]]:
+    """Per order n >= 2 the filled hash table, flat uint32 (see the probing notes above)."""
+    out = []
+    dtype = np.float64 if bits == 64 else np.float32
+    pcol, bcol = _value_columns(bits)
+    for n, hashes in enumerate(ngram_hashes(model), start=2):
+        count = len(hashes)
+        slots = max(int(count * PROBING_MULTIPLIER) + 1, count + 1)
+        if slots >= 1 << 32:
+            raise FormatError(f"{path}: {count:,} {n}-grams are too many for one probing table; write the trie")
+        top = n == model.order
+        words = np.zeros((slots, _slot_words(bits, top)), dtype=np.uint32)
+        probs = np.ascontiguousarray(np.asarray(model.logprob[n - 1], dtype=np.float64))
+        backoffs = (np.zeros(0) if top else np.ascontiguousarray(np.asarray(model.backoff[n - 1], dtype=np.float64)))
+        dup = INSERT(hashes, probs, backoffs, words, words.view(dtype), pcol, bcol)
+        if dup:
+            raise FormatError(f"{path}: {dup} {n}-grams share a 64-bit hash with another; write the trie structure")
+        out.append((f"probing.{n}", words.reshape(-1)))
+    return out
+
+
+def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int | None = None,
+                 backoff_bits: int | None = None, structure: str = "trie") -> None:
+    """Write ``model`` as a binary file (atomically); ``*_bits``: 64, 32 or 2..16 (see the module docstring;
+    None: 64 for the trie, 32 for probing, see :func:`value_bits`). ``structure="probing"`` adds KenLM-style
+    hash tables that the query kernel uses instead of the trie (the trie's sections stay: every other
+    use of the model reads them; they hold the same widths)."""
+    prob_bits, backoff_bits = value_bits(structure, prob_bits, backoff_bits)
     check_bits(prob_bits, "prob_bits")
     check_bits(backoff_bits, "backoff_bits")
+    check_structure(structure, prob_bits, backoff_bits)
     words = model.vocab.words
     for w in words:
         if not w or any(c.isspace() for c in w):
@@ -165,6 +222,8 @@ def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int = 64
         sections += [(f"prob.{n}{tail}", a) for tail, a in _columns(model.logprob[n - 1], pb, (LOG10_ZERO,))]
         if n < N:
             sections += [(f"backoff.{n}{tail}", a) for tail, a in _columns(model.backoff[n - 1], bb, (0.0, LOG10_ZERO))]
+    if structure == "probing" and N >= 2:
+        sections += _probing_sections(model, prob_bits, path)
     table, offset = [], 0
     for name, a in sections:
         offset = -(-offset // _ALIGN) * _ALIGN
@@ -185,6 +244,7 @@ def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int = 64
         at = entry["offset"] + a.nbytes
     header = {"format": "lmlab n-gram binary", "order": N, "vocab_size": model.V, "sizes": model.sizes(),
               "prob_bits": prob_bits, "backoff_bits": backoff_bits, "suffix_closed": _suffix_closed(model),
+              "structure": structure if N >= 2 else "trie",
               "info": _json_safe({k: v for k, v in model.info.items() if k != "binary"}),
               "sections": table}
     text = json.dumps(header, sort_keys=True).encode("utf-8")
@@ -337,6 +397,197 @@ def _trie_kernel(ids, pos, V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_code
                                        sent)
 
 
+# ---------------------------------------------------------------------------------------------
+# The probing structure (KenLM's ``build_binary probing``): per order n >= 2 one open-addressing
+# hash table whose slot holds the n-gram's 64-bit hash with its log10 probability and back-off,
+# side by side, so that a look-up costs one or two probes of one cache line where the trie's
+# bisection costs several dependent reads. The hash of an n-gram is computed from its prefix's
+# hash and its last word (``_extend``), so a query extends the hash of the (n-1)-gram ending at
+# the word before. Like KenLM, the words are not stored: two n-grams whose 64-bit hashes agree
+# cannot be told apart. For listed n-grams that is checked when the table is written (a collision
+# is refused); an unlisted n-gram of a query is taken for a listed one with probability ~ (listed
+# n-grams of that order) / 2**64 per look-up, about 1e-12 for ten million n-grams.
+#
+# A slot is ``W`` uint32 words: the hash (low word, high word), then the probability and (below
+# the top order) the back-off, each one word (float32) or two (float64, 8-byte aligned: the slot
+# is then 24 or 16 bytes). An empty slot's hash is 0 (``_extend`` never gives 0). The home slot
+# of hash h in a table of S slots is ``(h >> 32) * S >> 32``; collisions probe the next slots
+# (linear probing), wrapping at the end. S = 1.5 x the n-grams, KenLM's default multiplier.
+
+_M1 = np.uint64(0xFF51AFD7ED558CCD)
+_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_S32 = np.uint64(32)
+_S33 = np.uint64(33)
+_LOW = np.uint64(0xFFFFFFFF)
+_ONE = np.uint64(1)
+_ZERO = np.uint64(0)
+PROBING_MULTIPLIER = 1.5
+
+
+def _mix(x):
+    """The 64-bit finaliser of MurmurHash3 (a bijection that spreads every input bit)."""
+    x = x ^ (x >> _S33)
+    x = x * _M1
+    x = x ^ (x >> _S33)
+    x = x * _M2
+    return x ^ (x >> _S33)
+
+
+def _unigram_hash(w):
+    return _mix_compiled(np.uint64(w) + _GOLD)
+
+
+def _extend(h, w):
+    """The hash of an n-gram from the hash ``h`` of its first n-1 words and its last word ``w`` (never 0)."""
+    x = _mix_compiled((h * _GOLD) ^ (np.uint64(w) + _ONE))
+    return x if x != _ZERO else _ONE
+
+
+def ngram_hashes(model: NgramModel) -> list[np.ndarray]:
+    """Per order n >= 2 (index n - 2) the uint64 hash of each listed n-gram in key order, computed from
+    its prefix's hash as :func:`_extend` does (numpy, vectorised; same values bit for bit)."""
+    V = model.V
+    with np.errstate(over="ignore"):
+        h = _mix(np.arange(V, dtype=np.uint64) + _GOLD)
+        out = []
+        for n in range(2, model.order + 1):
+            keys = np.asarray(model.keys[n - 1], dtype=np.int64)
+            prefix = keys // V
+            w = (keys - prefix * V).astype(np.uint64)
+            h = _mix((h[prefix] * _GOLD) ^ (w + _ONE))
+            h[h == 0] = _ONE
+            out.append(h)
+    return out
+
+
+def _slot_words(bits: int, top: bool) -> int:
+    """uint32 words per slot: the hash (2), the probability and, below the top order, the back-off."""
+    per_value = 2 if bits == 64 else 1
+    return 2 + per_value * (1 if top else 2)
+
+
+def _value_columns(bits: int) -> tuple[int, int]:
+    """(probability, back-off) column of a slot in its float view (float64: 8-byte columns)."""
+    return (1, 2) if bits == 64 else (2, 3)
+
+
+def _probing_insert(hashes, probs, backoffs, words, vals, pcol, bcol):
+    """Insert the n-grams of one order into an empty table (``words``: (S, W) uint32; ``vals`` the
+    float view of the same memory); ``backoffs`` empty for the top order. Returns how many hashes
+    were already present (collisions: the table is then unusable)."""
+    S = np.uint64(words.shape[0])
+    dup = 0
+    for i in range(len(hashes)):
+        h = hashes[i]
+        lo = np.uint32(h & _LOW)
+        hi = np.uint32(h >> _S32)
+        s = np.int64(((h >> _S32) * S) >> _S32)
+        while words[s, 0] != 0 or words[s, 1] != 0:
+            if words[s, 0] == lo and words[s, 1] == hi:
+                dup += 1
+                break
+            s += 1
+            if s == words.shape[0]:
+                s = 0
+        words[s, 0] = lo
+        words[s, 1] = hi
+        vals[s, pcol] = probs[i]
+        if len(backoffs) > 0:
+            vals[s, bcol] = backoffs[i]
+    return dup
+
+
+def _probe(words, h):
+    """Slot of hash ``h`` in one order's table, or -1 (linear probing from its home slot)."""
+    lo = np.uint32(h & _LOW)
+    hi = np.uint32(h >> _S32)
+    size = words.shape[0]
+    s = np.int64(((h >> _S32) * np.uint64(size)) >> _S32)
+    while True:
+        a = words[s, 0]
+        b = words[s, 1]
+        if a == lo and b == hi:
+            return s
+        if a == 0 and b == 0:
+            return -1
+        s += 1
+        if s == size:
+            s = 0
+
+
+def _unigram_pass(ids, V, N, uni_lp, uni_bo, hashes, probs, bos):
+    """First pass of :func:`_probing_kernel`: the unigrams' hashes, probabilities and back-offs."""
+    for t in range(len(ids)):
+        w = ids[t]
+        if w < V:
+            hashes[0, t] = _unigram_hash_compiled(w)
+            probs[t] = uni_lp[w]
+            if N > 1:
+                bos[0, t] = uni_bo[w]
+        else:
+            hashes[0, t] = 0
+            probs[t] = uni_lp[0]
+
+
+def _ngram_pass(n, N, ids, pos, table, values, pcol, bcol, closed, hashes, probs, bos):
+    """The pass of order n: look up the n-gram ending at each t whose prefix (the (n-1)-gram ending at
+    t - 1) is listed; where it is found, take its probability and back-off from the slot."""
+    for t in range(len(ids)):
+        h = _ZERO
+        if t >= 1 and pos[t] >= n - 1:
+            prefix = hashes[n - 2, t - 1]
+            # in a suffix-closed table the n-gram ending at t needs its suffix, the (n-1)-gram ending at t
+            if prefix != 0 and (hashes[n - 2, t] != 0 or not closed):
+                h = _extend_compiled(prefix, ids[t])
+                s = _probe_compiled(table, h)
+                if s >= 0:
+                    probs[t] = values[s, pcol]
+                    if n < N:
+                        bos[n - 1, t] = values[s, bcol]
+                else:
+                    h = _ZERO
+        hashes[n - 1, t] = h
+
+
+def _score_pass(ids, pos, N, compact, hashes, probs, bos, logp, matched, is_oov, sent):
+    """Last pass: each position's score from the arrays the passes filled (position order only)."""
+    out = 0
+    sentence = -1
+    for t in range(len(ids)):
+        m = 0
+        for n in range(1, N + 1):
+            if hashes[n - 1, t] != 0:
+                m = n
+        value = np.float64(probs[t])
+        if t >= 1:
+            for k in range(1, N):
+                if m <= k and hashes[k - 1, t - 1] != 0:
+                    value += np.float64(bos[k - 1, t - 1])
+                else:
+                    value += 0.0
+        out, sentence = _emit_compiled(compact, t, pos[t], ids[t], value, m, out, sentence, logp, matched, is_oov,
+                                       sent)
+
+
+def _probing_kernel(ids, pos, V, N, words, vals, pcol, bcol, uni_lp, uni_bo, closed, compact, hashes, probs, bos,
+                    logp, matched, is_oov, sent):
+    """:func:`_trie_kernel` over the probing tables. Order-major passes as there, but a look-up
+    that finds its n-gram takes the values from the slot at once (they share its cache line):
+    ``hashes[n-1, t]`` is the hash of the n-gram ending at t, 0 if it is not listed;
+    ``probs[t]`` the probability of the longest listed one, ``bos[n-1, t]`` the back-off of the
+    listed n-gram ending at t (n < N). The last pass reads only these position-ordered arrays.
+    ``words[n-2]``/``vals[n-2]``: order n's slots as uint32 words and as floats. Same
+    floating-point operations in the same order as the trie kernel: with the same value width
+    the scores are bit-identical.
+
+    Each pass is its own compiled function: written as one loop nest in one function, the same
+    passes ran 1.4x slower (measured; LLVM optimises the small loops better apart)."""
+    _unigram_pass_compiled(ids, V, N, uni_lp, uni_bo, hashes, probs, bos)
+    for n in range(2, N + 1):
+        _ngram_pass_compiled(n, N, ids, pos, words[n - 2], vals[n - 2], pcol, bcol, closed, hashes, probs, bos)
+    _score_pass_compiled(ids, pos, N, compact, hashes, probs, bos, logp, matched, is_oov, sent)
+
 def _child_rows(table, first, V, row, w, out):
     """``out[i]``: the row of key ``row[i] * V + w[i]`` in ``table`` (-1 if absent or ``row[i] < 0``),
     searched within the block ``first[row[i]]`` .. ``first[row[i] + 1]`` (one step down the trie)."""
@@ -358,20 +609,37 @@ def child_rows(table: np.ndarray, first: np.ndarray, V: int, row: np.ndarray, w:
 
 
 _find_compiled = _find  # the jitted _find once _jit_helpers() has run (the kernels call it)
-_emit_compiled = _emit  # (likewise the jitted model._emit)
+_emit_compiled = _emit  # (likewise the jitted model._emit, and the probing helpers)
+_probe_compiled = _probe
+_mix_compiled = _mix
+_extend_compiled = _extend
+_unigram_hash_compiled = _unigram_hash
+_unigram_pass_compiled = _unigram_pass
+_ngram_pass_compiled = _ngram_pass
+_score_pass_compiled = _score_pass
 
 
 def _jit_helpers() -> None:
-    global _find_compiled, _emit_compiled
+    global _find_compiled, _emit_compiled, _probe_compiled, _extend_compiled, _unigram_hash_compiled, _mix_compiled
+    global _unigram_pass_compiled, _ngram_pass_compiled, _score_pass_compiled
     if _find_compiled is _find:
         from .._numba import njit
 
         _find_compiled = njit(cache=True, nogil=True)(_find)
         _emit_compiled = _emit_jitted()
+        _mix_compiled = njit(cache=True, nogil=True, inline="always")(_mix)
+        _probe_compiled = njit(cache=True, nogil=True)(_probe)
+        _extend_compiled = njit(cache=True, nogil=True, inline="always")(_extend)
+        _unigram_hash_compiled = njit(cache=True, nogil=True, inline="always")(_unigram_hash)
+        _unigram_pass_compiled = njit(cache=True, nogil=True)(_unigram_pass)
+        _ngram_pass_compiled = njit(cache=True, nogil=True)(_ngram_pass)
+        _score_pass_compiled = njit(cache=True, nogil=True)(_score_pass)
 
 
 TRIE = Kernel(_trie_kernel, _jit_helpers)
 STEP = Kernel(_child_rows, _jit_helpers)
+PROBING = Kernel(_probing_kernel, _jit_helpers)
+INSERT = Kernel(_probing_insert, _jit_helpers)
 
 
 def _trie_scorer():
@@ -404,7 +672,7 @@ class BinaryNgramModel(NgramModel):
     """An :class:`NgramModel` whose tables are views of a memory-mapped file.
 
     Scoring walks the stream once in a numba kernel (:func:`_trie_kernel`) that searches the
-    mapped sorted tables directly, or without numba looks keys up with ``np.searchsorted``
+    mapped sorted tables directly (:func:`_probing_kernel` over the hash tables of a probing file), or without numba looks keys up with ``np.searchsorted``
     over the whole stream per order; no hash index is built, so nothing at load time is
     proportional to the model's size.
     """
@@ -436,10 +704,31 @@ class BinaryNgramModel(NgramModel):
                 tuple(c for _, c in lps), tuple(c for _, c in bos),
                 bool(self.info.get("binary", {}).get("suffix_closed", False)))
         keys, children, uni_lp, uni_bo, lp, bo, lp_codes, bo_codes, closed = self._cache["trie"]
+        if ("probing", 2) in self._cache:
+            return self._score_probing(ids, pos, compact, logp, matched, is_oov, sent)
         rows = np.empty((N, len(ids)), dtype=np.int32 if max(self.sizes()) < 1 << 31 else np.int64)  # (orders, T)
         _trie_scorer()(np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(pos, dtype=np.int64),
                        self.V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_codes, bo_codes, closed, compact,
                        rows, logp, matched, is_oov, sent)
+        return logp, matched, is_oov, sent
+
+    def _score_probing(self, ids, pos, compact, logp, matched, is_oov, sent):
+        N = self.order
+        if "probing" not in self._cache:
+            bits = self.info["binary"]["prob_bits"]
+            dtype = np.float64 if bits == 64 else np.float32
+            words = tuple(_readonly(self._cache[("probing", n)]) for n in range(2, N + 1))
+            self._cache["probing"] = (words, tuple(_readonly(w.view(dtype)) for w in words), *_value_columns(bits),
+                                      np.asarray(self.logprob[0], dtype=np.float64),
+                                      np.asarray(self.backoff[0], dtype=np.float64),
+                                      bool(self.info["binary"].get("suffix_closed", False)))
+        words, vals, pcol, bcol, uni_lp, uni_bo, closed = self._cache["probing"]
+        hashes = np.empty((N, len(ids)), dtype=np.uint64)
+        probs = np.empty(len(ids), dtype=np.float64)
+        bos = np.empty((N - 1, len(ids)), dtype=np.float64)
+        PROBING(np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(pos, dtype=np.int64), self.V, N,
+                words, vals, pcol, bcol, uni_lp, uni_bo, closed, compact, hashes, probs, bos, logp, matched, is_oov,
+                sent)
         return logp, matched, is_oov, sent
 
 
@@ -512,16 +801,26 @@ def read_binary(path: str | os.PathLike, verify: bool | str = "auto") -> BinaryN
         if f"children.{n}" in table:  # (files written before these sections are searched table-wide)
             children[("children", n)] = section(f"children.{n}", sizes[n - 2] + 1)
         logprob.append(column(f"prob.{n}", sizes[n - 1]))
+        if f"probing.{n}" in table:
+            bits = header.get("prob_bits")
+            if bits not in (32, 64):
+                raise _refuse(path, f"probing table of order {n} with {bits}-bit values (corrupt file)")
+            flat = section(f"probing.{n}")
+            width = _slot_words(bits, n == order)
+            if len(flat) % width or len(flat) // width <= sizes[n - 1]:
+                raise _refuse(path, f"section 'probing.{n}' does not fit its n-grams (corrupt file)")
+            children[("probing", n)] = flat.reshape(-1, width)
     for n in range(1, order):
         backoff.append(column(f"backoff.{n}", sizes[n - 1]))
     backoff.append(np.zeros(sizes[-1]))  # the top order has no back-off weights (calloc'ed: no memory until read)
     info = dict(header.get("info") or {})
     info["binary"] = {"path": path, "prob_bits": header.get("prob_bits"), "backoff_bits": header.get("backoff_bits"),
-                      "suffix_closed": bool(header.get("suffix_closed", False))}
+                      "suffix_closed": bool(header.get("suffix_closed", False)),
+                      "structure": "probing" if ("probing", 2) in children else "trie"}
     model = BinaryNgramModel(vocab, keys, logprob, backoff, info)
     model._cache.update(children)
     return model
 
 
-__all__ = ["MAGIC", "SUFFIX", "VERSION", "BinaryNgramModel", "Quantized", "is_binary", "read_binary",
-           "write_binary"]
+__all__ = ["MAGIC", "STRUCTURES", "SUFFIX", "VERSION", "BinaryNgramModel", "Quantized", "is_binary",
+           "ngram_hashes", "read_binary", "value_bits", "write_binary"]
