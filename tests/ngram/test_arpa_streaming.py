@@ -124,3 +124,23 @@ def test_sections_formatted_in_threads_write_the_same_bytes(tmp_path, train_sent
         files[threads] = (tmp_path / f"m{threads}.arpa").read_bytes()
     assert files["1"] == files["3"] and len(files["1"]) > 97 * 50
     assert arpa.read_arpa(tmp_path / "m3.arpa").sizes() == m.sizes()
+
+
+def test_compiled_line_tokenizer_matches_the_numpy_one(monkeypatch):
+    """The one-pass kernel (:func:`arpa._line_tokens`) and the numpy tokenizer give the same rows,
+    and both refuse a line with the wrong number of tokens."""
+    pytest.importorskip("numba")
+    block = np.frombuffer(b"-1.5\ta b c\t-0.25\n\n  \t\n-2 x  y z\n-0.125 p q r -1e-3\n-3\tu v w", dtype=np.uint8)
+
+    def rows(kernels: bool, b, n=3, top=False):
+        monkeypatch.setattr(arpa, "have_kernels", lambda: kernels)
+        return arpa._section_rows(b, n, top)
+
+    fast, slow = rows(True, block), rows(False, np.concatenate([block, np.frombuffer(b"\n", dtype=np.uint8)]))
+    for x, y in zip(fast, slow):
+        assert np.array_equal(x, y)
+    assert np.array_equal(fast[0], [-1.5, -2.0, -0.125, -3.0]) and np.array_equal(fast[1], [-0.25, 0, -1e-3, 0])
+    for kernels in (True, False):
+        for bad, n, top in ((b"-1 a b\n", 3, False), (b"-1 a b c d e\n", 3, False), (b"-1 a b c -0.5\n", 3, True)):
+            with pytest.raises(arpa._Fallback):
+                rows(kernels, np.frombuffer(bad, dtype=np.uint8), n, top)

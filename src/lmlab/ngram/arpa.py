@@ -710,8 +710,62 @@ class _WordTable:
         return np.where(ok, self.ids[safe], -1)
 
 
+def _line_tokens(b, n, top, starts, ends):
+    """One pass over a block of order-``n`` lines: ``starts[i]``/``ends[i]`` get the byte spans of the
+    i-th non-blank line's tokens (probability, n words, back-off; the back-off's span is -1 when the
+    line has none). Returns the number of lines, or -1 when a line has the wrong number of tokens
+    (n + 1, or n + 2 below the top order). Tokens are separated by spaces and tabs."""
+    width = n + 2
+    line = 0
+    k = 0
+    i = 0
+    size = len(b)
+    while i <= size:
+        c = b[i] if i < size else 10  # (a last line without its newline ends at the end)
+        if c == 10:
+            if k:
+                if k == width - 1:
+                    starts[line, width - 1] = -1
+                    ends[line, width - 1] = -1
+                elif k != width or top:
+                    return -1
+                line += 1
+                k = 0
+            i += 1
+        elif c == 32 or c == 9:
+            i += 1
+        else:
+            j = i + 1
+            while j < size and b[j] != 32 and b[j] != 9 and b[j] != 10:
+                j += 1
+            if k == width:
+                return -1
+            starts[line, k] = i
+            ends[line, k] = j
+            k += 1
+            i = j
+    return line
+
+
+LINE_TOKENS = Kernel(_line_tokens)
+
+
 def _section_rows(b, n: int, top: bool):
     """Parse a block of one order's lines: (log10 probs, back-offs, (start, end) of the word tokens, lines)."""
+    if have_kernels():  # one compiled pass over the bytes
+        lines = int(np.count_nonzero(b == 10)) + 1
+        starts = np.empty((lines, n + 2), dtype=np.int64)
+        ends = np.empty((lines, n + 2), dtype=np.int64)
+        got = LINE_TOKENS(b, n, top, starts, ends)
+        if got < 0:
+            raise _Fallback
+        starts, ends = starts[:got], ends[:got]
+        probs = _floats(b, starts[:, 0], ends[:, 0])
+        bos = np.zeros(got)
+        has_bo = np.flatnonzero(starts[:, n + 1] >= 0)
+        if len(has_bo):
+            bos[has_bo] = _floats(b, starts[has_bo, n + 1], ends[has_bo, n + 1])
+        return probs, bos, starts[:, 1: n + 1], ends[:, 1: n + 1]
     start, end, line, n_lines = _tokens(b)
     per_line = np.bincount(line, minlength=n_lines)
     filled = per_line[per_line > 0]
