@@ -18,7 +18,7 @@ lmlab and KenLM alternating, one process at a time:
 1. estimation of an MKN model to ARPA: ``lmlab ngram build -S M -T tmp`` vs ``lmplz -S M -T tmp``;
    the test perplexity of both ARPA files (wiki-vital test split, read by lmlab);
 2. ARPA loading: lmlab's reader vs KenLM (``query`` with no input: load only);
-3. binary: ``lmlab ngram binarize`` vs ``build_binary`` (probing, trie), file sizes, and load +
+3. binary: ``lmlab ngram binarize`` (trie, and ``--structure probing``) vs ``build_binary`` (probing, trie), file sizes, and load +
    query of the 3M-word prefix: ``lmlab ngram eval MODEL.lmbin`` vs ``query -v summary``.
 """
 
@@ -307,14 +307,19 @@ def main() -> None:
     c = measured([str(bindir / "build_binary"), "trie", str(arpa), str(trie)])
     lines.append(f"| binarize | {a['wall']:.1f} s / {a['cpu']:.1f} s / {a['rss']:.0f} MB "
                  f"| probing {b['wall']:.1f} s / {b['cpu']:.1f} s / {b['rss']:.0f} MB; trie {c['wall']:.1f} s |")
+    hashed = work / "m.probing.lmbin"
+    d = measured([PY, "-m", "lmlab", "ngram", "binarize", "--structure", "probing", str(arpa), str(hashed)])
+    lines.append(f"| binarize --structure probing | {d['wall']:.1f} s / {d['cpu']:.1f} s / {d['rss']:.0f} MB | |")
     q8, t8 = work / "m.q8.lmbin", work / "m.q8.trie"
     measured([PY, "-m", "lmlab", "ngram", "binarize", str(arpa), str(q8), "-q", "8", "-b", "8"])
     measured([str(bindir / "build_binary"), "-q", "8", "-b", "8", "trie", str(arpa), str(t8)])
     qa = measured([PY, "-m", "lmlab", "ngram", "eval", str(lmbin), str(text)])
     qb = measured([str(bindir / "query"), "-v", "summary", str(probing)], stdin=str(text))
+    qd = measured([PY, "-m", "lmlab", "ngram", "eval", str(hashed), str(text)])
     qc = measured([str(bindir / "query"), "-v", "summary", str(trie)], stdin=str(text))
-    lines.append(f"| load binary + query {words / 1e6:.2f}M words | {qa['wall']:.1f} s / {qa['cpu']:.1f} s / "
-                 f"{qa['rss']:.0f} MB (`lmlab ngram eval`, incl. reading and tokenizing the text) "
+    lines.append(f"| load binary + query {words / 1e6:.2f}M words | trie {qa['wall']:.1f} s / {qa['cpu']:.1f} s / "
+                 f"{qa['rss']:.0f} MB; probing {qd['wall']:.1f} s / {qd['cpu']:.1f} s / {qd['rss']:.0f} MB "
+                 f"(`lmlab ngram eval`, incl. reading and tokenizing the text) "
                  f"| probing {qb['wall']:.1f} s / {qb['cpu']:.1f} s / {qb['rss']:.0f} MB; "
                  f"trie {qc['wall']:.1f} s / {qc['cpu']:.1f} s / {qc['rss']:.0f} MB |")
     pa = float(re.search(r"Perplexity including OOVs:\s+(\S+)", qa["out"]).group(1))
@@ -322,6 +327,7 @@ def main() -> None:
     lines += ["", f"Perplexity of the training prefix itself: lmlab (binary) {pa:.6f}, KenLM query (probing) {pb:.6f}.",
               "", "| file | bytes |", "|---|---|"]
     for label, path in [("ARPA", arpa), ("lmlab .lmbin (float64)", lmbin), ("lmlab .lmbin -q 8 -b 8", q8),
+                        ("lmlab .lmbin --structure probing (float32; trie + hash tables)", hashed),
                         ("KenLM probing", probing), ("KenLM trie", trie), ("KenLM trie -q 8 -b 8", t8)]:
         lines.append(f"| {label} | {path.stat().st_size:,} |")
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -381,3 +381,25 @@ def test_demo_options_are_checked_before_any_work(cli, tmp_path, args, option):
     """Round 3's sweep: `lmlab demo --budget -5` ran, skipped every family and exited 0."""
     _one_line_error(cli("demo", "--out", str(tmp_path / "demo"), *args), option)
     assert not (tmp_path / "demo").exists()
+
+
+def test_ngram_eval_reads_a_text_file_in_pieces(cli, tmp_path, monkeypatch):
+    """``ngram eval`` reads a plain or gzipped text file a piece at a time: the same numbers as from stdin
+    (read whole); a gzip stream cut short, or bytes that are not UTF-8 past the first piece, are one-line errors."""
+    from lmlab.ngram import read_arpa, write_arpa
+
+    model = tmp_path / "m.arpa"
+    write_arpa(read_arpa(Path(__file__).parents[1] / "fixtures" / "kenlm" / "mkn3.arpa.gz"), model)
+    text = ("the cat sat on the mat .\n" * 4000).encode()
+    (tmp_path / "t.txt").write_bytes(text)
+    (tmp_path / "t.txt.gz").write_bytes(gzip.compress(text))
+    piped = cli("ngram", "eval", str(model), "-", input=text.decode())
+    for name in ("t.txt", "t.txt.gz"):
+        result = cli("ngram", "eval", str(model), str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[:4] == piped.stdout.splitlines()[:4]
+    (tmp_path / "cut.gz").write_bytes(gzip.compress(text)[:-40])
+    _one_line_error(cli("ngram", "eval", str(model), str(tmp_path / "cut.gz")), "cut.gz", "truncated or corrupt gzip")
+    (tmp_path / "bad.txt").write_bytes(text + b"caf\xe9\n")
+    _one_line_error(cli("ngram", "eval", str(model), str(tmp_path / "bad.txt")), "bad.txt",
+                    f"not valid UTF-8 at byte {len(text) + 3}")

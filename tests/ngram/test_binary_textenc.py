@@ -94,10 +94,31 @@ def test_binary_model_vocabulary_and_piecewise_evaluation(tmp_path, test_sentenc
 
 
 def test_utf8_error_names_the_offset_in_the_whole_text(monkeypatch):
+    import io
+
     monkeypatch.setattr(textenc, "PIECE", 100)
     vocab = Vocabulary(["a"])
-    with pytest.raises(DataError, match=r"^t.txt: not valid UTF-8 at byte 1003$"):
-        list(textenc.encode_pieces(b"a a\n" * 250 + b"aaa\xff\n", vocab, "t.txt"))
+    for data in (b"a a\n" * 250 + b"aaa\xff\n", io.BytesIO(b"a a\n" * 250 + b"aaa\xff\n")):  # bytes, or a file
+        with pytest.raises(DataError, match=r"^t.txt: not valid UTF-8 at byte 1003$"):
+            list(textenc.encode_pieces(data, vocab, "t.txt"))
+
+
+@pytest.mark.parametrize("size", [7, 100, 1 << 20])
+def test_a_file_read_in_pieces_encodes_as_its_bytes(size, test_sentences):
+    """A binary file object is read ``size`` bytes at a time (lines longer than that carried over): the
+    same pieces' contents, the same evaluation, as the whole bytes."""
+    import io
+
+    arpa = read_arpa(KENLM / "mkn3.arpa.gz")
+    data = ("\n".join(" ".join(s) for s in test_sentences[:400]) + "\n\n  \nlast line without newline").encode()
+    whole = list(textenc.encode_pieces(data, arpa.vocab, size=size))
+    streamed = list(textenc.encode_pieces(io.BytesIO(data), arpa.vocab, size=size))
+    assert np.array_equal(np.concatenate([p[0] for p in whole]), np.concatenate([p[0] for p in streamed]))
+    assert sum(p[3] for p in whole) == sum(p[3] for p in streamed)
+    parts = list(textenc.stream_pieces(io.BytesIO(data), size))
+    assert b"".join(piece for _, piece in parts) == data and all(p.endswith(b"\n") for _, p in parts[:-1])
+    assert [lo for lo, _ in parts] == list(np.cumsum([0] + [len(p) for _, p in parts[:-1]]))
+    assert arpa.evaluate_text(io.BytesIO(data)) == arpa.evaluate_text(data)
 
 
 def test_arpa_decimal_fast_path_is_strtod_bit_for_bit():

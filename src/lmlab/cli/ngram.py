@@ -50,6 +50,43 @@ def _read_bytes(spec: str) -> bytes | None:
     return raw
 
 
+class _TextFile:
+    """A text file read a piece at a time (``read(n)``), gunzipped; gzip errors become one-line errors."""
+
+    def __init__(self, f, spec: str):
+        self.f, self.spec = f, spec
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self.f.read(n)
+        except (EOFError, OSError, gzip.BadGzipFile) as err:
+            raise DataError(f"{self.spec}: a truncated or corrupt gzip file ({err})") from None
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _open_text(spec: str) -> _TextFile | None:
+    """A text file to read in pieces, its first bytes checked as :func:`_read_bytes` checks the whole
+    (known binary formats refused); None for '-' or when ``spec`` is not a file."""
+    path = Path(spec)
+    if spec == "-" or not path.is_file():
+        return None
+    f = open(path, "rb")
+    try:
+        if f.read(2) == b"\x1f\x8b":
+            f.close()
+            f = gzip.open(path, "rb")
+        f.seek(0)
+        stream = _TextFile(f, spec)
+        check_text(stream.read(8192), spec)
+        f.seek(0)
+    except BaseException:
+        f.close()
+        raise
+    return stream
+
+
 def _where(spec: str) -> str:
     return "stdin" if spec == "-" else spec
 
@@ -291,13 +328,18 @@ def eval_cmd(
     from ..ngram import Text
 
     model = _load(model_path)
-    raw = None if lowercase or tokenize else _read_bytes(text)
-    if raw is not None:  # a tokenized file as it is: split and encoded in one pass, no Python list per sentence
-        ev = model.evaluate_text(raw, _where(text))
+    stream = None if lowercase or tokenize else _open_text(text)  # a file: read a piece at a time
+    raw = None if stream is not None or lowercase or tokenize else _read_bytes(text)
+    if stream is not None or raw is not None:  # tokenized text as it is: split and encoded in one pass
+        try:
+            ev = model.evaluate_text(raw if stream is None else stream, _where(text))
+        finally:
+            if stream is not None:
+                stream.close()
         if not ev.sentences:
             raise DataError(f"{_where(text)}: no sentences (the file is empty)")
         if ev.oovs > HIGH_OOV * ev.tokens:  # (the diagnosis says nothing below this rate)
-            warn_oov(model.vocab.index, Text(raw, _where(text)).sentences())
+            warn_oov(model.vocab.index, Text(raw if raw is not None else _read_bytes(text), _where(text)).sentences())
     else:
         sentences = read_text(text, "test", lowercase, tokenize)
         ev = model.evaluate(sentences)

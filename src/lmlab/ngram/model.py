@@ -470,8 +470,9 @@ class NgramModel:
         ids, pos, _ = encode(sentences, self.vocab)
         return self.evaluate_stream(ids, pos, len(sentences))
 
-    def evaluate_text(self, data: bytes | str, where: str = "text") -> Evaluation:
-        """:meth:`evaluate` of tokenized text (one sentence per line, blank lines skipped), read in one pass."""
+    def evaluate_text(self, data, where: str = "text") -> Evaluation:
+        """:meth:`evaluate` of tokenized text (one sentence per line, blank lines skipped), read in one pass:
+        bytes, a str, or a binary file object (then read a piece at a time, never held whole)."""
         from .textenc import encode_pieces
 
         total, in_vocab = ExactSum(), ExactSum()  # each piece's scores are added as they come, then dropped

@@ -359,22 +359,47 @@ def encode_text(data: bytes | str, vocab: Vocabulary, where: str = "text") -> tu
     return ids, pos, sum(p[2] for p in parts), sum(p[3] for p in parts)
 
 
-def encode_pieces(data: bytes | str, vocab, where: str = "text", size: int | None = None):
-    """Yield (ids, pos, n_oov, n_sentences) per piece of tokenized text (see the module docstring).
+def stream_pieces(f, size: int):
+    """(offset, bytes) of the pieces of a binary file object read ``size`` bytes at a time, each ending
+    after a newline (or at the end): :func:`pieces` without holding the whole text."""
+    at = 0
+    carry = b""
+    while True:
+        chunk = f.read(size)
+        if not chunk:
+            if carry:
+                yield at, carry
+            return
+        data = carry + chunk
+        cut = data.rfind(b"\n") + 1
+        if not cut:  # (a line longer than the piece: read on)
+            carry = data
+            continue
+        yield at, data[:cut]
+        at += cut
+        carry = data[cut:]
+
+
+def encode_pieces(data, vocab, where: str = "text", size: int | None = None):
+    """Yield (ids, pos, n_oov, n_sentences) per piece of tokenized text (see the module docstring):
+    ``data`` is bytes, a str, or a binary file object read a piece at a time.
 
     Invalid UTF-8 raises :class:`DataError` naming the byte offset in the whole text."""
     from .counts import _only_plain_spaces
 
     if isinstance(data, str):
         data = data.encode("utf-8")
-    view = memoryview(data)
+    size = PIECE if size is None else size
+    if hasattr(data, "read"):
+        source = stream_pieces(data, size)
+    else:
+        source = ((lo, data[lo:hi]) for lo, hi in pieces(data, size))
     kernels = _kernels()
-    for lo, hi in pieces(data, PIECE if size is None else size):
+    for lo, piece in source:
         try:
-            str(view[lo:hi], "utf-8")
+            str(piece, "utf-8")
         except UnicodeDecodeError as err:
             raise DataError(f"{where}: not valid UTF-8 at byte {lo + err.start}") from None
-        piece = data[lo:hi]
         if kernels is None or not _only_plain_spaces(piece):
             ids, pos, n_oov, n = _encode_with_dict(piece, vocab, where)
             if n:
