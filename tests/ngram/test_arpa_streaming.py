@@ -144,3 +144,13 @@ def test_compiled_line_tokenizer_matches_the_numpy_one(monkeypatch):
         for bad, n, top in ((b"-1 a b\n", 3, False), (b"-1 a b c d e\n", 3, False), (b"-1 a b c -0.5\n", 3, True)):
             with pytest.raises(arpa._Fallback):
                 rows(kernels, np.frombuffer(bad, dtype=np.uint8), n, top)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_unigram_and_bigram_files(order, tmp_path, train_sentences):
+    """The top order's back-offs are zeros that are never parsed or gathered; a unigram model's only order is its top."""
+    m = build(train_sentences[:200], order)
+    write_arpa(m, tmp_path / "m.arpa")
+    streamed = arpa._read_streaming(str(tmp_path / "m.arpa"))
+    _same(streamed, arpa._read_general(str(tmp_path / "m.arpa")))
+    assert not streamed.backoff[-1].any() and len(streamed.backoff[-1]) == m.sizes()[-1]

@@ -761,7 +761,7 @@ def _section_rows(b, n: int, top: bool):
             raise _Fallback
         starts, ends = starts[:got], ends[:got]
         probs = _floats(b, starts[:, 0], ends[:, 0])
-        bos = np.zeros(got)
+        bos = np.zeros(0 if top else got)  # (the top order has none)
         has_bo = np.flatnonzero(starts[:, n + 1] >= 0)
         if len(has_bo):
             bos[has_bo] = _floats(b, starts[has_bo, n + 1], ends[has_bo, n + 1])
@@ -773,7 +773,7 @@ def _section_rows(b, n: int, top: bool):
         raise _Fallback
     first = np.cumsum(filled) - filled  # index of each line's first token (its prob)
     probs = _floats(b, start[first], end[first])
-    bos = np.zeros(len(first))
+    bos = np.zeros(0 if top else len(first))
     has_bo = np.flatnonzero(filled == n + 2)
     if len(has_bo):
         last = first[has_bo] + n + 1
@@ -805,14 +805,15 @@ def _read_streaming(path: str) -> NgramModel:
         if len(key) != declared[order]:
             raise FormatError(f"{path}: \\{order}-grams: has {len(key)} entries, header says {declared[order]}")
         sort = _parallel_argsort(key, pool, workers)
+        top = order == max(declared)  # (the top order has no back-offs: zeros that are never written)
         gathered = [pool.submit(lambda i: np.concatenate([g[i] for g in got])[sort] if got else np.zeros(0), i)
-                    for i in (1, 2)]  # the values gathered in the pool while the keys are checked here
+                    for i in ((1,) if top else (1, 2))]  # the values gathered in the pool while the keys are checked
         key = key[sort]
         if len(key) > 1 and (key[1:] == key[:-1]).any():
             raise _Fallback
         keys.append(key)
         lp.append(gathered[0].result())
-        bo.append(gathered[1].result())
+        bo.append(np.zeros(len(key)) if top else gathered[1].result())
 
     def unigrams(b: np.ndarray, top: bool) -> None:
         nonlocal vocab, table
@@ -833,7 +834,8 @@ def _read_streaming(path: str) -> NgramModel:
         lp.append(np.full(V, LOG10_ZERO))
         bo.append(np.zeros(V))
         lp[0][ids] = probs
-        bo[0][ids] = bos
+        if len(bos):  # (a unigram model's only order is the top: no back-offs)
+            bo[0][ids] = bos
         if _kernels() is None:  # (with numba, words are looked up by textenc's byte hash instead)
             table = _WordTable(b, ws[:, 0], we[:, 0], ids)
 
