@@ -154,3 +154,10 @@ def test_unigram_and_bigram_files(order, tmp_path, train_sentences):
     streamed = arpa._read_streaming(str(tmp_path / "m.arpa"))
     _same(streamed, arpa._read_general(str(tmp_path / "m.arpa")))
     assert not streamed.backoff[-1].any() and len(streamed.backoff[-1]) == m.sizes()[-1]
+
+
+def test_reading_without_malloc_trim(monkeypatch):
+    """Where the C library has no ``malloc_trim`` (not glibc) the heap is simply not trimmed."""
+    monkeypatch.setattr(arpa, "_MALLOC_TRIM", False)
+    path = str(KENLM / "mkn3.arpa.gz")
+    _same(arpa._read_streaming(path), arpa._read_general(path))

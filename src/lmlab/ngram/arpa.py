@@ -523,6 +523,28 @@ def _parallel_argsort(key: np.ndarray, pool, workers: int) -> np.ndarray:
     return order[np.argsort(key[order], kind="stable")]  # (ties keep left before right: still stable)
 
 
+def _trim_heap() -> None:
+    """Hand the C heap's free memory back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    The parsing threads allocate and free many work arrays, each thread in its own malloc arena, and
+    freed memory stays in the process: measured on the 1.8 GB ARPA file of a 28.5M-word 5-gram,
+    ~360 MB of it at the end of the read. Returned before each order's sort (the read's peaks), it
+    is not counted twice."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):  # (not glibc)
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
+
+
 class _Fallback(Exception):
     """The streaming reader cannot take this file: the general reader reads it (and names any error)."""
 
@@ -801,11 +823,15 @@ def _read_streaming(path: str) -> NgramModel:
         if order == 1:
             return
         got = [g if isinstance(g, tuple) else g.result() for g in parts.pop(order)]
+        _trim_heap()  # (the parsing threads' freed work arrays go back to the system before the sort's peak)
         key = np.concatenate([g[0] for g in got]) if got else np.zeros(0, dtype=np.int64)
+        got = [(None, *g[1:]) for g in got]  # (the blocks' keys are freed before the sort)
         if len(key) != declared[order]:
             raise FormatError(f"{path}: \\{order}-grams: has {len(key)} entries, header says {declared[order]}")
-        sort = _parallel_argsort(key, pool, workers)
         top = order == max(declared)  # (the top order has no back-offs: zeros that are never written)
+        # the top order, the biggest, is sorted in one piece: the parallel sort's halves and merge would
+        # hold about three more copies of its permutation at the model's peak
+        sort = np.argsort(key, kind="stable") if top else _parallel_argsort(key, pool, workers)
         gathered = [pool.submit(lambda i: np.concatenate([g[i] for g in got])[sort] if got else np.zeros(0), i)
                     for i in ((1,) if top else (1, 2))]  # the values gathered in the pool while the keys are checked
         key = key[sort]
