@@ -253,11 +253,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ngram-scale-"))
     lines = ["# n-grams at scale: lmlab vs KenLM", "",
              f"Command: `LMLAB_BENCH_CACHE=<dir> .venv/bin/python benchmarks/ngram_scale.py --sizes {args.sizes} "
-             f"--orders {args.orders} --memory {args.memory}`", "",
+             f"--orders {args.orders} --memory {args.memory}{' --no-query' if args.no_query else ''}`", "",
              f"Corpus: {what} (real text, no duplicates; each size is a prefix). Test: wiki-vital test split. "
              f"KenLM: {note}. Both with `-S {args.memory}` and a temporary folder on the same disk. "
-             "One process at a time, lmlab and KenLM alternating, one run each, on a 2-core machine shared "
-             "with other jobs (load average > 4 during the runs): treat the times as rough.", "",
+             "One process at a time, lmlab and KenLM alternating, one run each, on a 2-core machine "
+             f"(load average {os.getloadavg()[0]:.1f} at the start).", "",
              "## Estimation (MKN, to ARPA)", "",
              "| words | order | lmlab wall / CPU / peak RSS | lmplz wall / CPU / peak RSS | wall ratio | RSS ratio "
              "| ppl lmlab | ppl lmplz | rel. diff |",
