@@ -105,14 +105,15 @@ def test_refusals(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="trie, probing"):
         write_binary(arpa, tmp_path / "q.lmbin", structure="hash")
     assert not (tmp_path / "q.lmbin").exists()
-    real = ngram_hashes
+    real = binary_mod._hash_orders
 
-    def colliding(model):
-        hashes = real(model)
-        hashes[1][7] = hashes[1][3]
-        return hashes
+    def colliding(model):  # (the tables are made one order at a time, from these hashes)
+        for n, hashes in enumerate(real(model), start=2):
+            if n == 3:
+                hashes[7] = hashes[3]
+            yield hashes
 
-    monkeypatch.setattr(binary_mod, "ngram_hashes", colliding)
+    monkeypatch.setattr(binary_mod, "_hash_orders", colliding)
     with pytest.raises(FormatError, match="1 3-grams share a 64-bit hash"):
         write_binary(arpa, tmp_path / "c.lmbin", structure="probing")
     assert not (tmp_path / "c.lmbin").exists()

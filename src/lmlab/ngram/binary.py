@@ -177,24 +177,42 @@ def check_structure(structure: str, prob_bits: int, backoff_bits: int, what: str
                          "(as in KenLM)")
 
 
-def _probing_sections(model: NgramModel, bits: int, path) -> list[tuple[str, np.ndarray]]:
-    """Per order n >= 2 the filled hash table, flat uint32 (see the probing notes above)."""
-    out = []
+class _Lazy:
+    """A section of known type and length whose array is made only when it is written (then dropped)."""
+
+    def __init__(self, dtype, size: int, make):
+        self.dtype, self.size, self.make = np.dtype(dtype), int(size), make
+        self.nbytes = self.size * self.dtype.itemsize
+
+
+def _probing_sections(model: NgramModel, bits: int, path) -> list[tuple[str, _Lazy]]:
+    """Per order n >= 2 its hash table, flat uint32 (see the probing notes above), made as it is written:
+    one order's hashes and table in memory at a time."""
     dtype = np.float64 if bits == 64 else np.float32
     pcol, bcol = _value_columns(bits)
-    for n, hashes in enumerate(ngram_hashes(model), start=2):
-        count = len(hashes)
+    orders = _hash_orders(model)
+
+    def table(n: int, slots: int, width: int):
+        def make() -> np.ndarray:
+            hashes = next(orders)
+            top = n == model.order
+            words = np.zeros((slots, width), dtype=np.uint32)
+            probs = np.ascontiguousarray(np.asarray(model.logprob[n - 1], dtype=np.float64))
+            backoffs = np.zeros(0) if top else np.ascontiguousarray(np.asarray(model.backoff[n - 1], dtype=np.float64))
+            dup = INSERT(hashes, probs, backoffs, words, words.view(dtype), pcol, bcol)
+            if dup:
+                raise FormatError(f"{path}: {dup} {n}-grams share a 64-bit hash with another; write the trie structure")
+            return words.reshape(-1)
+        return make
+
+    out = []
+    for n in range(2, model.order + 1):
+        count = model.sizes()[n - 1]
         slots = max(int(count * PROBING_MULTIPLIER) + 1, count + 1)
         if slots >= 1 << 32:
             raise FormatError(f"{path}: {count:,} {n}-grams are too many for one probing table; write the trie")
-        top = n == model.order
-        words = np.zeros((slots, _slot_words(bits, top)), dtype=np.uint32)
-        probs = np.ascontiguousarray(np.asarray(model.logprob[n - 1], dtype=np.float64))
-        backoffs = (np.zeros(0) if top else np.ascontiguousarray(np.asarray(model.backoff[n - 1], dtype=np.float64)))
-        dup = INSERT(hashes, probs, backoffs, words, words.view(dtype), pcol, bcol)
-        if dup:
-            raise FormatError(f"{path}: {dup} {n}-grams share a 64-bit hash with another; write the trie structure")
-        out.append((f"probing.{n}", words.reshape(-1)))
+        width = _slot_words(bits, n == model.order)
+        out.append((f"probing.{n}", _Lazy(np.uint32, slots * width, table(n, slots, width))))
     return out
 
 
@@ -203,7 +221,8 @@ def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int | No
     """Write ``model`` as a binary file (atomically); ``*_bits``: 64, 32 or 2..16 (see the module docstring;
     None: 64 for the trie, 32 for probing, see :func:`value_bits`). ``structure="probing"`` adds KenLM-style
     hash tables that the query kernel uses instead of the trie (the trie's sections stay: every other
-    use of the model reads them; they hold the same widths)."""
+    use of the model reads them; they hold the same widths). The sections are streamed into the file
+    (the probing tables made one order at a time), the prefix with its checksums written last."""
     prob_bits, backoff_bits = value_bits(structure, prob_bits, backoff_bits)
     check_bits(prob_bits, "prob_bits")
     check_bits(backoff_bits, "backoff_bits")
@@ -212,7 +231,7 @@ def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int | No
     for w in words:
         if not w or any(c.isspace() for c in w):
             raise FormatError(f"{path}: the word {w!r} cannot be stored (empty or with whitespace)")
-    sections: list[tuple[str, np.ndarray]] = [("vocab", np.frombuffer("\n".join(words).encode("utf-8"), dtype=np.uint8))]
+    sections: list = [("vocab", np.frombuffer("\n".join(words).encode("utf-8"), dtype=np.uint8))]
     N = model.order
     for n in range(1, N + 1):
         if n >= 2:
@@ -229,19 +248,6 @@ def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int | No
         offset = -(-offset // _ALIGN) * _ALIGN
         table.append({"name": name, "dtype": a.dtype.str, "offset": offset, "length": int(a.size)})
         offset += a.nbytes
-    payload_size = offset
-    crc = 0
-    pad = bytes(_ALIGN)
-    pieces = []  # (padding before, bytes of the section)
-    at = 0
-    for entry, (_, a) in zip(table, sections):
-        gap = entry["offset"] - at
-        raw = memoryview(a).cast("B")
-        pieces.append((gap, raw))
-        crc = zlib.crc32(pad[:gap], crc)
-        for lo in range(0, len(raw), _CRC_BLOCK):
-            crc = zlib.crc32(raw[lo: lo + _CRC_BLOCK], crc)
-        at = entry["offset"] + a.nbytes
     header = {"format": "lmlab n-gram binary", "order": N, "vocab_size": model.V, "sizes": model.sizes(),
               "prob_bits": prob_bits, "backoff_bits": backoff_bits, "suffix_closed": _suffix_closed(model),
               "structure": structure if N >= 2 else "trie",
@@ -250,14 +256,25 @@ def write_binary(model: NgramModel, path: str | os.PathLike, prob_bits: int | No
     text = json.dumps(header, sort_keys=True).encode("utf-8")
     start = -(-(_PREFIX.size + len(text)) // _ALIGN) * _ALIGN
     text += b" " * (start - _PREFIX.size - len(text))  # pad the JSON with spaces up to the payload
-    size = start + payload_size
-    prefix = _PREFIX.pack(MAGIC, VERSION, len(text), _header_crc(VERSION, len(text), crc, size, text), crc, size)
+    size = start + offset
+    crc = 0
+    pad = bytes(_ALIGN)
     with atomic_open(path) as f:
-        f.write(prefix)
+        f.write(bytes(_PREFIX.size))  # (the prefix holds the payload's checksum: written when it is known)
         f.write(text)
-        for gap, raw in pieces:
+        at = 0
+        for entry, (_, a) in zip(table, sections):
+            gap = entry["offset"] - at
             f.write(pad[:gap])
+            crc = zlib.crc32(pad[:gap], crc)
+            raw = memoryview(a.make() if isinstance(a, _Lazy) else a).cast("B")
+            for lo in range(0, len(raw), _CRC_BLOCK):
+                crc = zlib.crc32(raw[lo: lo + _CRC_BLOCK], crc)
             f.write(raw)
+            at = entry["offset"] + len(raw)
+            del raw
+        f.seek(0)
+        f.write(_PREFIX.pack(MAGIC, VERSION, len(text), _header_crc(VERSION, len(text), crc, size, text), crc, size))
 
 
 def _children(keys: np.ndarray, V: int, n_prefixes: int) -> np.ndarray:
@@ -444,21 +461,27 @@ def _extend(h, w):
     return x if x != _ZERO else _ONE
 
 
-def ngram_hashes(model: NgramModel) -> list[np.ndarray]:
-    """Per order n >= 2 (index n - 2) the uint64 hash of each listed n-gram in key order, computed from
-    its prefix's hash as :func:`_extend` does (numpy, vectorised; same values bit for bit)."""
+def _hash_orders(model: NgramModel):
+    """Yield per order n >= 2 the uint64 hash of each listed n-gram in key order, computed from its
+    prefix's hash as :func:`_extend` does (numpy, vectorised; same values bit for bit); only the
+    order before is kept."""
     V = model.V
     with np.errstate(over="ignore"):
         h = _mix(np.arange(V, dtype=np.uint64) + _GOLD)
-        out = []
-        for n in range(2, model.order + 1):
-            keys = np.asarray(model.keys[n - 1], dtype=np.int64)
-            prefix = keys // V
-            w = (keys - prefix * V).astype(np.uint64)
+    for n in range(2, model.order + 1):
+        keys = np.asarray(model.keys[n - 1], dtype=np.int64)
+        prefix = keys // V
+        w = (keys - prefix * V).astype(np.uint64)
+        with np.errstate(over="ignore"):
             h = _mix((h[prefix] * _GOLD) ^ (w + _ONE))
-            h[h == 0] = _ONE
-            out.append(h)
-    return out
+        h[h == 0] = _ONE
+        del prefix, w
+        yield h
+
+
+def ngram_hashes(model: NgramModel) -> list[np.ndarray]:
+    """Per order n >= 2 (index n - 2) the hashes :func:`_hash_orders` yields."""
+    return list(_hash_orders(model))
 
 
 def _slot_words(bits: int, top: bool) -> int:
