@@ -156,6 +156,7 @@ def test_cli_probing(tmp_path, cli):
     assert r.exit_code == 0, r.stderr
     assert read_binary(f32).info["binary"]["structure"] == "probing"
     assert read_binary(f32).info["binary"]["prob_bits"] == 32  # KenLM's probing values by default
+    assert "binary probing, float32 values" in " ".join(run("check", f32).stdout.split())  # (rich wraps lines)
     ref = run("eval", KENLM / "mkn5.arpa.gz", KENLM / "test.txt").stdout
     assert ppl(run("eval", f32, KENLM / "test.txt").stdout) == pytest.approx(ppl(ref), rel=1e-7)
     r = run("binarize", "--structure", "probing", "-q", "64", "-b", "64", KENLM / "mkn5.arpa.gz", out)

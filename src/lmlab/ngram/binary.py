@@ -703,6 +703,13 @@ class BinaryNgramModel(NgramModel):
     def index(self):
         return None
 
+    def describe(self) -> str:
+        b = self.info.get("binary", {})
+        bits = b.get("prob_bits"), b.get("backoff_bits")
+        names = [{64: "float64", 32: "float32"}.get(x, f"{x}-bit quantised") for x in bits]
+        values = names[0] if bits[0] == bits[1] else f"{names[0]} probability, {names[1]} back-off"
+        return f"{super().describe()}; binary {b.get('structure', 'trie')}, {values} values"
+
     def use_compiled(self, positions: int | None = None) -> bool:  # (the trie kernel needs no index)
         return self.order >= 2 and _trie_scorer() is not None
 
