@@ -10,10 +10,10 @@ no listed variant is compiled just in time as before). The module and its manife
 beside ``lmlab/_numba.py``; they are build outputs, not in git. Compiling takes about 30 s.
 
 The variants: the text encoder's kernels (and the counting pass's word numbering, and the merge-join
-of big on-disk builds), the exact-sum partials, the ARPA line tokenizer and number parser, the hash-table scorer, and
-the trie scorer and trie step of binary models and the probing scorer, for orders 2-6 with float64
-or float32 (``-q 32``) values (8-bit quantised trie columns use the same variants with their code
-arrays; other code widths, and higher orders, use the JIT).
+of big on-disk builds), the exact-sum partials, the ARPA line tokenizer, number parser and line
+writer, the hash-table scorer, and the trie scorer and trie step of binary models and the probing
+scorer, for orders 2-6 with float64 or float32 (``-q 32``) values (8-bit quantised trie columns use
+the same variants with their code arrays; other code widths, and higher orders, use the JIT).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def variants() -> list[tuple[object, str, list]]:
         (intern, "intern", [U1, I8, I4, "int", U1, I8, I8, I8, I8]),
         (model.PARTIALS, "partials", [F8, F8]),
         (arpa.DECIMALS, "decimal_floats", [U1, I8, I8, F8, B1]),
+        (arpa.FORMAT_LINES, "format_lines", [["int64", 2], F8, F8, U1, I8, I8, U1]),
         (arpa.LINE_TOKENS, "line_tokens", [U1, "int", "bool", ["int64", 2], ["int64", 2]]),
         (ondisk.MERGE_JOIN, "merge_join", [["uint8", 2], ["uint8", 2], I8]),
         (model.SCORER, "score_table", [I8, I8, "int", "int", ["int64", 2], I8, I8, I8, ["float64", 2], "bool",

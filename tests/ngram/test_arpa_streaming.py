@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from _ngramkit import KENLM
@@ -161,3 +163,29 @@ def test_reading_without_malloc_trim(monkeypatch):
     monkeypatch.setattr(arpa, "_MALLOC_TRIM", False)
     path = str(KENLM / "mkn3.arpa.gz")
     _same(arpa._read_streaming(path), arpa._read_general(path))
+
+
+def test_compiled_line_writer_writes_the_numpy_bytes(monkeypatch):
+    """The one-pass ARPA line writer (:func:`arpa._format_lines`) gives the numpy writer's bytes, edge
+    values included (-99, 0, -0.0, values that round to 0 or to a whole number, |value| >= 1000), and
+    refuses a value too large for the field with the same one-line error."""
+    pytest.importorskip("numba")
+    words = ["<unk>", "<s>", "</s>"] + [f"w{i}é" for i in range(300)]
+    writer = arpa.ArpaWriter(open(os.devnull, "wb"), words, [len(words)])
+    rng = np.random.default_rng(0)
+    M = 5000
+    ids = rng.integers(0, len(words), (M, 3))
+    lp = -np.abs(rng.normal(0, 3, M)) * 10.0 ** rng.integers(-12, 3, M)
+    lp[:16] = [-99, 0, -0.0, 1e-11, -1e-11, -5e-11, -0.5, -1.25, -999.99999999996, -1000.5, -123456.7, 5e-11,
+               -1.00000000005, 2.5, -1e-10, -99.0000000001]
+    bo = rng.normal(0, 1, M)
+    for backoff in (bo, None):
+        fast = arpa._ngram_lines(ids, lp, backoff, writer.words, arpa._Buffers(writer.blob)).tobytes()
+        slow = arpa._ngram_lines_numpy(ids, lp, backoff, writer.words, arpa._Buffers(writer.blob)).tobytes()
+        assert fast == slow
+    for bad in (1e6, -2e6, float("inf"), float("nan")):
+        values = lp[:3].copy()
+        values[1] = bad
+        for f in (arpa._ngram_lines, arpa._ngram_lines_numpy):
+            with pytest.raises(FormatError, match="too large for an ARPA log10 field"), np.errstate(invalid="ignore"):
+                f(ids[:3], values, bo[:3], writer.words, arpa._Buffers(writer.blob))

@@ -17,14 +17,16 @@ log10 back-off weight of the n-gram as a history (0 when it has no extensions).
 
 Writer: probabilities are held in memory rounded to 10 decimals (see
 :func:`lmlab.ngram.smoothing.quantize`) and written with exactly those digits,
-so reading a written file gives back bit-identical numbers and scores. The text
-is assembled with numpy, not a Python loop per n-gram: per chunk of 8192 lines, the
-numbers are formatted into fixed 24-byte records with lookup tables of digit groups
-(:func:`_format_records`), and each line's bytes -- number record, word entries of a
-word blob, back-off record -- are gathered in one ``np.take`` (:func:`_ngram_lines`).
-No compiled code (a numba writer was replaced: importing numba and loading its
-cached kernel alone took longer than this whole writer). ``<s>`` is written at -99 (SRILM's
-convention; KenLM writes 0 -- both mean "never predicted").
+so reading a written file gives back bit-identical numbers and scores. No Python loop
+per n-gram: per chunk of 8192 lines, one compiled pass formats each line into a buffer
+(:func:`_format_lines`, compiled ahead of time, so writing imports no numba; an earlier
+numba writer compiled just in time was slower than numpy because of numba's import and
+cache load). Without numba the text is assembled with numpy: the numbers are formatted
+into fixed 24-byte records with lookup tables of digit groups (:func:`_format_records`),
+and each line's bytes -- number record, word entries of a word blob, back-off record --
+are gathered in one ``np.take`` (:func:`_ngram_lines_numpy`). Both write the same bytes
+(tested). ``<s>`` is written at -99 (SRILM's convention; KenLM writes 0 -- both mean
+"never predicted").
 
 Reader: any valid ARPA file (KenLM, SRILM, IRSTLM, lmlab): tabs or spaces,
 missing back-off fields (= 0), blank lines, ``\\data\\`` preceded by comments.
@@ -131,12 +133,116 @@ class _Buffers:
         self.base = len(blob)
         self.src = np.empty(self.base + 2 * _CHUNK * _REC, dtype=np.uint8)
         self.src[: self.base] = np.frombuffer(blob, dtype=np.uint8)
+        self.blob = self.src[: self.base]  # (the word entries, for the compiled writer)
         self.index = np.empty(0, dtype=np.int64)
         self.out = np.empty(0, dtype=np.uint8)
 
 
+def _write_number(x, out, at):
+    """Write log10 value ``x`` at ``out[at]`` as :func:`_format_records` does (rounded to 10 decimals,
+    trailing zeros and a bare '.' dropped); returns the next position, or -1 when it is too large."""
+    if not abs(x) < 1e8:
+        return -1
+    k = np.int64(np.rint(x * 1e10))
+    if k < 0:
+        out[at] = 45  # '-'
+        at += 1
+        k = -k
+    ip = k // 10_000_000_000
+    fp = k - ip * 10_000_000_000
+    if ip >= 1_000_000:
+        return -1
+    digits = 1
+    scale = 1
+    while ip >= scale * 10:
+        scale *= 10
+        digits += 1
+    for _ in range(digits):
+        out[at] = 48 + (ip // scale) % 10
+        at += 1
+        scale //= 10
+    if fp:
+        out[at] = 46  # '.'
+        at += 1
+        scale = 1_000_000_000
+        while fp:
+            d = fp // scale
+            out[at] = 48 + d
+            at += 1
+            fp -= d * scale
+            scale //= 10
+    return at
+
+
+def _format_lines(ids, logprob, backoff, blob, start, length, out):
+    """The ARPA lines of M n-grams, formatted into ``out`` in one pass: "prob\tw1 w2 ...[\tbackoff]\n"
+    (no back-off field when ``backoff`` is empty: the top order). Word w's bytes are
+    ``blob[start[w]:start[w] + length[w]]``. Returns the bytes written, or -(i + 1) when line i's
+    value is too large for the field. The same bytes as :func:`_ngram_lines_numpy`."""
+    top = len(backoff) == 0
+    at = 0
+    for i in range(ids.shape[0]):
+        at = _write_number_compiled(logprob[i], out, at)
+        if at < 0:
+            return -(i + 1)
+        out[at] = 9
+        at += 1
+        for j in range(ids.shape[1]):
+            if j:
+                out[at] = 32
+                at += 1
+            w = ids[i, j]
+            lo = start[w]
+            for q in range(length[w]):
+                out[at + q] = blob[lo + q]
+            at += length[w]
+        if not top:
+            out[at] = 9
+            at = _write_number_compiled(backoff[i], out, at + 1)
+            if at < 0:
+                return -(i + 1)
+        out[at] = 10
+        at += 1
+    return at
+
+
+_write_number_compiled = _write_number
+
+
+def _writer_helpers() -> None:
+    global _write_number_compiled
+    if _write_number_compiled is _write_number:
+        from .._numba import njit
+
+        _write_number_compiled = njit(cache=True, nogil=True, inline="always")(_write_number)
+
+
+FORMAT_LINES = Kernel(_format_lines, _writer_helpers)
+
+
 def _ngram_lines(ids: np.ndarray, logprob: np.ndarray, backoff: np.ndarray | None, words: dict,
                  buf: _Buffers) -> np.ndarray:
+    """The ARPA lines of M n-grams as bytes: compiled in one pass (:func:`_format_lines`) where numba
+    is installed, else with numpy (:func:`_ngram_lines_numpy`); the same bytes either way."""
+    if not have_kernels():
+        return _ngram_lines_numpy(ids, logprob, backoff, words, buf)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    lengths = words["len_first"]
+    bound = len(ids) * 64 + int(lengths[ids].sum()) + ids.size
+    if len(buf.out) < bound:
+        buf.out = np.empty(bound + bound // 4, dtype=np.uint8)
+    values = np.ascontiguousarray(logprob, dtype=np.float64)
+    backs = np.zeros(0) if backoff is None else np.ascontiguousarray(backoff, dtype=np.float64)
+    size = FORMAT_LINES(ids, values, backs, buf.blob, words["off_first"], lengths, buf.out)
+    if size < 0:
+        i = -size - 1
+        bad = values[i] if len(backs) == 0 or _write_number(values[i], np.empty(32, np.uint8), 0) < 0 else backs[i]
+        raise FormatError(f"value {bad!r} too large for an ARPA log10 field")
+    return buf.out[:size]
+
+
+def _ngram_lines_numpy(ids: np.ndarray, logprob: np.ndarray, backoff: np.ndarray | None, words: dict,
+                       buf: _Buffers) -> np.ndarray:
     """The ARPA lines of M n-grams as bytes (a view of ``buf.out``): ``ids`` (M, n) word ids,
     ``logprob`` (M,), ``backoff`` (M,) or None at the top order (no back-off field).
 
