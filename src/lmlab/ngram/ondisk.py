@@ -92,6 +92,7 @@ def _merge_join(table, queries, out):
 
 MERGE_JOIN = Kernel(_merge_join)
 _MERGE_JOIN_ABOVE = 1 << 23  # n-grams of order n-1 (about 8M): above, order n's prefixes are merge-joined
+# (below, too, when the merge-join costs no numba import: compiled ahead of time, or numba already loaded)
 
 
 def _searchsorted_sorted(table: np.ndarray, queries: np.ndarray, compiled: bool = True) -> np.ndarray:
@@ -228,7 +229,8 @@ class OnDisk:
             else:  # the prefixes are in order: look them up in the stretch of order n-1 they span
                 query = np.ascontiguousarray(ids[:, :-1]).view(f"S{4 * (n - 1)}").ravel()
                 lo, hi = _bisect(prev, query[0], False), _bisect(prev, query[-1], True)
-                pre = lo + _searchsorted_sorted(prev[lo:hi], query, len(prev) >= _MERGE_JOIN_ABOVE)
+                pre = lo + _searchsorted_sorted(prev[lo:hi], query,
+                                                len(prev) >= _MERGE_JOIN_ABOVE or MERGE_JOIN.loaded())
             rows.add(block)
             raw.add(counts)
             prefix.add(pre)
