@@ -720,6 +720,8 @@ class BinaryNgramModel(NgramModel):
         matched = np.empty(size, dtype=np.int64)
         is_oov = np.empty(size if compact else 0, dtype=np.bool_)
         sent = np.empty(size if compact else 0, dtype=np.int64)
+        if ("probing", 2) in self._cache:
+            return self._score_probing(ids, pos, compact, logp, matched, is_oov, sent)
         if "trie" not in self._cache:
             lps = [_split_column(self.logprob[n - 1], np.uint8) for n in range(2, N + 1)]
             bos = [_split_column(self.backoff[n - 1], np.uint8) for n in range(2, N)]
@@ -734,8 +736,6 @@ class BinaryNgramModel(NgramModel):
                 tuple(c for _, c in lps), tuple(c for _, c in bos),
                 bool(self.info.get("binary", {}).get("suffix_closed", False)))
         keys, children, uni_lp, uni_bo, lp, bo, lp_codes, bo_codes, closed = self._cache["trie"]
-        if ("probing", 2) in self._cache:
-            return self._score_probing(ids, pos, compact, logp, matched, is_oov, sent)
         rows = np.empty((N, len(ids)), dtype=np.int32 if max(self.sizes()) < 1 << 31 else np.int64)  # (orders, T)
         _trie_scorer()(np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(pos, dtype=np.int64),
                        self.V, N, keys, children, uni_lp, uni_bo, lp, bo, lp_codes, bo_codes, closed, compact,
