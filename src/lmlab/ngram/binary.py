@@ -27,7 +27,7 @@ Layout (little-endian)::
 
 Structures (KenLM's ``build_binary trie`` / ``probing``): every file holds the trie above. A file
 written with ``structure="probing"`` (``lmlab ngram binarize --structure probing``) holds, per
-order n >= 2, a hash table too (section ``probing.n``: one slot per 1/1.5 n-gram with the n-gram's
+order n >= 2, a hash table too (section ``probing.n``: 1.5 slots per n-gram, a filled one holding an n-gram's
 64-bit hash, its probability and back-off side by side; see the notes above
 :func:`_probing_insert`). Scoring then probes those tables, one cache line per look-up, instead of
 bisecting the trie; everything else (sampling, adaptation, writing ARPA) reads the trie. The tables
